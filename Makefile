@@ -1,0 +1,36 @@
+# The two commands of the quickstart:
+#   make book   build the whole book, every cell executed, to book/_build/html/index.html
+#   make test   run the test suite (which also builds the book once, in a temporary folder)
+# Both create (or reuse) the virtual environment .venv and install what they need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+# Two BLAS/torch thread pools fighting over a small machine can be ten times slower.
+export OMP_NUM_THREADS ?= 2
+export MKL_NUM_THREADS ?= 2
+export OPENBLAS_NUM_THREADS ?= 2
+
+.PHONY: book test bench clean autograder
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[book,test]"
+	touch $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build book -W -n --keep-going
+	@echo "Open book/_build/html/index.html"
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/lgm_vs_sklearn.py
+	$(PY) benchmarks/vae_vs_lgm.py
+
+clean:
+	rm -rf book/_build

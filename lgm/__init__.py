@@ -1,0 +1,18 @@
+"""lgm: the linear road of the book, in numpy and scipy (no torch).
+
+Closed-form and iterative PCA, probabilistic PCA, and linear Gaussian models (factor analysis)
+fitted by EM with expected or sampled completion, all through the one loop of
+:mod:`lgm.completion`.
+"""
+from lgm.completion import complete_then_reestimate, converged, run
+from lgm.gaussian import condition_gaussian, gaussian_logpdf, kl_gaussians, lowrank_solve_logdet
+
+__all__ = [
+    "complete_then_reestimate",
+    "converged",
+    "run",
+    "condition_gaussian",
+    "gaussian_logpdf",
+    "kl_gaussians",
+    "lowrank_solve_logdet",
+]

@@ -1,0 +1,105 @@
+"""The one loop of the book: complete the missing latents, then re-estimate the model.
+
+PCA completes each x with a point, the linear Gaussian model with its exact posterior (its
+moments, or samples of it), and the VAE with samples from an encoder. Whatever the model, the loop
+is the same, and it is written only here (implements eq-complete-reestimate):
+
+    for each batch:
+        completion = model.complete(batch, rng)     # fill in z for every x in the batch
+        model.reestimate(batch, completion)         # fit the model to the completed data
+
+A model is any object with those two methods. ``lgm.LGM`` uses the loop for EM with expected
+or sampled completion (one batch: the whole data set); ``nlgm.fit`` uses it for the VAE (many
+minibatches, one gradient step each).
+"""
+import warnings
+
+from tqdm.auto import tqdm
+
+
+def complete_then_reestimate(model, batches, rng):
+    """One sweep of the loop over ``batches``.
+
+    Implements eq-complete-reestimate.
+
+    Parameters
+    ----------
+    model : object
+        Has ``complete(batch, rng) -> completion`` and ``reestimate(batch, completion)``.
+    batches : iterable
+        The data, in the form the model's two methods take (arrays, tensors, statistics).
+    rng : numpy.random.Generator or torch.Generator
+        The source of randomness for sampled completion.
+    """
+    for batch in batches:
+        completion = model.complete(batch, rng)
+        model.reestimate(batch, completion)
+
+
+def converged(tol):
+    """A stopping rule: stop when the score rose by less than ``tol`` in the last iteration."""
+
+    def stop(history):
+        return len(history) >= 2 and history[-1] - history[-2] < tol
+
+    return stop
+
+
+def run(model, batches, *, n_iter, score, rng, stop=None, progress=False, desc=None,
+        on_iteration=None, history=None):
+    """Repeat the loop until ``stop`` says so or ``n_iter`` sweeps are done.
+
+    Parameters
+    ----------
+    model : object
+        See :func:`complete_then_reestimate`.
+    batches : callable
+        ``batches()`` returns the iterable of batches for one sweep (minibatches are reshuffled
+        each sweep).
+    n_iter : int
+        The most sweeps (EM iterations, or epochs).
+    score : callable
+        ``score()`` returns the number to record after a sweep (the mean log-likelihood per
+        sample for the LGM, the validation ELBO for the VAE).
+    rng : numpy.random.Generator or torch.Generator
+    stop : callable, optional
+        ``stop(history) -> bool``, e.g. :func:`converged`.
+    progress : bool
+        Show a tqdm progress bar.
+    desc : str, optional
+        The progress bar's label.
+    on_iteration : callable, optional
+        ``on_iteration(history)`` after each sweep (checkpoints, live plots).
+    history : list of float, optional
+        Scores of earlier sweeps, when training resumes.
+
+    Returns
+    -------
+    history : list of float
+        The scores, earlier ones included. If the user interrupts (Ctrl-C, the notebook's stop
+        button), the loop warns and returns what it has: the model keeps the parameters of the
+        last sweep.
+    stopped : bool
+        Whether ``stop`` ended the loop (rather than ``n_iter``).
+    """
+    history = list(history or [])
+    bar = tqdm(range(n_iter), desc=desc, disable=not progress, leave=False)
+    stopped = False
+    try:
+        for _ in bar:
+            complete_then_reestimate(model, batches(), rng)
+            history.append(float(score()))
+            bar.set_postfix(score=f"{history[-1]:.4f}")
+            if on_iteration is not None:
+                on_iteration(history)
+            if stop is not None and stop(history):
+                stopped = True
+                break
+    except KeyboardInterrupt:
+        warnings.warn(
+            f"Interrupted after {len(history)} sweeps; the model keeps the parameters it had then.",
+            stacklevel=2,
+        )
+    finally:
+        bar.close()
+    return history, stopped

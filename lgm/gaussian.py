@@ -1,0 +1,164 @@
+"""The Gaussian toolkit (chapter 2): densities, conditioning, KL divergence, low-rank-plus-diagonal algebra.
+
+Every later model of the book is built from these few operations. Covariances are handled through
+Cholesky factors, never explicit inverses, and a covariance of the form ``A A^T + D`` is solved
+through the Woodbury identity and the determinant lemma, which cost O(d K^2) instead of O(d^3).
+"""
+import numpy as np
+from scipy import linalg
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+def _cholesky(Sigma, name="Sigma"):
+    """Lower Cholesky factor of a symmetric positive definite matrix, or a clear error."""
+    Sigma = np.asarray(Sigma, dtype=float)
+    if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
+        raise ValueError(f"{name} must be a square (d, d) matrix; got shape {Sigma.shape}.")
+    if not np.allclose(Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=1.0)):
+        raise ValueError(f"{name} must be symmetric.")
+    try:
+        return linalg.cholesky(Sigma, lower=True)
+    except linalg.LinAlgError:
+        raise ValueError(
+            f"{name} must be positive definite (its Cholesky factorisation failed); "
+            "add a small multiple of the identity if it is only semi-definite."
+        ) from None
+
+
+def gaussian_logpdf(X, mu, Sigma):
+    """Log-density of N(mu, Sigma) at each row of X, through a Cholesky factor.
+
+    Implements eq-gauss-logpdf:
+    log N(x; mu, Sigma) = -1/2 [ d log 2pi + log|Sigma| + (x - mu)^T Sigma^{-1} (x - mu) ].
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+    mu : ndarray, shape (d,)
+    Sigma : ndarray, shape (d, d), symmetric positive definite
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    X = np.atleast_2d(np.asarray(X, dtype=float))
+    mu = np.asarray(mu, dtype=float)
+    L = _cholesky(Sigma)
+    d = L.shape[0]
+    if X.shape[1] != d or mu.shape != (d,):
+        raise ValueError(
+            f"X must have shape (N, {d}) and mu shape ({d},) to match Sigma; "
+            f"got X {X.shape} and mu {mu.shape}."
+        )
+    # Solve L y = (x - mu)^T for all rows at once: the Mahalanobis term is |y|^2.
+    Y = linalg.solve_triangular(L, (X - mu).T, lower=True)
+    logdet = 2.0 * np.sum(np.log(np.diag(L)))
+    return -0.5 * (d * LOG_2PI + logdet + np.sum(Y**2, axis=0))
+
+
+def condition_gaussian(mu, Sigma, obs_idx, x_obs):
+    """Mean and covariance of the unobserved block of a Gaussian given the observed block.
+
+    Implements eq-gauss-condition (the Schur complement):
+    m = mu_u + S_uo S_oo^{-1} (x_o - mu_o),  S = S_uu - S_uo S_oo^{-1} S_ou.
+
+    Parameters
+    ----------
+    mu : ndarray, shape (n,)
+        Mean of the joint Gaussian.
+    Sigma : ndarray, shape (n, n)
+        Covariance of the joint Gaussian.
+    obs_idx : sequence of int
+        Indices of the observed coordinates (the rest are unobserved, kept in order).
+    x_obs : ndarray, shape (len(obs_idx),)
+        The observed values.
+
+    Returns
+    -------
+    m : ndarray, shape (n - len(obs_idx),)
+    S : ndarray, shape (n - len(obs_idx), n - len(obs_idx))
+    """
+    mu = np.asarray(mu, dtype=float)
+    Sigma = np.asarray(Sigma, dtype=float)
+    n = mu.shape[0]
+    o = np.asarray(obs_idx, dtype=int)
+    if o.ndim != 1 or len(np.unique(o)) != len(o) or np.any((o < 0) | (o >= n)):
+        raise ValueError(f"obs_idx must be distinct indices in 0..{n - 1}; got {obs_idx!r}.")
+    u = np.setdiff1d(np.arange(n), o)
+    x_obs = np.asarray(x_obs, dtype=float)
+    if x_obs.shape != o.shape:
+        raise ValueError(f"x_obs must have shape {o.shape}, one value per observed index; got {x_obs.shape}.")
+    L = _cholesky(Sigma[np.ix_(o, o)], name="Sigma[obs, obs]")
+    # G = S_oo^{-1} S_ou through two triangular solves.
+    G = linalg.cho_solve((L, True), Sigma[np.ix_(o, u)])
+    m = mu[u] + G.T @ (x_obs - mu[o])
+    S = Sigma[np.ix_(u, u)] - Sigma[np.ix_(u, o)] @ G
+    return m, 0.5 * (S + S.T)
+
+
+def kl_gaussians(m0, S0, m1, S1):
+    """KL( N(m0, S0) || N(m1, S1) ) in nats.
+
+    Implements eq-gauss-kl:
+    1/2 [ tr(S1^{-1} S0) + (m1 - m0)^T S1^{-1} (m1 - m0) - n + log|S1| - log|S0| ].
+
+    Parameters
+    ----------
+    m0, m1 : ndarray, shape (n,)
+    S0, S1 : ndarray, shape (n, n), symmetric positive definite
+
+    Returns
+    -------
+    float
+    """
+    m0, m1 = np.asarray(m0, dtype=float), np.asarray(m1, dtype=float)
+    L0, L1 = _cholesky(S0, "S0"), _cholesky(S1, "S1")
+    n = m0.shape[0]
+    if m1.shape != (n,) or L0.shape != (n, n) or L1.shape != (n, n):
+        raise ValueError("m0, m1 must have shape (n,) and S0, S1 shape (n, n) for the same n.")
+    M = linalg.solve_triangular(L1, L0, lower=True)  # L1^{-1} L0: tr(S1^{-1} S0) = |M|_F^2
+    y = linalg.solve_triangular(L1, m1 - m0, lower=True)
+    logdet0 = 2.0 * np.sum(np.log(np.diag(L0)))
+    logdet1 = 2.0 * np.sum(np.log(np.diag(L1)))
+    return 0.5 * (np.sum(M**2) + y @ y - n + logdet1 - logdet0)
+
+
+def lowrank_solve_logdet(A, D, B=None):
+    """Solve C Y = B and compute log|C| for C = A A^T + diag(D), in O(d K^2) (plus O(d K m) for B).
+
+    Implements eq-woodbury, C^{-1} = D^{-1} - D^{-1} A (I + A^T D^{-1} A)^{-1} A^T D^{-1},
+    and eq-det-lemma, log|C| = log|D| + log|I + A^T D^{-1} A|.
+
+    Parameters
+    ----------
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,), positive
+        The diagonal of the diagonal part.
+    B : ndarray, shape (d,) or (d, m), optional
+        Right-hand side(s).
+
+    Returns
+    -------
+    Y : ndarray, shape of B, or None when B is None
+        C^{-1} B.
+    logdet : float
+        log|C|.
+    """
+    A = np.asarray(A, dtype=float)
+    D = np.asarray(D, dtype=float)
+    if A.ndim != 2 or D.shape != (A.shape[0],):
+        raise ValueError(f"A must have shape (d, K) and D shape (d,); got A {A.shape} and D {D.shape}.")
+    if np.any(D <= 0):
+        raise ValueError("D must be strictly positive for the Woodbury identity.")
+    K = A.shape[1]
+    AD = A / D[:, None]  # D^{-1} A, shape (d, K)
+    M = np.eye(K) + A.T @ AD  # I + A^T D^{-1} A
+    Lm = linalg.cholesky(M, lower=True)
+    logdet = np.sum(np.log(D)) + 2.0 * np.sum(np.log(np.diag(Lm)))
+    if B is None:
+        return None, logdet
+    B = np.asarray(B, dtype=float)
+    DB = B / D.reshape((-1,) + (1,) * (B.ndim - 1))
+    Y = DB - AD @ linalg.cho_solve((Lm, True), AD.T @ B)
+    return Y, logdet
