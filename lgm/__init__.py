@@ -6,6 +6,7 @@ fitted by EM with expected or sampled completion, all through the one loop of
 """
 from lgm.completion import complete_then_reestimate, converged, run
 from lgm.gaussian import condition_gaussian, gaussian_logpdf, kl_gaussians, lowrank_solve_logdet
+from lgm.data import load_digits, make_lgm_data, make_manifold_data
 
 __all__ = [
     "complete_then_reestimate",
@@ -15,4 +16,7 @@ __all__ = [
     "gaussian_logpdf",
     "kl_gaussians",
     "lowrank_solve_logdet",
+    "load_digits",
+    "make_lgm_data",
+    "make_manifold_data",
 ]
