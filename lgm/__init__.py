@@ -6,6 +6,14 @@ fitted by EM with expected or sampled completion, all through the one loop of
 """
 from lgm.completion import complete_then_reestimate, converged, run
 from lgm.gaussian import condition_gaussian, gaussian_logpdf, kl_gaussians, lowrank_solve_logdet
+from lgm.mixture import (
+    GaussianMixture1D,
+    gmm_em_step,
+    gmm_log_joint,
+    gmm_log_likelihood,
+    gmm_m_step,
+    gmm_responsibilities,
+)
 from lgm.data import load_digits, make_lgm_data, make_manifold_data
 
 __all__ = [
@@ -16,6 +24,12 @@ __all__ = [
     "gaussian_logpdf",
     "kl_gaussians",
     "lowrank_solve_logdet",
+    "GaussianMixture1D",
+    "gmm_em_step",
+    "gmm_log_joint",
+    "gmm_log_likelihood",
+    "gmm_m_step",
+    "gmm_responsibilities",
     "load_digits",
     "make_lgm_data",
     "make_manifold_data",

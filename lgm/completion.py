@@ -77,8 +77,8 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False, desc=N
     -------
     history : list of float
         The scores, earlier ones included. If the user interrupts (Ctrl-C, the notebook's stop
-        button), the loop warns and returns what it has: the model keeps the parameters of the
-        last sweep.
+        button), the loop warns and returns what it has: the model keeps the parameters of its
+        last finished ``reestimate`` (with minibatches, that can be part-way through a sweep).
     stopped : bool
         Whether ``stop`` ended the loop (rather than ``n_iter``).
     """

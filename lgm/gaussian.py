@@ -7,6 +7,8 @@ through the Woodbury identity and the determinant lemma, which cost O(d K^2) ins
 import numpy as np
 from scipy import linalg
 
+from lgm._checks import check_data
+
 LOG_2PI = np.log(2.0 * np.pi)
 
 
@@ -15,6 +17,8 @@ def _cholesky(Sigma, name="Sigma"):
     Sigma = np.asarray(Sigma, dtype=float)
     if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
         raise ValueError(f"{name} must be a square (d, d) matrix; got shape {Sigma.shape}.")
+    if not np.all(np.isfinite(Sigma)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
     if not np.allclose(Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=1.0)):
         raise ValueError(f"{name} must be symmetric.")
     try:
@@ -26,6 +30,16 @@ def _cholesky(Sigma, name="Sigma"):
         ) from None
 
 
+def _vector(v, name, n):
+    """``v`` as a finite float vector of shape (n,), or a clear error."""
+    v = np.asarray(v, dtype=float)
+    if v.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},); got shape {v.shape}.")
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return v
+
+
 def gaussian_logpdf(X, mu, Sigma):
     """Log-density of N(mu, Sigma) at each row of X, through a Cholesky factor.
 
@@ -35,22 +49,26 @@ def gaussian_logpdf(X, mu, Sigma):
     Parameters
     ----------
     X : ndarray, shape (N, d)
+        One point per row (a single point of shape (d,) is read as one row).
     mu : ndarray, shape (d,)
     Sigma : ndarray, shape (d, d), symmetric positive definite
 
     Returns
     -------
     ndarray, shape (N,)
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree, an input is not finite, or Sigma is not symmetric positive definite.
     """
-    X = np.atleast_2d(np.asarray(X, dtype=float))
-    mu = np.asarray(mu, dtype=float)
+    X = np.asarray(X, dtype=float)
+    X = check_data(X.reshape(1, -1) if X.ndim == 1 else X)
     L = _cholesky(Sigma)
     d = L.shape[0]
-    if X.shape[1] != d or mu.shape != (d,):
-        raise ValueError(
-            f"X must have shape (N, {d}) and mu shape ({d},) to match Sigma; "
-            f"got X {X.shape} and mu {mu.shape}."
-        )
+    if X.shape[1] != d:
+        raise ValueError(f"X must have shape (N, {d}) to match Sigma (d, d); got X {X.shape}.")
+    mu = _vector(mu, "mu", d)
     # Solve L y = (x - mu)^T for all rows at once: the Mahalanobis term is |y|^2.
     Y = linalg.solve_triangular(L, (X - mu).T, lower=True)
     logdet = 2.0 * np.sum(np.log(np.diag(L)))
@@ -79,16 +97,18 @@ def condition_gaussian(mu, Sigma, obs_idx, x_obs):
     m : ndarray, shape (n - len(obs_idx),)
     S : ndarray, shape (n - len(obs_idx), n - len(obs_idx))
     """
-    mu = np.asarray(mu, dtype=float)
     Sigma = np.asarray(Sigma, dtype=float)
-    n = mu.shape[0]
-    o = np.asarray(obs_idx, dtype=int)
-    if o.ndim != 1 or len(np.unique(o)) != len(o) or np.any((o < 0) | (o >= n)):
-        raise ValueError(f"obs_idx must be distinct indices in 0..{n - 1}; got {obs_idx!r}.")
+    if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
+        raise ValueError(f"Sigma must be a square (n, n) matrix; got shape {Sigma.shape}.")
+    n = Sigma.shape[0]
+    mu = _vector(mu, "mu", n)
+    o = np.asarray(obs_idx)
+    if (o.ndim != 1 or (o.size and not np.issubdtype(o.dtype, np.integer))
+            or len(np.unique(o)) != len(o) or np.any((o < 0) | (o >= n))):
+        raise ValueError(f"obs_idx must be a 1-D sequence of distinct integers in 0..{n - 1}; got {obs_idx!r}.")
+    o = o.astype(int)
     u = np.setdiff1d(np.arange(n), o)
-    x_obs = np.asarray(x_obs, dtype=float)
-    if x_obs.shape != o.shape:
-        raise ValueError(f"x_obs must have shape {o.shape}, one value per observed index; got {x_obs.shape}.")
+    x_obs = _vector(x_obs, "x_obs", len(o))
     L = _cholesky(Sigma[np.ix_(o, o)], name="Sigma[obs, obs]")
     # G = S_oo^{-1} S_ou through two triangular solves.
     G = linalg.cho_solve((L, True), Sigma[np.ix_(o, u)])
@@ -112,11 +132,11 @@ def kl_gaussians(m0, S0, m1, S1):
     -------
     float
     """
-    m0, m1 = np.asarray(m0, dtype=float), np.asarray(m1, dtype=float)
     L0, L1 = _cholesky(S0, "S0"), _cholesky(S1, "S1")
-    n = m0.shape[0]
-    if m1.shape != (n,) or L0.shape != (n, n) or L1.shape != (n, n):
-        raise ValueError("m0, m1 must have shape (n,) and S0, S1 shape (n, n) for the same n.")
+    n = L0.shape[0]
+    if L1.shape != (n, n):
+        raise ValueError(f"S0 and S1 must have the same shape; got {L0.shape} and {L1.shape}.")
+    m0, m1 = _vector(m0, "m0", n), _vector(m1, "m1", n)
     M = linalg.solve_triangular(L1, L0, lower=True)  # L1^{-1} L0: tr(S1^{-1} S0) = |M|_F^2
     y = linalg.solve_triangular(L1, m1 - m0, lower=True)
     logdet0 = 2.0 * np.sum(np.log(np.diag(L0)))
@@ -146,9 +166,11 @@ def lowrank_solve_logdet(A, D, B=None):
         log|C|.
     """
     A = np.asarray(A, dtype=float)
-    D = np.asarray(D, dtype=float)
-    if A.ndim != 2 or D.shape != (A.shape[0],):
-        raise ValueError(f"A must have shape (d, K) and D shape (d,); got A {A.shape} and D {D.shape}.")
+    if A.ndim != 2:
+        raise ValueError(f"A must have shape (d, K); got shape {A.shape}.")
+    if not np.all(np.isfinite(A)):
+        raise ValueError("A contains NaN or infinite values.")
+    D = _vector(D, "D", A.shape[0])
     if np.any(D <= 0):
         raise ValueError("D must be strictly positive for the Woodbury identity.")
     K = A.shape[1]
@@ -159,6 +181,10 @@ def lowrank_solve_logdet(A, D, B=None):
     if B is None:
         return None, logdet
     B = np.asarray(B, dtype=float)
+    if B.ndim not in (1, 2) or B.shape[0] != A.shape[0]:
+        raise ValueError(f"B must have shape ({A.shape[0]},) or ({A.shape[0]}, m); got shape {B.shape}.")
+    if not np.all(np.isfinite(B)):
+        raise ValueError("B contains NaN or infinite values.")
     DB = B / D.reshape((-1,) + (1,) * (B.ndim - 1))
     Y = DB - AD @ linalg.cho_solve((Lm, True), AD.T @ B)
     return Y, logdet
