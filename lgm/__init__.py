@@ -15,6 +15,7 @@ from lgm.mixture import (
     gmm_responsibilities,
 )
 from lgm.data import load_digits, make_lgm_data, make_manifold_data
+from lgm.pca import PCA, pca_als, principal_angles, rayleigh_ritz
 
 __all__ = [
     "complete_then_reestimate",
@@ -33,4 +34,8 @@ __all__ = [
     "load_digits",
     "make_lgm_data",
     "make_manifold_data",
+    "PCA",
+    "pca_als",
+    "principal_angles",
+    "rayleigh_ritz",
 ]
