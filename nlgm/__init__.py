@@ -3,3 +3,24 @@
 The nonlinear Gaussian model x = f(z; theta) + e with an encoder Q(z | x; phi), the variational
 autoencoder, trained by the same "complete, then re-estimate" loop as ``lgm`` (:mod:`lgm.completion`).
 """
+from nlgm.elbo import (
+    bernoulli_log_likelihood,
+    gaussian_log_likelihood,
+    importance_log_weights,
+    importance_weighted_log_likelihood,
+    kl_to_standard_normal,
+    monte_carlo_elbo,
+    reparameterise,
+)
+from nlgm.model import NLGM
+
+__all__ = [
+    "NLGM",
+    "bernoulli_log_likelihood",
+    "gaussian_log_likelihood",
+    "importance_log_weights",
+    "importance_weighted_log_likelihood",
+    "kl_to_standard_normal",
+    "monte_carlo_elbo",
+    "reparameterise",
+]

@@ -1,0 +1,404 @@
+"""The nonlinear Gaussian model (NLGM) with an encoder: the variational autoencoder.
+
+Generative model (implements eq-nlgm-marginal): z ~ N(0, I_K), then x = f(z; theta) + e with
+e ~ N(0, D), so p(x) = integral N(x; f(z), D) N(z; 0, I_K) dz. The decoder f is a small network
+(or the linear map f(z) = A z + b, which gives back probabilistic PCA or factor analysis);
+D is sigma^2 I ("isotropic") or a diagonal ("diagonal", as in the LGM). For binary data the
+Gaussian can be replaced by independent Bernoullis with means sigmoid(f(z)).
+
+The encoder q(z | x; phi) = N(z; mu(x), diag(exp(logvar(x)))) is a network with two outputs,
+the approximate posterior the ELBO needs. The pieces of the ELBO are the pure functions of
+:mod:`nlgm.elbo`; this class only wires them to the networks.
+"""
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from lgm._checks import check_data, check_option, check_positive, check_positive_int
+from nlgm.elbo import (
+    bernoulli_log_likelihood,
+    gaussian_log_likelihood,
+    importance_log_weights,
+    importance_weighted_log_likelihood,
+    kl_to_standard_normal,
+    monte_carlo_elbo,
+    reparameterise,
+)
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+
+#: Default floor of every noise variance D_i (data units squared). Keeps the Gaussian likelihood
+#: bounded when the decoder fits a pixel that never varies. For digits scaled to [0, 1) with
+#: uniform dequantisation the noise of a constant pixel is (1/17)^2 / 12 = 2.9e-4, above it.
+NOISE_FLOOR = 1e-4
+
+# The most numbers one decoder call may produce during evaluation (samples x rows x width),
+# so that an importance-weighted estimate with 5000 samples fits in memory.
+_MAX_ELEMENTS = 2**22
+
+
+def _mlp(sizes, activation):
+    """Linear layers between consecutive ``sizes`` with ``activation`` between them."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+class NLGM(nn.Module):
+    """A nonlinear Gaussian (or Bernoulli) latent-variable model with an amortised encoder.
+
+    Parameters
+    ----------
+    data_dim : int
+        d, the number of features of x.
+    latent_dim : int
+        K, the number of latent variables (1..d).
+    hidden : tuple of int
+        Widths of the hidden layers of the encoder (the decoder uses them in reverse). ``()``
+        makes the encoder linear in x, as in the linear VAE.
+    likelihood : {"gaussian", "bernoulli"}
+        p(x | z): N(f(z), D) (eq-gaussian-decoder) for real data, or independent Bernoullis
+        with logits f(z) (eq-bernoulli-decoder) for binary data.
+    noise : {"isotropic", "diagonal"}
+        For the Gaussian likelihood: D = sigma^2 I (one learned variance) or D = diag(D_1..D_d)
+        (one per feature, as in factor analysis). Each variance is learned through an
+        unconstrained parameter r as D_i = noise_floor + exp(r_i).
+    decoder : {"mlp", "linear"}
+        f(z) an MLP with the hidden layers, or the linear map A z + b (A = ``decoder.weight``,
+        shape (d, K)).
+    activation : {"tanh", "relu"}
+        The hidden units' nonlinearity.
+    noise_floor : float
+        The smallest value each D_i can take (data units squared); see ``NOISE_FLOOR``.
+    seed : int, optional
+        Seed of the initial weights (the global torch seed is left alone). None draws them from
+        torch's global generator.
+
+    Attributes
+    ----------
+    encoder : torch.nn.Sequential
+        x -> (mu, logvar), concatenated: output width 2K. Its input is standardised by the
+        buffers ``x_shift`` and ``x_scale`` (set by :meth:`init_from_data`).
+    decoder : torch.nn.Module
+        z -> f(z) (Gaussian mean, or Bernoulli logits).
+    noise_raw : torch.nn.Parameter, shape (1,) or (d,)
+        The unconstrained noise parameter r (Gaussian likelihood only).
+
+    Examples
+    --------
+    >>> model = NLGM(64, 8, hidden=(128,), noise="diagonal", seed=0)
+    >>> model.init_from_data(X_train)                        # doctest: +SKIP
+    >>> history = nlgm.fit(model, X_train, epochs=100)      # doctest: +SKIP
+    >>> model.log_likelihood(X_test, n_importance=1000)     # doctest: +SKIP
+    """
+
+    def __init__(self, data_dim, latent_dim, *, hidden=(256,), likelihood="gaussian",
+                 noise="isotropic", decoder="mlp", activation="tanh", noise_floor=NOISE_FLOOR,
+                 seed=None):
+        super().__init__()
+        data_dim = check_positive_int(data_dim, "data_dim")
+        if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)):
+            raise TypeError(f"latent_dim must be an integer between 1 and {data_dim}; got {latent_dim!r}.")
+        if not 1 <= latent_dim <= data_dim:
+            raise ValueError(f"latent_dim must be between 1 and data_dim={data_dim}; got {latent_dim}.")
+        if isinstance(hidden, (int, np.integer)):
+            hidden = (hidden,)
+        try:
+            hidden = tuple(check_positive_int(h, "each hidden width") for h in hidden)
+        except TypeError:
+            raise TypeError(f"hidden must be a tuple of positive integers; got {hidden!r}.") from None
+        check_option(likelihood, "likelihood", ("gaussian", "bernoulli"))
+        check_option(noise, "noise", ("isotropic", "diagonal"))
+        check_option(decoder, "decoder", ("mlp", "linear"))
+        check_option(activation, "activation", tuple(ACTIVATIONS))
+        noise_floor = check_positive(noise_floor, "noise_floor")
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(f"seed must be None or a non-negative integer; got {seed!r}.")
+            seed = int(seed)
+
+        self.config = dict(data_dim=data_dim, latent_dim=int(latent_dim), hidden=hidden,
+                           likelihood=likelihood, noise=noise, decoder=decoder,
+                           activation=activation, noise_floor=noise_floor, seed=seed)
+        self.data_dim, self.latent_dim = data_dim, int(latent_dim)
+        self.likelihood, self.noise_floor = likelihood, noise_floor
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.encoder = _mlp((data_dim, *hidden, 2 * self.latent_dim), activation)
+            if decoder == "linear":
+                self.decoder = nn.Linear(self.latent_dim, data_dim)
+            else:
+                self.decoder = _mlp((self.latent_dim, *hidden[::-1], data_dim), activation)
+        self.register_buffer("x_shift", torch.zeros(data_dim))
+        self.register_buffer("x_scale", torch.ones(data_dim))
+        if likelihood == "gaussian":
+            self.noise_raw = nn.Parameter(torch.zeros(1 if noise == "isotropic" else data_dim))
+
+    # ----------------------------------------------------------------- parameters
+    def encoder_parameters(self):
+        """phi: the encoder's weights."""
+        return list(self.encoder.parameters())
+
+    def decoder_parameters(self):
+        """theta: the decoder's weights and the noise variances."""
+        theta = list(self.decoder.parameters())
+        if self.likelihood == "gaussian":
+            theta.append(self.noise_raw)
+        return theta
+
+    @property
+    def noise_logvar(self):
+        """log D, shape (1,) (isotropic) or (d,) (diagonal): log(noise_floor + exp(r))."""
+        if self.likelihood != "gaussian":
+            raise AttributeError("A Bernoulli NLGM has no noise variance.")
+        return torch.logaddexp(self.noise_raw, torch.tensor(math.log(self.noise_floor),
+                                                            dtype=self.noise_raw.dtype,
+                                                            device=self.noise_raw.device))
+
+    @property
+    def noise_variance(self):
+        """D, the noise variances, shape (d,) (all equal for isotropic noise); a detached tensor."""
+        return torch.exp(self.noise_logvar.detach()).expand(self.data_dim).clone()
+
+    @torch.no_grad()
+    def init_from_data(self, X):
+        """Start from the data's scale: standardise the encoder's input, set the decoder's output
+        bias to the data mean and the noise variances to the data variances.
+
+        With D at the data variance and f(z) at the mean, the model starts as the Gaussian with
+        the data's mean and (diagonal) variance, whatever the scale of the data. Variances of
+        constant features are raised to ``noise_floor``.
+
+        Parameters
+        ----------
+        X : array_like or Tensor, shape (N, d), N >= 2
+
+        Returns
+        -------
+        self
+        """
+        X = self._tensor(X, "X", min_samples=2)
+        mean, var = X.mean(0), X.var(0)
+        self.x_shift.copy_(mean)
+        self.x_scale.copy_(torch.where(var > 0, var.sqrt(), torch.ones_like(var)))
+        last = self.decoder if isinstance(self.decoder, nn.Linear) else self.decoder[-1]
+        if self.likelihood == "gaussian":
+            last.bias.copy_(mean)
+            var = var.clamp_min(2 * self.noise_floor)
+            if self.noise_raw.numel() == 1:
+                var = var.mean().reshape(1)
+            self.noise_raw.copy_(torch.log(var - self.noise_floor))
+        else:
+            p = mean.clamp(1e-3, 1 - 1e-3)
+            last.bias.copy_(torch.log(p) - torch.log1p(-p))
+        return self
+
+    # ----------------------------------------------------------------- the two networks
+    def _tensor(self, x, name="x", *, min_samples=1):
+        """``x`` as a finite (N, d) tensor of the model's dtype and device, or a clear error."""
+        param = self.x_shift
+        if isinstance(x, torch.Tensor):
+            if x.ndim != 2:
+                raise ValueError(f"{name} must be a 2-D tensor of shape (N, d); got shape {tuple(x.shape)}.")
+            if x.shape[1] != self.data_dim:
+                raise ValueError(f"{name} has {x.shape[1]} features (columns) but the model has data_dim={self.data_dim}.")
+            if x.shape[0] < min_samples:
+                raise ValueError(f"{name} needs at least {min_samples} samples (rows); got {x.shape[0]}.")
+            if not torch.isfinite(x).all():
+                raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
+            x = x.to(dtype=param.dtype, device=param.device)
+        else:
+            x = check_data(x, name, min_samples=min_samples, n_features=self.data_dim)
+            x = torch.as_tensor(x, dtype=param.dtype, device=param.device)
+        if self.likelihood == "bernoulli" and ((x < 0).any() or (x > 1).any()):
+            raise ValueError(f"{name} must lie in [0, 1] for the Bernoulli likelihood (binary data).")
+        return x
+
+    def encode(self, x):
+        """The encoder's q(z | x) = N(mu, diag(exp(logvar))).
+
+        Parameters
+        ----------
+        x : array_like or Tensor, shape (N, d)
+
+        Returns
+        -------
+        mu, logvar : Tensor, shape (N, K)
+        """
+        x = self._tensor(x)
+        mu, logvar = self.encoder((x - self.x_shift) / self.x_scale).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z):
+        """The mean of p(x | z): f(z) (Gaussian) or sigmoid(f(z)) (Bernoulli).
+
+        Parameters
+        ----------
+        z : Tensor, shape (..., K)
+
+        Returns
+        -------
+        Tensor, shape (..., d)
+        """
+        z = torch.as_tensor(z, dtype=self.x_shift.dtype, device=self.x_shift.device)
+        if z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z must have latent_dim={self.latent_dim} columns; got shape {tuple(z.shape)}.")
+        f = self.decoder(z)
+        return torch.sigmoid(f) if self.likelihood == "bernoulli" else f
+
+    def log_px_given_z(self, x, z):
+        """log p(x | z) (eq-gaussian-decoder or eq-bernoulli-decoder).
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, d)
+        z : Tensor, shape (J, N, K) or (N, K)
+
+        Returns
+        -------
+        Tensor, shape (J, N) or (N,)
+        """
+        f = self.decoder(z)
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_likelihood(x, f)
+        return gaussian_log_likelihood(x, f, self.noise_logvar)
+
+    def _randn(self, shape, generator):
+        return torch.randn(shape, generator=generator, dtype=self.x_shift.dtype, device=self.x_shift.device)
+
+    # ----------------------------------------------------------------- the bound and the likelihood
+    def elbo_samples(self, x, n_samples=1, *, generator=None):
+        """The Monte Carlo ELBO of each row of x, differentiable in theta and phi.
+
+        Implements eq-elbo-mc with J = ``n_samples`` reparameterised draws (eq-reparam) and the
+        closed-form KL (eq-kl-std-normal).
+
+        Parameters
+        ----------
+        x : array_like or Tensor, shape (N, d)
+        n_samples : int
+            J, the samples of z per data point.
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        Tensor, shape (N,), nats
+        """
+        n_samples = check_positive_int(n_samples, "n_samples")
+        x = self._tensor(x)
+        mu, logvar = self.encode(x)
+        z = reparameterise(mu, logvar, self._randn((n_samples, *mu.shape), generator))
+        return monte_carlo_elbo(self.log_px_given_z(x, z), kl_to_standard_normal(mu, logvar))
+
+    @torch.no_grad()
+    def elbo(self, x, n_samples=1, *, generator=None):
+        """The ELBO (eq-elbo), mean per sample in nats, estimated with J = ``n_samples`` draws.
+
+        Returns
+        -------
+        float
+        """
+        x = self._tensor(x)
+        rows = max(1, _MAX_ELEMENTS // (check_positive_int(n_samples, "n_samples") * self._width()))
+        return float(torch.cat([self.elbo_samples(xb, n_samples, generator=generator)
+                                for xb in x.split(rows)]).mean())
+
+    def _width(self):
+        """The widest layer a decoder call produces, per sample and row."""
+        return max(m.out_features for m in self.modules() if isinstance(m, nn.Linear))
+
+    @torch.no_grad()
+    def log_likelihood_samples(self, x, n_importance=1000, *, generator=None):
+        """Importance-weighted estimate of log p(x) for each row, the encoder as the proposal.
+
+        Implements eq-iw-loglik with S = ``n_importance`` samples of q(z | x): a lower bound on
+        log p(x) in expectation that rises to it as S grows. Rows and samples are processed in
+        chunks, so S = 5000 fits in memory.
+
+        Parameters
+        ----------
+        x : array_like or Tensor, shape (N, d)
+        n_importance : int
+            S, the importance samples per data point.
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        Tensor, shape (N,), nats
+        """
+        S = check_positive_int(n_importance, "n_importance")
+        x = self._tensor(x)
+        rows = 256
+        out = []
+        for xb in x.split(rows):
+            mu, logvar = self.encode(xb)
+            step = max(1, _MAX_ELEMENTS // (xb.shape[0] * self._width()))
+            log_w = []
+            for start in range(0, S, step):
+                z = reparameterise(mu, logvar, self._randn((min(step, S - start), *mu.shape), generator))
+                log_w.append(importance_log_weights(self.log_px_given_z(xb, z), z, mu, logvar))
+            out.append(importance_weighted_log_likelihood(torch.cat(log_w)))
+        return torch.cat(out)
+
+    def log_likelihood(self, x, n_importance=1000, *, generator=None):
+        """log p(x), mean per sample in nats, by importance sampling (eq-iw-loglik).
+
+        Returns
+        -------
+        float
+        """
+        return float(self.log_likelihood_samples(x, n_importance, generator=generator).mean())
+
+    # ----------------------------------------------------------------- generating
+    @torch.no_grad()
+    def sample(self, n, *, noise=True, generator=None):
+        """Draw n points from the model: z ~ N(0, I_K), then x ~ p(x | z).
+
+        Parameters
+        ----------
+        n : int
+        noise : bool
+            True draws x from p(x | z) (adds e ~ N(0, D), or draws the Bernoullis); False returns
+            the mean f(z) (what pictures of VAE samples usually show).
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        Tensor, shape (n, d)
+        """
+        n = check_positive_int(n, "n")
+        mean = self.decode(self._randn((n, self.latent_dim), generator))
+        if not noise:
+            return mean
+        if self.likelihood == "bernoulli":
+            return torch.bernoulli(mean, generator=generator)
+        return mean + torch.exp(0.5 * self.noise_logvar) * self._randn(mean.shape, generator)
+
+    @torch.no_grad()
+    def reconstruction(self, x):
+        """The decoder's mean at the encoder's mean, decode(mu(x)), shape (N, d)."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+    # ----------------------------------------------------------------- files
+    def save(self, path):
+        """Write the configuration and the weights to ``path`` (a torch file)."""
+        torch.save({"config": dict(self.config, hidden=list(self.config["hidden"])),
+                    "state": self.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path, *, device=None):
+        """Read a model written by :meth:`save`."""
+        try:
+            saved = torch.load(path, map_location=device or "cpu", weights_only=True)
+            model = cls(**dict(saved["config"], hidden=tuple(saved["config"]["hidden"])))
+            model.load_state_dict(saved["state"])
+        except (OSError, KeyError, RuntimeError, TypeError) as err:
+            raise ValueError(f"{path} is not a saved NLGM ({err}).") from None
+        return model.to(device or "cpu")
