@@ -16,6 +16,7 @@ from lgm.mixture import (
 )
 from lgm.data import load_digits, make_lgm_data, make_manifold_data
 from lgm.pca import PCA, pca_als, principal_angles, rayleigh_ritz
+from lgm.ppca import PPCA, ppca_ml
 
 __all__ = [
     "complete_then_reestimate",
@@ -38,4 +39,6 @@ __all__ = [
     "pca_als",
     "principal_angles",
     "rayleigh_ritz",
+    "PPCA",
+    "ppca_ml",
 ]
