@@ -1,0 +1,104 @@
+"""The one loop (lgm.completion) with a tiny fake model that records what the loop does."""
+import numpy as np
+import pytest
+
+from lgm.completion import complete_then_reestimate, converged, run
+
+
+class RecordingModel:
+    """complete returns a tag; reestimate records (batch, completion) and counts sweeps."""
+
+    def __init__(self, interrupt_at=None):
+        self.calls = []
+        self.n_reestimates = 0
+        self.interrupt_at = interrupt_at
+
+    def complete(self, batch, rng):
+        if self.interrupt_at is not None and self.n_reestimates == self.interrupt_at:
+            raise KeyboardInterrupt
+        self.calls.append(("complete", batch))
+        return f"z{batch}", rng
+
+    def reestimate(self, batch, completion):
+        self.calls.append(("reestimate", batch, completion[0]))
+        self.n_reestimates += 1
+
+
+def test_complete_comes_before_reestimate_for_every_batch():
+    model = RecordingModel()
+    rng = np.random.default_rng(0)
+    complete_then_reestimate(model, [1, 2, 3], rng)
+    assert model.calls == [
+        ("complete", 1), ("reestimate", 1, "z1"),
+        ("complete", 2), ("reestimate", 2, "z2"),
+        ("complete", 3), ("reestimate", 3, "z3"),
+    ]
+
+
+def test_rng_reaches_complete():
+    seen = []
+
+    class Model(RecordingModel):
+        def complete(self, batch, rng):
+            seen.append(rng)
+            return super().complete(batch, rng)
+
+    rng = np.random.default_rng(0)
+    complete_then_reestimate(Model(), [1], rng)
+    assert seen == [rng]
+
+
+def test_run_calls_batches_each_sweep_and_records_the_score():
+    model = RecordingModel()
+    sweeps = []
+
+    def batches():
+        sweeps.append(len(sweeps))
+        return ["a", "b"]
+
+    history, stopped = run(model, batches, n_iter=4, score=lambda: model.n_reestimates, rng=None)
+    assert sweeps == [0, 1, 2, 3]
+    assert history == [2.0, 4.0, 6.0, 8.0]
+    assert stopped is False
+
+
+def test_converged_stops_when_the_gain_falls_below_tol():
+    stop = converged(0.1)
+    assert not stop([1.0])
+    assert not stop([1.0, 2.0])
+    assert stop([1.0, 1.05])
+    assert stop([1.0, 0.5])  # a decrease is also a gain below tol
+    scores = iter([1.0, 2.0, 2.5, 2.55, 2.56, 2.57])
+    history, stopped = run(RecordingModel(), lambda: [0], n_iter=10, score=lambda: next(scores),
+                           rng=None, stop=converged(0.1))
+    assert history == [1.0, 2.0, 2.5, 2.55] and stopped
+
+
+def test_history_resumes():
+    scores = iter([3.0, 4.0])
+    seen = []
+    history, _ = run(RecordingModel(), lambda: [0], n_iter=2, score=lambda: next(scores), rng=None,
+                     history=[1.0, 2.0], on_iteration=lambda h: seen.append(list(h)))
+    assert history == [1.0, 2.0, 3.0, 4.0]
+    assert seen == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]]
+
+
+def test_resumed_history_is_a_copy():
+    earlier = [1.0]
+    run(RecordingModel(), lambda: [0], n_iter=1, score=lambda: 2.0, rng=None, history=earlier)
+    assert earlier == [1.0]
+
+
+def test_keyboard_interrupt_returns_the_history_with_a_warning():
+    model = RecordingModel(interrupt_at=3)  # Ctrl-C during the fourth sweep's completion
+    with pytest.warns(UserWarning, match="Interrupted after 3 sweeps"):
+        history, stopped = run(model, lambda: [0], n_iter=10, score=lambda: model.n_reestimates, rng=None)
+    assert history == [1.0, 2.0, 3.0]
+    assert stopped is False
+    assert model.n_reestimates == 3  # the parameters of the last finished re-estimation
+
+
+def test_progress_bar_runs(capsys):
+    history, _ = run(RecordingModel(), lambda: [0], n_iter=3, score=lambda: 1.0, rng=None,
+                     progress=True, desc="test")
+    assert history == [1.0, 1.0, 1.0]
