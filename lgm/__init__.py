@@ -17,6 +17,8 @@ from lgm.mixture import (
 from lgm.data import load_digits, make_lgm_data, make_manifold_data
 from lgm.pca import PCA, pca_als, principal_angles, rayleigh_ritz
 from lgm.ppca import PPCA, ppca_ml
+from lgm.linear_gaussian import complete_data_ml, log_likelihood, mean_log_likelihood, posterior
+from lgm.em import LGM, em_step
 
 __all__ = [
     "complete_then_reestimate",
@@ -41,4 +43,10 @@ __all__ = [
     "rayleigh_ritz",
     "PPCA",
     "ppca_ml",
+    "complete_data_ml",
+    "log_likelihood",
+    "mean_log_likelihood",
+    "posterior",
+    "LGM",
+    "em_step",
 ]

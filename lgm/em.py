@@ -1,0 +1,379 @@
+"""EM for the linear Gaussian model, with expected or sampled completion (chapter 7).
+
+Both versions run through the one loop of :mod:`lgm.completion`: a small fitting state holds
+the current parameters (A, D) and has the loop's two methods,
+
+- ``complete(batch, rng)``: fill in z under the current (old) parameters, either with the exact
+  posterior's moments (expected completion, eq-em-estep) or with J draws from it per sample
+  (sampled completion);
+- ``reestimate(batch, completion)``: the closed-form complete-data maximum likelihood on the
+  completed data (eq-em-mstep, eq-mcem-mstep), with the new A inside the update of D.
+
+Expected completion works from the sample covariance S, computed once, so an iteration costs
+O(d^2 K) however many samples there are. :class:`LGM` is the scikit-learn-shaped estimator.
+"""
+import warnings
+
+import numpy as np
+from scipy import linalg
+from scipy.linalg.blas import dsyrk
+from sklearn.exceptions import ConvergenceWarning
+
+from lgm._checks import (
+    check_data,
+    check_fitted,
+    check_n_components,
+    check_option,
+    check_positive,
+    check_positive_int,
+    check_random_state,
+)
+from lgm.completion import complete_then_reestimate, converged, run
+from lgm.ppca import ppca_ml
+from lgm.linear_gaussian import (
+    check_params,
+    log_likelihood,
+    m_step,
+    mean_log_likelihood,
+    posterior,
+    posterior_map,
+)
+
+#: Rows of X centred and accumulated at a time by :func:`sample_covariance` (bounds the memory).
+_CHUNK_ROWS = 8192
+
+
+def sample_covariance(X, mean):
+    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T with one symmetric BLAS product per chunk.
+
+    Uses ``dsyrk``, which computes only one triangle (half the flops of ``X.T @ X``), on
+    chunks of rows so that the centred copy never exceeds a few tens of megabytes.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d), float64
+    mean : ndarray, shape (d,)
+
+    Returns
+    -------
+    S : ndarray, shape (d, d)
+    """
+    N, d = X.shape
+    S = np.zeros((d, d), order="F")
+    for start in range(0, N, _CHUNK_ROWS):
+        Xc = X[start:start + _CHUNK_ROWS] - mean  # C order, so Xc.T is a Fortran (d, n) array
+        S = dsyrk(1.0 / N, Xc.T, beta=1.0, c=S, overwrite_c=True)  # upper triangle of Xc^T Xc / N
+    return np.triu(S) + np.triu(S, 1).T
+
+
+class _EMState:
+    """Parameters (A, D) being fitted, and how a re-estimated D is constrained.
+
+    Parameters
+    ----------
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,)
+    noise : {"diagonal", "isotropic"}
+        Isotropic noise keeps D = sigma^2 * 1 (probabilistic PCA fitted by EM).
+    floor : float
+        Every re-estimated noise variance is at least this (0 for no floor).
+    """
+
+    def __init__(self, A, D, *, noise="diagonal", floor=0.0):
+        self.A, self.D = A, D
+        self.noise, self.floor = noise, floor
+
+    def _update(self, A, D):
+        """Store the M-step's result: average D for isotropic noise, then apply the floor."""
+        if self.noise == "isotropic":
+            D = np.full_like(D, D.mean())  # the M-step for sigma^2 is the mean of the psi_i
+        self.A, self.D = A, np.maximum(D, self.floor)
+
+
+class ExpectedCompletion(_EMState):
+    """EM with expected completion: z is filled in by its exact posterior's moments.
+
+    The batch is the sample covariance S = (1/N) sum_n x_n x_n^T of the (centred) data.
+    """
+
+    def complete(self, S, rng):
+        """The posterior under the current (old) parameters: E[z | x] = beta x, Cov = Sigma.
+
+        Implements eq-em-estep (the per-sample moments are m_n = beta x_n and
+        E[z z^T | x_n] = Sigma + m_n m_n^T). ``rng`` is unused: nothing is drawn.
+        """
+        return posterior_map(self.A, self.D)
+
+    def reestimate(self, S, completion):
+        """Closed-form M-step from the expected sufficient statistics.
+
+        Implements eq-em-mstep: with (1/N) sum_n x_n m_n^T = S beta^T and
+        (1/N) sum_n E[z z^T | x_n] = Sigma + beta S beta^T, A^{k+1} = S beta^T (Sigma + beta S beta^T)^{-1}
+        and D^{k+1} = diag(S - A^{k+1} beta S).
+        """
+        beta, Sigma = completion
+        Sxz = S @ beta.T  # (1/N) sum_n x_n m_n^T, shape (d, K)
+        Szz = Sigma + beta @ Sxz  # (1/N) sum_n E[z z^T | x_n], shape (K, K)
+        self._update(*m_step(np.diag(S), Sxz, Szz))
+
+
+class SampledCompletion(_EMState):
+    """EM with sampled completion (Monte Carlo EM): J draws of z per sample.
+
+    The batch is the centred data X (N, d).
+
+    Parameters
+    ----------
+    n_samples : int
+        J, the number of completions drawn for each x_n.
+    """
+
+    def __init__(self, A, D, *, n_samples=1, noise="diagonal", floor=0.0):
+        super().__init__(A, D, noise=noise, floor=floor)
+        self.n_samples = n_samples
+
+    def complete(self, X, rng):
+        """Draw z_nj ~ p(z | x_n) under the current (old) parameters, j = 1..J.
+
+        Returns
+        -------
+        Z : ndarray, shape (J, N, K)
+        """
+        beta, Sigma = posterior_map(self.A, self.D)
+        L = linalg.cholesky(Sigma, lower=True)
+        eps = rng.standard_normal((self.n_samples, X.shape[0], Sigma.shape[0]))
+        return X @ beta.T + eps @ L.T
+
+    def reestimate(self, X, Z):
+        """Complete-data maximum likelihood on the N J completed pairs (x_n, z_nj).
+
+        Implements eq-mcem-mstep: A^{k+1} = (sum_nj x_n z_nj^T)(sum_nj z_nj z_nj^T)^{-1} and
+        D^{k+1} = (1/(N J)) diag(sum_nj x_n x_n^T - A^{k+1} sum_nj z_nj x_n^T).
+        """
+        J, N, K = Z.shape
+        M = N * J  # the number of completed pairs
+        Sxz = X.T @ Z.sum(axis=0) / M
+        Zf = Z.reshape(M, K)
+        Szz = Zf.T @ Zf / M
+        sxx = np.einsum("nd,nd->d", X, X) / N  # each x_n appears in J pairs: J/(NJ) = 1/N
+        self._update(*m_step(sxx, Sxz, Szz))
+
+
+def em_step(X, A, D):
+    """One EM iteration with expected completion for a zero-mean LGM with diagonal noise.
+
+    Implements eq-em-estep and eq-em-mstep, through :func:`lgm.completion.complete_then_reestimate`.
+    X is used as it is (no mean is subtracted) and no noise floor is applied.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, d)
+    A : array_like, shape (d, K)
+        The current loading matrix A^k.
+    D : array_like, shape (d,), positive
+        The current noise variances D^k.
+
+    Returns
+    -------
+    A_new : ndarray, shape (d, K)
+    D_new : ndarray, shape (d,)
+    """
+    X = check_data(X)
+    A, D = check_params(A, D, n_features=X.shape[1])
+    state = ExpectedCompletion(A, D, floor=-np.inf)
+    complete_then_reestimate(state, [X.T @ X / X.shape[0]], rng=None)
+    return state.A, state.D
+
+
+class LGM:
+    """Linear Gaussian model (factor analysis) x = mean + A z + e, fitted by EM.
+
+    z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z (eq-lgm-marginal). Fitted through the
+    one loop :func:`lgm.completion.run`.
+
+    Parameters
+    ----------
+    n_components : int
+        K, the latent dimension, between 1 and d.
+    noise : {"diagonal", "isotropic"}
+        ``"diagonal"``: one variance per feature (factor analysis). ``"isotropic"``:
+        D = sigma^2 * 1 (probabilistic PCA fitted by EM).
+    completion : {"expected", "sampled"}
+        ``"expected"``: classical EM from the sample covariance, O(d^2 K) per iteration; the
+        log-likelihood never decreases. ``"sampled"``: Monte Carlo EM with ``n_samples`` draws
+        from the exact posterior per sample, O(N J K^2 + N d K) per iteration; the
+        log-likelihood fluctuates, so ``tol`` is not used and exactly ``max_iter`` iterations run.
+    n_samples : int
+        J, the completions per sample for ``completion="sampled"``.
+    max_iter : int
+        The most EM iterations.
+    tol : float
+        Expected completion stops when the mean log-likelihood per sample rose by less than
+        ``tol`` nats in one iteration. A :class:`sklearn.exceptions.ConvergenceWarning` is
+        issued when ``max_iter`` stops it instead.
+    init : {"ppca", "random"} or tuple (A0, D0)
+        ``"ppca"``: the closed-form probabilistic PCA fit (:func:`lgm.ppca.ppca_ml`), a good
+        start that needs few iterations. ``"random"``: standard normal A scaled to the data
+        and D = the feature variances (far more iterations, and EM can stall on a plateau).
+        Or explicit starting values of shapes (d, K) and (d,).
+    noise_floor : float
+        Every noise variance is kept at least ``noise_floor`` times the mean feature variance
+        (tr S / d), so a constant feature (the digits have three) gets a small, finite variance
+        and a finite likelihood instead of an infinitely tall density.
+    random_state : None, int or numpy.random.Generator
+        Seeds the random start and the sampled completions.
+    progress : bool
+        Show a progress bar.
+
+    Attributes
+    ----------
+    A_ : ndarray, shape (d, K)
+        Loading matrix (determined up to A -> A R with R orthogonal).
+    D_ : ndarray, shape (d,)
+        Noise variances.
+    mean_ : ndarray, shape (d,)
+        The sample mean.
+    loglik_ : ndarray, shape (n_iter_,)
+        Mean log-likelihood per sample (nats) on the training data after each iteration.
+    n_iter_ : int
+        Iterations run.
+    """
+
+    def __init__(self, n_components, *, noise="diagonal", completion="expected", n_samples=1,
+                 max_iter=1000, tol=1e-6, init="ppca", noise_floor=1e-6, random_state=None,
+                 progress=False):
+        self.n_components = n_components
+        self.noise = check_option(noise, "noise", ("diagonal", "isotropic"))
+        self.completion = check_option(completion, "completion", ("expected", "sampled"))
+        self.n_samples = check_positive_int(n_samples, "n_samples")
+        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.tol = check_positive(tol, "tol", allow_zero=True)
+        if not (isinstance(init, tuple) and len(init) == 2):
+            check_option(init, "init", ("ppca", "random"))
+        self.init = init
+        self.noise_floor = check_positive(noise_floor, "noise_floor")
+        check_random_state(random_state)
+        self.random_state = random_state
+        self.progress = bool(progress)
+
+    def _start(self, S, K, rng, floor):
+        """Starting (A, D) for EM."""
+        d = S.shape[0]
+        if isinstance(self.init, tuple):
+            A, D = check_params(*self.init, n_features=d)
+            if A.shape[1] != K:
+                raise ValueError(f"init: A0 must have shape ({d}, {K}); got {A.shape}.")
+            return A.copy(), np.maximum(D, floor)
+        if self.init == "random":
+            A = rng.standard_normal((d, K)) * np.sqrt(np.trace(S) / (d * K))
+            return A, np.maximum(np.diag(S).copy(), floor)
+        if K == d:
+            raise ValueError(
+                f"init='ppca' needs n_components < d={d} (PPCA leaves no variance for the noise "
+                "otherwise); pass init='random' or explicit (A0, D0)."
+            )
+        A, sigma2 = ppca_ml(S, K)
+        return A, np.full(d, max(sigma2, floor))
+
+    def fit(self, X):
+        """Fit A, D and the mean to the rows of X by EM.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d), N >= 2
+
+        Returns
+        -------
+        self
+        """
+        X = check_data(X, min_samples=2)
+        N, d = X.shape
+        K = check_n_components(self.n_components, d)
+        rng = check_random_state(self.random_state)
+        mean = X.mean(axis=0)
+        S = sample_covariance(X, mean)
+        floor = self.noise_floor * np.trace(S) / d
+        if floor <= 0:
+            raise ValueError("X has no variance: every feature is constant.")
+        A, D = self._start(S, K, rng, floor)
+        if self.noise == "isotropic":
+            D = np.full(d, D.mean())
+        if self.completion == "expected":
+            state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
+            batch, stop = S, converged(self.tol)
+        else:
+            state = SampledCompletion(A, D, n_samples=self.n_samples, noise=self.noise, floor=floor)
+            batch, stop = X - mean, None
+        history, stopped = run(
+            state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
+            score=lambda: mean_log_likelihood(S, state.A, state.D),
+            progress=self.progress, desc=f"EM ({self.completion} completion)",
+        )
+        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+            raise ValueError("EM diverged (non-finite parameters); try a larger noise_floor.")
+        if stop is not None and not stopped and len(history) == self.max_iter:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (last change in the "
+                f"mean log-likelihood: {history[-1] - history[-2]:.2e} nats >= tol={self.tol}); "
+                "raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.A_, self.D_, self.mean_ = state.A, state.D, mean
+        self.loglik_, self.n_iter_ = np.asarray(history), len(history)
+        return self
+
+    def _centred(self, X):
+        check_fitted(self, "A_")
+        return check_data(X, n_features=self.mean_.shape[0]) - self.mean_
+
+    def score_samples(self, X):
+        """Log-likelihood of each row of X in nats (eq-lgm-loglik).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+
+        Returns
+        -------
+        ndarray, shape (N,)
+        """
+        return log_likelihood(self._centred(X), self.A_, self.D_)
+
+    def score(self, X):
+        """Mean log-likelihood per sample of the rows of X, in nats."""
+        return float(np.mean(self.score_samples(X)))
+
+    def posterior(self, X):
+        """Posterior of z for each row of X (eq-lgm-posterior).
+
+        Returns
+        -------
+        means : ndarray, shape (N, K)
+        cov : ndarray, shape (K, K)
+            The same for every row.
+        """
+        return posterior(self._centred(X), self.A_, self.D_)
+
+    def transform(self, X):
+        """Posterior means E[z | x], shape (N, K)."""
+        return self.posterior(X)[0]
+
+    def sample(self, n, random_state=None):
+        """Draw n samples x = mean + A z + e from the fitted model.
+
+        Parameters
+        ----------
+        n : int
+        random_state : None, int or numpy.random.Generator
+
+        Returns
+        -------
+        X : ndarray, shape (n, d)
+        """
+        check_fitted(self, "A_")
+        n = check_positive_int(n, "n")
+        rng = check_random_state(random_state)
+        d, K = self.A_.shape
+        Z = rng.standard_normal((n, K))
+        return self.mean_ + Z @ self.A_.T + rng.standard_normal((n, d)) * np.sqrt(self.D_)
