@@ -110,8 +110,9 @@ def test_pca_als_converges_to_the_svd_subspace():
 def test_pca_als_contraction_rate_is_the_eigenvalue_ratio():
     """tan(largest angle) shrinks by lambda_3 / lambda_2 per iteration (K = 2).
 
-    The ratio is measured once the other angles have died out (iterations 10-25) and well above
-    round-off; 5% allows for the transient of the next eigenvalue (lambda_4/lambda_3 = 0.5 per step).
+    The ratio is measured once the transient of the smaller angle has died out (iterations 10-25)
+    and while tan is still far above round-off (it ends near 1e-8); 1% is a generous bound on what
+    is left of that transient, which decays like (lambda_4 / lambda_3)^k = 0.5^k.
     """
     X = gapped_data(EIGENVALUES)
     lam = np.linalg.eigvalsh(sample_cov(X))[::-1]
@@ -119,7 +120,7 @@ def test_pca_als_contraction_rate_is_the_eigenvalue_ratio():
     _, history = pca_als(X, 2, n_iter=25, random_state=1, return_history=True)
     t = np.tan([principal_angles(W, U2).max() for W in history])
     measured = t[11:26] / t[10:25]
-    np.testing.assert_allclose(measured, lam[2] / lam[1], rtol=0.05)
+    np.testing.assert_allclose(measured, lam[2] / lam[1], rtol=0.01)
 
 
 def test_pca_als_reconstruction_error_is_non_increasing():
