@@ -14,7 +14,8 @@ from scipy import linalg
 from lgm._checks import check_data, check_positive
 
 
-def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, ax=None, title=None):
+def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, latent_contour=True, ax=None,
+               title=None):
     """Draw 2-D or 3-D data, the subspace mean + span(A), and the model's Gaussian.
 
     Parameters
@@ -34,6 +35,8 @@ def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, ax=None,
         The point where the model places each sample; a grey segment joins x_n to it.
     n_std : float
         The radius of the drawn contours, in standard deviations.
+    latent_contour : bool
+        Draw the image of the latent contour (off for a bare basis W, whose scale means nothing).
     ax : matplotlib Axes, optional
         Where to draw (a 3-D Axes for d = 3); a new figure is made if None.
     title : str, optional
@@ -60,7 +63,8 @@ def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, ax=None,
         for x, p in zip(X, P):
             ax.plot(*np.column_stack([x, p]), color="0.5", lw=0.5)
     _draw_subspace(ax, X, A, mean)
-    _draw_latent_contour(ax, A, mean, n_std)
+    if latent_contour:
+        _draw_latent_contour(ax, A, mean, n_std)
     if D is not None and d == 2:
         C = A @ A.T + np.diag(np.asarray(D, dtype=float).reshape(d))
         ax.plot(*_ellipse(mean, C, n_std), color="tab:orange", lw=1.2)
@@ -71,7 +75,8 @@ def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, ax=None,
     return ax
 
 
-def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, ncols=4, size=2.2):
+def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, latent_contour=True, ncols=4,
+                size=2.2):
     """Small multiples: one :func:`plot_model` frame per iterate, e.g. EM rotating the plane.
 
     Parameters
@@ -86,6 +91,8 @@ def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, nco
         Attachments per frame.
     titles : sequence of str, optional
         Default: "iteration i".
+    latent_contour : bool
+        Passed to :func:`plot_model`.
     ncols : int
     size : float
         Width and height of one frame, in inches.
@@ -111,6 +118,7 @@ def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, nco
             X, A, mean=mean,
             D=None if Ds is None else Ds[i],
             attachments=None if attachments is None else attachments[i],
+            latent_contour=latent_contour,
             ax=ax,
             title=f"iteration {i}" if titles is None else titles[i],
         )
