@@ -13,9 +13,12 @@ from nlgm.elbo import (
     reparameterise,
 )
 from nlgm.model import NLGM
+from nlgm.train import ELBOAscent, fit
 
 __all__ = [
     "NLGM",
+    "ELBOAscent",
+    "fit",
     "bernoulli_log_likelihood",
     "gaussian_log_likelihood",
     "importance_log_weights",

@@ -11,6 +11,7 @@ the approximate posterior the ELBO needs. The pieces of the ELBO are the pure fu
 :mod:`nlgm.elbo`; this class only wires them to the networks.
 """
 import math
+import pickle
 
 import numpy as np
 import torch
@@ -184,7 +185,7 @@ class NLGM(nn.Module):
         self
         """
         X = self._tensor(X, "X", min_samples=2)
-        mean, var = X.mean(0), X.var(0)
+        mean, var = X.mean(0), X.var(0, correction=0)
         self.x_shift.copy_(mean)
         self.x_scale.copy_(torch.where(var > 0, var.sqrt(), torch.ones_like(var)))
         last = self.decoder if isinstance(self.decoder, nn.Linear) else self.decoder[-1]
@@ -399,6 +400,6 @@ class NLGM(nn.Module):
             saved = torch.load(path, map_location=device or "cpu", weights_only=True)
             model = cls(**dict(saved["config"], hidden=tuple(saved["config"]["hidden"])))
             model.load_state_dict(saved["state"])
-        except (OSError, KeyError, RuntimeError, TypeError) as err:
+        except (OSError, KeyError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as err:
             raise ValueError(f"{path} is not a saved NLGM ({err}).") from None
         return model.to(device or "cpu")
