@@ -34,3 +34,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf book/_build
+
+# The Gradescope autograder zips, one per exercise page, in dist/autograder/ (book/exercises/instructors.md).
+autograder: $(STAMP)
+	$(PY) -m autograder build-zip --out dist/autograder

@@ -1,0 +1,148 @@
+"""Comparing a student's result with the reference, with failure messages that teach.
+
+:func:`check_array` checks, in order: that a value came back at all, its type, its shape (expected
+versus got, with a hint when it looks transposed or squeezed), NaN and infinities, and then the
+values, entry by entry, under a stated tolerance. When values differ it lists the entries that
+differ most and tries to name the mistake: first the candidates a test computes for the classic
+mistakes of that exercise (a transposed sum, N instead of N - 1, a forgotten 1/2...), then generic
+patterns (the wrong sign, a constant factor, a constant offset).
+"""
+import numpy as np
+
+
+class GradingFailure(AssertionError):
+    """A test of a submission failed; the message is written for the student."""
+
+
+def as_array(value, what):
+    """``value`` as a float (or complex) numpy array, or a :class:`GradingFailure` that says why not."""
+    if value is None:
+        raise GradingFailure(f"{what} returned None. Did you forget the return statement?")
+    if type(value).__module__.split(".")[0] == "torch":
+        value = value.detach().cpu().numpy()
+    if isinstance(value, (tuple, list)) and len(value) > 0 and all(np.ndim(v) > 0 for v in value):
+        raise GradingFailure(
+            f"{what} returned a {type(value).__name__} of {len(value)} arrays where one array was expected."
+        )
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise GradingFailure(f"{what} returned {type(value).__name__}, which is not an array of numbers.") from None
+
+
+def check_tuple(value, length, what, names):
+    """Check that ``value`` is a tuple (or list) of ``length`` items and return it as a tuple."""
+    if not isinstance(value, (tuple, list)) or len(value) != length:
+        got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
+        raise GradingFailure(f"{what} must return {length} values ({', '.join(names)}); it returned {got}.")
+    return tuple(value)
+
+
+def _shape_hint(got, expected):
+    if got.ndim == 2 and got.T.shape == expected.shape:
+        return " It has the expected shape transposed: check which axis holds samples (rows) and which features."
+    if got.ndim == 0 and expected.ndim > 0:
+        return " You returned a single number: is there a sum over all entries where one value per row is expected?"
+    if got.size == expected.size:
+        return " It has the right number of entries: check keepdims, a reshape, or a (N, 1) column versus an (N,) vector."
+    if expected.ndim >= 1 and got.shape[:1] == expected.shape[-1:]:
+        return " Its first axis has the length of the expected last axis: a sum over the wrong axis?"
+    return ""
+
+
+def _entries(index, got, expected, diff, limit=4):
+    rows = []
+    for i in index[:limit]:
+        where = "" if got.ndim == 0 else f"[{', '.join(str(int(j)) for j in i)}]"
+        i = tuple(i)
+        rows.append(f"  entry{where}: got {got[i]:.10g}, expected {expected[i]:.10g} (difference {diff[i]:.3g})")
+    return "\n".join(rows)
+
+
+def _generic_pattern(got, expected, rtol, atol):
+    close = lambda a, b: np.allclose(a, b, rtol=max(rtol, 1e-7), atol=max(atol, 1e-9))
+    scale = np.abs(expected).max(initial=0.0)
+    if scale > 0 and close(got, -expected):
+        return "Your values are the expected ones with the opposite sign: check the sign of each term."
+    if got.ndim == 2 and got.shape[0] == got.shape[1] and close(got, expected.T):
+        return "Your matrix is the transpose of the expected one: check the order of the factors."
+    nonzero = np.abs(expected) > 1e-12 * max(scale, 1.0)
+    if nonzero.any():
+        ratio = got[nonzero] / expected[nonzero]
+        r = np.median(ratio)
+        if np.isfinite(r) and abs(r - 1) > 1e-6 and close(got, r * expected):
+            return (f"Your values are the expected ones times {r:.6g}: a missing or extra constant factor "
+                    "(a 1/2, 1/N, or N versus N - 1?).")
+    if got.size > 1:
+        c = np.median(got - expected)
+        if abs(c) > 1e-9 and close(got, expected + c):
+            return (f"Your values are the expected ones plus the constant {c:.6g}: a missing or extra constant term "
+                    "(such as d/2 log 2 pi)?")
+    return ""
+
+
+def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
+    """Fail with a teaching message unless ``got`` equals ``expected`` within the tolerance.
+
+    Parameters
+    ----------
+    got : array_like
+        The student's value.
+    expected : array_like
+        The reference value.
+    what : str
+        How to name the value in messages, e.g. ``"gaussian_logpdf(X, mu, Sigma)"``.
+    rtol, atol : float
+        Entry ``i`` passes when ``|got_i - expected_i| <= atol + rtol * |expected_i|``.
+    mistakes : sequence of (str, array_like)
+        Classic mistakes: a hint and the value that mistake produces. The first whose value matches
+        ``got`` is named in the message.
+
+    Returns
+    -------
+    ndarray
+        ``got`` as an array, for further checks.
+    """
+    got = as_array(got, what)
+    expected = np.asarray(expected, dtype=float)
+    if got.shape != expected.shape:
+        raise GradingFailure(
+            f"{what} has the wrong shape: expected {expected.shape}, got {got.shape}.{_shape_hint(got, expected)}"
+        )
+    bad = ~np.isfinite(got) & np.isfinite(expected)
+    if bad.any():
+        first = tuple(int(j) for j in np.argwhere(bad)[0]) if got.ndim else ()
+        raise GradingFailure(
+            f"{what} contains NaN or infinity ({int(bad.sum())} of {got.size} entries, the first at index {list(first)}) "
+            "where the expected values are finite. Look for log(0), 0/0, the square root or log of a negative "
+            "number, or an overflow (exp of a large number: use logsumexp)."
+        )
+    diff = np.abs(got - expected)
+    tol = atol + rtol * np.abs(expected)
+    wrong = diff > tol
+    wrong &= ~(np.isnan(got) & np.isnan(expected))
+    if not wrong.any():
+        return got
+    order = np.argsort(-np.where(wrong, diff, -1), axis=None)
+    index = np.array(np.unravel_index(order, got.shape)).T if got.ndim else np.zeros((1, 0), dtype=int)
+    message = [
+        f"{what}: {int(wrong.sum())} of {got.size} entries differ from the reference by more than the tolerance "
+        f"|got - expected| <= {atol:g} + {rtol:g} |expected|. The largest differences:",
+        _entries(index, got, expected, diff),
+    ]
+    for hint, value in mistakes:
+        value = np.asarray(value, dtype=float)
+        if value.shape == got.shape and np.allclose(got, value, rtol=max(rtol, 1e-6), atol=max(atol, 1e-8)):
+            message.append(f"Hint: your values match what you get when you {hint}.")
+            break
+    else:
+        pattern = _generic_pattern(got, expected, rtol, atol)
+        if pattern:
+            message.append("Hint: " + pattern)
+    raise GradingFailure("\n".join(message))
+
+
+def check(condition, message):
+    """Fail with ``message`` (written for the student) unless ``condition`` holds."""
+    if not condition:
+        raise GradingFailure(message)

@@ -1,0 +1,100 @@
+"""The process that runs a submission: ``python -m autograder.worker``. Student code runs only here.
+
+Protocol: the grader writes one JSON message per line to the worker's standard input and reads one
+reply per line from its standard output (:mod:`autograder.codec`, no pickle). Before any student code
+runs, the worker moves that channel to private file descriptors and points file descriptors 0, 1, 2
+(and ``sys.stdout``/``sys.stderr``) at the capture file the grader gave it, so whatever the submission
+prints goes there and cannot be mistaken for a reply. Each request carries an ``id`` and a random
+``token`` that the reply must echo. A reply only ever carries the value a function returned: the
+grader compares it with its own reference, so nothing a submission prints, writes or sends can
+raise its score beyond what its functions compute.
+
+Requests:
+``{"op": "load", "cells": [...]}``
+    run the definitions of the cells (:func:`autograder.submission.definitions`);
+    reply with the names defined and one line per statement that failed.
+``{"op": "call", "name": ..., "args": [...], "kwargs": {...}}``
+    call one function of the submission and reply with its return value or what went wrong.
+"""
+import builtins
+import os
+import sys
+import traceback
+
+from autograder import codec
+from autograder.submission import definitions
+
+
+def _student_traceback(error):
+    """The traceback lines inside the submission's cells (not the worker's own frames)."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.startswith("<cell")]
+    lines = [f'  {f.filename[1:-1]}, line {f.lineno}, in {f.name}' for f in frames[-6:]]
+    return "\n".join(lines)
+
+
+def _describe(error):
+    text = f"{type(error).__name__}: {error}".strip()
+    return text if len(text) <= 2000 else text[:2000] + " ..."
+
+
+def load(namespace, cells):
+    statements, problems = definitions(cells)
+    for number, module in statements:
+        try:
+            exec(compile(module, f"<cell {number}>", "exec"), namespace)
+        except BaseException as error:  # noqa: B036 - SystemExit and KeyboardInterrupt included
+            line = module.body[0].lineno
+            problems.append(f"code cell {number}, line {line} raised {_describe(error)}; the grader skipped it")
+    defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
+    modules = sorted({m.split(".")[0] for m in sys.modules} & {"lgm", "nlgm"})
+    return {"status": "ok", "defined": defined, "problems": problems, "imports": modules}
+
+
+def call(namespace, name, args, kwargs):
+    function = namespace.get(name)
+    if function is None or not callable(function):
+        return {"status": "missing"}
+    try:
+        value = function(*codec.from_jsonable(args), **codec.from_jsonable(kwargs))
+    except NotImplementedError:
+        return {"status": "not-implemented"}
+    except BaseException as error:  # noqa: B036 - a sys.exit() inside a function is its failure
+        return {"status": "error", "error": _describe(error), "traceback": _student_traceback(error)}
+    try:
+        return {"status": "ok", "value": codec.to_jsonable(value)}
+    except codec.CodecError as error:
+        return {"status": "bad-return", "error": f"it returned {error}"}
+
+
+def main():
+    # The protocol moves to private descriptors; 0, 1, 2 now belong to the submission.
+    requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    capture = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(capture, 1)
+    os.dup2(capture, 2)
+    sys.stdin = open(os.devnull)
+    sys.stdout = sys.stderr = open(capture, "w", buffering=1, closefd=False)
+    namespace = {"__name__": "submission", "__builtins__": builtins}
+    for line in requests:
+        request = {}
+        try:
+            request = codec.loads(line)
+            if request.get("op") == "load":
+                reply = load(namespace, request["cells"])
+            elif request.get("op") == "call":
+                reply = call(namespace, request["name"], request["args"], request["kwargs"])
+            else:
+                reply = {"status": "protocol-error", "error": f"unknown op {request.get('op')!r}"}
+        except Exception as error:  # a malformed request is the grader's bug: report it, keep serving
+            reply = {"status": "protocol-error", "error": _describe(error)}
+        reply["id"], reply["token"] = request.get("id"), request.get("token")
+        sys.stdout.flush()
+        replies.write(codec.dumps(reply))
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()

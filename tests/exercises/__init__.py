@@ -1,0 +1,1 @@
+"""Tests of the exercise pages (the autograder) and of the autograder itself."""

@@ -1,0 +1,157 @@
+"""The autograder's pytest plugin: options, the ``student`` fixture, points, results.json, the table.
+
+Grade a submission::
+
+    pytest tests/exercises/test_gaussians.py --submission gaussians.ipynb --results results.json
+
+Without ``--submission`` the tests run against the reference solutions in ``solutions/<page>.py``.
+``--submission`` may also name a folder holding ``<page>.ipynb`` (or ``.md``, ``.py``) for each page.
+Each test is worth the points of its ``@pytest.mark.points(n)`` marker (1 without one). See
+``autograder/README.md``.
+"""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from autograder.compare import GradingFailure  # noqa: E402
+from autograder.results import Results, TestResult  # noqa: E402
+from autograder.student import Student  # noqa: E402
+from autograder.submission import SUFFIXES  # noqa: E402
+
+SOLUTIONS = Path(__file__).parent / "solutions"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autograder")
+    group.addoption("--submission", default=None,
+                    help="the submission to grade: a .ipynb, MyST .md or .py file, or a folder of <page>.* files "
+                         "(default: the reference solutions)")
+    group.addoption("--results", default=None, help="write the scores to this file in Gradescope's results.json format")
+    group.addoption("--time-limit", type=float, default=10.0, help="seconds one call of a student's function may take")
+    group.addoption("--load-time-limit", type=float, default=60.0,
+                    help="seconds loading the submission (imports and definitions) may take")
+    group.addoption("--sandbox-user", default=None,
+                    help="run the submission as this user (needs root; used on Gradescope)")
+
+
+def _option(config, name):
+    return config.getoption(name, default=None)
+
+
+def _page(module):
+    name = Path(module.__file__).stem
+    return name[len("test_"):] if name.startswith("test_") else name
+
+
+def _submission_path(config, page):
+    given = _option(config, "submission")
+    if given is None:
+        return SOLUTIONS / f"{page}.py"
+    path = Path(given)
+    if not path.is_dir():
+        return path
+    named = [path / f"{page}{suffix}" for suffix in SUFFIXES if (path / f"{page}{suffix}").is_file()]
+    if named:
+        return named[0]
+    candidates = [p for p in sorted(path.iterdir()) if p.suffix in SUFFIXES and p.is_file()]
+    return candidates[0] if len(candidates) == 1 else path / f"{page}.ipynb"
+
+
+def _results(config):
+    if not hasattr(config, "_autograder_results"):
+        config._autograder_results = Results()
+    return config._autograder_results
+
+
+@pytest.fixture(scope="module")
+def student(request):
+    """The submission for this test module's page, running in its own process (see autograder.student)."""
+    config = request.config
+    page = _page(request.module)
+    path = _submission_path(config, page)
+    submission = Student(
+        path,
+        time_limit=_option(config, "time_limit") or 10.0,
+        load_time_limit=_option(config, "load_time_limit") or 60.0,
+        user=_option(config, "sandbox_user"),
+    )
+    yield submission
+    submission.close()
+    notes = [f"{page}: graded {path.name}."]
+    notes += [f"{page}: {problem}" for problem in submission.problems]
+    if submission.imports:
+        notes.append(f"{page}: note for the instructor: the submission imports {', '.join(submission.imports)}.")
+    _results(config).notes.extend(notes)
+
+
+def _points(item):
+    marker = item.get_closest_marker("points")
+    return float(marker.args[0]) if marker is not None and marker.args else 1.0
+
+
+def _graded(item):
+    return item.get_closest_marker("points") is not None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not _graded(item):
+        return
+    if call.excinfo is not None and isinstance(call.excinfo.value, GradingFailure):
+        report.longrepr = str(call.excinfo.value)  # the teaching message, without the grader's traceback
+    done = report.when == "call" or (report.when == "setup" and not report.passed)
+    if not done:
+        return
+    if report.passed:
+        output = "Passed."
+    elif report.skipped:
+        output = f"Skipped: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}"
+    elif isinstance(report.longrepr, str):
+        output = report.longrepr
+    else:
+        output = "The test itself failed (please tell the instructor):\n" + report.longreprtext[-3000:]
+    _results(item.config).tests.append(
+        TestResult(name=item.name, page=_page(item.module), max_score=_points(item), passed=report.passed, output=output)
+    )
+
+
+_UNCOLLECTED = []  # notes about test files that could not be collected (one grading process)
+
+
+def pytest_collectreport(report):
+    if report.failed and "exercises" in str(report.fspath):
+        # A test file that cannot be collected still leaves a valid results file that says so.
+        _UNCOLLECTED.append(f"The grader could not collect {Path(str(report.fspath)).name}:\n{report.longreprtext[-2000:]}")
+
+
+def pytest_collection_modifyitems(config, items):
+    config._autograder_only = bool(items) and all(_graded(item) for item in items)
+
+
+def pytest_sessionfinish(session):
+    results = _results(session.config)
+    results.notes.extend(_UNCOLLECTED)
+    path = _option(session.config, "results")
+    if path:
+        results.write(path)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    results = _results(config)
+    if not results.tests:
+        return
+    graded_run = _option(config, "submission") or _option(config, "results")
+    if not (graded_run or getattr(config, "_autograder_only", False)):
+        return  # a run of the whole test suite: the table would be noise among the other tests
+    terminalreporter.section("autograder points")
+    for line in results.notes:
+        terminalreporter.write_line(line)
+    for line in results.table():
+        terminalreporter.write_line(line)

@@ -1,0 +1,240 @@
+"""Tests of the autograder itself, over every exercise page in book/exercises/.
+
+For each page: the untouched stubs (the page itself, graded as a MyST notebook) score 0 with a clear
+message; the reference solutions score full marks; the "mistakes" submission (one classic mistake
+per exercise, tests/exercises/mistakes/<page>.py) loses points on a test named after each function,
+with the hint it declares. Then the machinery: an infinite loop, sys.exit(), a segfault, an
+exception, a crash while loading, and a submission that prints and writes a forged results file
+all finish within the time limits with a valid results file and lose only their own points.
+
+Each grading is a real ``pytest tests/exercises/test_<page>.py --submission ... --results ...``
+subprocess; the three gradings of all pages run in parallel, once per session.
+"""
+import ast
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from autograder import codec
+from autograder.submission import definitions, read_cells
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+BOOK = ROOT / "book" / "exercises"
+NOT_EXERCISES = {"index", "instructors"}
+PAGES = sorted(p.stem for p in BOOK.glob("*.md") if p.stem not in NOT_EXERCISES)
+
+
+def grade(tmp, *args, submission=None, files=None, timeout=240):
+    """Run the grader in a subprocess; return (results dict, completed process, seconds)."""
+    results = Path(tmp) / "results.json"
+    files = files or [str(HERE / f"test_{page}.py") for page in PAGES if (HERE / f"test_{page}.py").exists()]
+    command = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+               "--results", str(results), *args]
+    if submission is not None:
+        command += ["--submission", str(submission)]
+    start = time.monotonic()
+    process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    elapsed = time.monotonic() - start
+    assert results.exists(), f"no results file:\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
+    return json.loads(results.read_text()), process, elapsed
+
+
+@pytest.fixture(scope="session")
+def gradings(tmp_path_factory):
+    """The stubs, the solutions and the mistakes of all pages, graded in parallel."""
+    runs = {"stubs": BOOK, "solutions": None, "mistakes": HERE / "mistakes"}
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = {kind: pool.submit(grade, tmp_path_factory.mktemp(kind), submission=path)
+                   for kind, path in runs.items()}
+        return {kind: future.result()[0] for kind, future in futures.items()}
+
+
+def _tests(results, page):
+    return [t for t in results["tests"] if t.get("tags") == [page]]
+
+
+def _exercises(page):
+    """The functions a page asks for: the stubs whose body raises NotImplementedError."""
+    names = []
+    for source in read_cells(BOOK / f"{page}.md"):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and any(
+                isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n) for n in ast.walk(node)
+            ):
+                names.append(node.name)
+    return names
+
+
+def test_every_page_has_tests_solutions_and_mistakes():
+    assert PAGES, "no exercise pages found"
+    for page in PAGES:
+        for path in (HERE / f"test_{page}.py", HERE / "solutions" / f"{page}.py", HERE / "mistakes" / f"{page}.py"):
+            assert path.exists(), f"exercise page {page}.md needs {path.relative_to(ROOT)}"
+        assert len(_exercises(page)) >= 2, f"{page}.md should have at least two exercises (stubs)"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_test_is_named_after_an_exercise(gradings, page):
+    exercises = _exercises(page)
+    tests = _tests(gradings["solutions"], page)
+    assert tests, f"no graded tests for {page}"
+    for test in tests:
+        assert any(test["name"].startswith(f"test_{name}") for name in exercises), (
+            f"{test['name']} does not start with test_<function> for a function of {page}.md: {exercises}")
+    for name in exercises:
+        assert any(t["name"].startswith(f"test_{name}") for t in tests), f"{page}: no test for {name}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_stubs_score_zero(gradings, page):
+    tests = _tests(gradings["stubs"], page)
+    assert tests
+    for test in tests:
+        assert test["score"] == 0, test
+        assert "NotImplementedError" in test["output"], test
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_solutions_score_full_marks(gradings, page):
+    tests = _tests(gradings["solutions"], page)
+    assert tests
+    failed = [f"{t['name']}: {t['output']}" for t in tests if t["score"] != t["max_score"]]
+    assert not failed, "\n".join(failed)
+    assert all(t["max_score"] > 0 for t in tests)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_classic_mistake_loses_points_with_its_hint(gradings, page):
+    source = (HERE / "mistakes" / f"{page}.py").read_text()
+    hints = next(ast.literal_eval(node.value) for node in ast.parse(source).body
+                 if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HINTS")
+    assert set(hints) == set(_exercises(page)), "mistakes/<page>.py needs one hint per exercise of the page"
+    tests = _tests(gradings["mistakes"], page)
+    for name, hint in hints.items():
+        failed = [t for t in tests if t["name"].startswith(f"test_{name}") and t["score"] < t["max_score"]]
+        assert failed, f"the mistake in {name} costs no points"
+        assert any(hint in t["output"] for t in failed), (
+            f"no failing test of {name} names the mistake {hint!r}; outputs:\n" + "\n".join(t["output"] for t in failed))
+
+
+HOSTILE = '''
+import os, sys
+
+import numpy as np
+
+print("score: 100")  # printing cannot change a score
+_ = sys.exit(3)  # an assignment that exits while loading: skipped with a note
+broken = 1 / 0  # an error while loading: skipped with a note
+
+
+def gaussian_logpdf(X, mu, Sigma):
+    while True:  # an infinite loop
+        pass
+
+
+def gaussian_mle(X):
+    sys.exit(0)  # inside a function: reported as SystemExit, the process goes on
+
+
+def condition_gaussian(mu, Sigma, obs_idx, x_obs):
+    import ctypes
+    ctypes.string_at(0)  # a segfault
+
+
+def kl_gauss(m0, S0, m1, S1):
+    raise RuntimeError("an ordinary error")
+
+
+def lowrank_solve_logdet(A, D, B):
+    with open({forged!r}, "w") as stream:  # a forged results file, overwritten by the grader
+        stream.write('{{"score": 1000, "tests": []}}')
+    print('{{"status": "ok", "value": 1}}')  # a forged reply on standard output
+    C = A @ A.T + np.diag(D)
+    return np.linalg.solve(C, B), np.linalg.slogdet(C)[1]
+'''
+
+
+def test_hostile_submission_finishes_and_loses_only_its_own_points(tmp_path):
+    submission = tmp_path / "hostile.py"
+    submission.write_text(HOSTILE.format(forged=str(tmp_path / "results.json")))
+    results, process, elapsed = grade(tmp_path, "--time-limit", "2", submission=submission,
+                                      files=[str(HERE / "test_gaussians.py")])
+    by_function = {}
+    for test in results["tests"]:
+        function = next(f for f in ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss",
+                                    "lowrank_solve_logdet") if test["name"].startswith(f"test_{f}"))
+        by_function.setdefault(function, []).append(test)
+    assert all(t["score"] == 0 and "Time limit" in t["output"] for t in by_function["gaussian_logpdf"])
+    assert all(t["score"] == 0 and "SystemExit" in t["output"] for t in by_function["gaussian_mle"])
+    assert all(t["score"] == 0 and "SIGSEGV" in t["output"] for t in by_function["condition_gaussian"])
+    assert all(t["score"] == 0 and "RuntimeError" in t["output"] for t in by_function["kl_gauss"])
+    assert all(t["score"] == t["max_score"] for t in by_function["lowrank_solve_logdet"])
+    assert results["score"] == sum(t["max_score"] for t in by_function["lowrank_solve_logdet"])
+    assert "ZeroDivisionError" in results["output"] and "SystemExit" in results["output"]
+    n_timeouts = len(by_function["gaussian_logpdf"])
+    assert elapsed < 2 * n_timeouts + 60, f"grading took {elapsed:.0f} s"
+
+
+def test_crash_while_loading_fails_every_test_quickly(tmp_path):
+    submission = tmp_path / "crash.py"
+    submission.write_text("import os\n_ = os._exit(7)\n\ndef gaussian_logpdf(X, mu, Sigma):\n    return 0\n")
+    results, process, elapsed = grade(tmp_path, "--time-limit", "2", "-k", "gaussian_logpdf", submission=submission,
+                                      files=[str(HERE / "test_gaussians.py")])
+    assert results["score"] == 0 and results["tests"]
+    assert all("exit code 7" in t["output"] for t in results["tests"])
+    assert elapsed < 60
+
+
+def test_missing_or_unreadable_submission_gives_a_valid_results_file(tmp_path):
+    cases = {"missing.ipynb": None, "bad.ipynb": "not json", "syntax.py": "def f(:\n"}
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+
+    def run(name):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        return grade(folder, "-k", "gaussian_mle", submission=tmp_path / name, files=[str(HERE / "test_gaussians.py")])[0]
+
+    with ThreadPoolExecutor(len(cases)) as pool:
+        for name, results in zip(cases, pool.map(run, cases)):
+            assert results["score"] == 0 and results["tests"], name
+            assert all(t["status"] == "failed" for t in results["tests"]), name
+    assert "could not read" in results["tests"][0]["output"] or "does not define" in results["tests"][0]["output"]
+
+
+def test_values_cross_as_json_never_as_pickle():
+    import numpy as np
+
+    value = (np.arange(6.0).reshape(2, 3), {"k": [1, 2.5, None]}, np.float32(1.5), "text")
+    back = codec.from_jsonable(json.loads(json.dumps(codec.to_jsonable(value))))
+    assert np.array_equal(back[0], value[0]) and back[1] == value[1] and back[2] == value[2] and back[3] == "text"
+    with pytest.raises(codec.CodecError, match="object"):
+        codec.to_jsonable(np.array([object()]))
+    with pytest.raises(codec.CodecError, match="generator"):
+        codec.to_jsonable(x for x in [])
+    with pytest.raises(codec.CodecError):
+        codec.from_jsonable({"__ndarray__": {"dtype": "|O", "shape": [1], "data": ""}})
+
+
+def test_only_definitions_of_a_notebook_run():
+    cells = ["import numpy as np\nrng = np.random.default_rng(0)",
+             "def f(x):\n    return 2 * x",
+             "y = f(3)\nz = y + 1\nprint(z)\nassert False\nw = np.ones(2)",
+             "%timeit f(1)\nC = 4"]
+    statements, problems = definitions(cells)
+    kept = [ast.unparse(module) for _, module in statements]
+    assert kept == ["import numpy as np", "rng = np.random.default_rng(0)", "def f(x):\n    return 2 * x",
+                    "w = np.ones(2)", "C = 4"]
+    assert not problems
+    assert definitions(["def g(:"])[1] and "syntax error" in definitions(["def g(:"])[1][0]
