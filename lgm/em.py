@@ -29,7 +29,6 @@ from lgm._checks import (
     check_random_state,
 )
 from lgm.completion import complete_then_reestimate, converged, run
-from lgm.ppca import ppca_ml
 from lgm.linear_gaussian import (
     check_params,
     log_likelihood,
@@ -38,6 +37,7 @@ from lgm.linear_gaussian import (
     posterior,
     posterior_map,
 )
+from lgm.ppca import ppca_ml
 
 #: Rows of X centred and accumulated at a time by :func:`sample_covariance` (bounds the memory).
 _CHUNK_ROWS = 8192
