@@ -1,6 +1,15 @@
-"""Classic mistakes for book/exercises/evaluation.md: each function is right except for one classic error."""
+"""Classic mistakes for book/exercises/evaluation.md: each function is right except for one classic error.
+
+tests/exercises/test_autograder.py grades this file and checks that, for each function, a test whose
+name starts with test_<function> fails and that its message contains the hint below.
+"""
 import numpy as np
 from scipy import stats
+
+HINTS = {
+    "iwae_bound": "Use scipy.special.logsumexp",
+    "is_log_likelihood": "average the log-weights",
+}
 
 
 def iwae_bound(logw):

@@ -1,8 +1,17 @@
 """Classic mistakes for book/exercises/lgm.md: each function is right except for one classic error.
 
-The autograder's self-test checks that each loses points on the tests named after it.
+tests/exercises/test_autograder.py grades this file and checks that, for each function, a test whose
+name starts with test_<function> fails and that its message contains the hint below.
 """
 import numpy as np
+
+HINTS = {
+    "lgm_posterior": "drop the prior's identity from the precision",
+    "lgm_loglik": "forget log|D| in the determinant lemma",
+    "complete_data_ml": "lstsq(Z, X) solves Z B = X",
+    "em_step": "use the old A^k instead of the new A^{k+1} in the D-update",
+    "mcem_step": "divide by N instead of NJ",
+}
 
 
 def lgm_posterior(X, A, D):

@@ -1,6 +1,15 @@
-"""Classic mistakes for book/exercises/nlgm.md: each function is right except for one classic error."""
+"""Classic mistakes for book/exercises/nlgm.md: each function is right except for one classic error.
+
+tests/exercises/test_autograder.py grades this file and checks that, for each function, a test whose
+name starts with test_<function> fails and that its message contains the hint below.
+"""
 import numpy as np
 from scipy.special import logsumexp
+
+HINTS = {
+    "nlgm_logpx_quad": "the prior is N(z; 0, 1)",
+    "sigma2_mle": "forget the count M",
+}
 
 
 def nlgm_logpx_quad(f_grid, x, sigma2, grid):

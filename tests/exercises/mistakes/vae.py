@@ -1,5 +1,19 @@
-"""Classic mistakes for book/exercises/vae.md: each function is right except for one classic error."""
+"""Classic mistakes for book/exercises/vae.md: each function is right except for one classic error.
+
+tests/exercises/test_autograder.py grades this file and checks that, for each function, a test whose
+name starts with test_<function> fails and that its message contains the hint below.
+"""
 import numpy as np
+
+HINTS = {
+    "kl_to_standard_normal": "the lecture's garbled formula",
+    "elbo_lgm": "forget the trace term",
+    "reparam": "instead of the standard deviation exp(logvar / 2)",
+    "pathwise_grad": "without the 1/2",
+    "gaussian_nll": "drop the normalising terms",
+    "bernoulli_nll": "Use the stable form softplus(l) - x l",
+    "neg_elbo": "instead of averaging them",
+}
 
 
 def kl_to_standard_normal(mu, logvar):
