@@ -14,7 +14,13 @@ minibatches, one gradient step each).
 """
 import warnings
 
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # In a notebook without ipywidgets, tqdm.auto warns (on stderr) at import and falls back to the
+    # text progress bar, which is what we want; the warning would clutter every page that imports lgm.
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 
 def complete_then_reestimate(model, batches, rng):
