@@ -63,6 +63,8 @@ class PCA:
         _, s, Vt = linalg.svd(X - mean, full_matrices=False)
         components = Vt[:K] * np.sign(Vt[np.arange(K), np.argmax(np.abs(Vt[:K]), axis=1)])[:, None]
         eigenvalues = s**2 / N
+        if not eigenvalues[0] > 0:
+            raise ValueError("X has zero variance (every row is the same); PCA needs varying data.")
         self.components_ = components
         self.explained_variance_ = eigenvalues[:K]
         self.explained_variance_ratio_ = eigenvalues[:K] / eigenvalues.sum()

@@ -78,6 +78,8 @@ def test_pca_bad_input():
     Xnan[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         PCA(1).fit(Xnan)
+    with pytest.raises(ValueError, match="zero variance"):
+        PCA(1).fit(np.ones((5, 3)))
     with pytest.raises(RuntimeError, match="not fitted"):
         PCA(1).transform(X)
     pca = PCA(2).fit(X)
@@ -200,3 +202,29 @@ def test_principal_angles_bad_input():
         principal_angles(np.ones((3, 1)), np.ones((4, 1)))
     with pytest.raises(ValueError, match="full column rank"):
         principal_angles(np.ones((3, 2)), np.eye(3)[:, :1])
+
+
+# ---------------------------------------------------------------- the pictures of lgm.plots
+def test_plot_model_draws_one_attachment_per_point_and_rejects_bad_shapes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lgm.plots import plot_frames, plot_model
+
+    X = gapped_data([3.0, 1.0], N=20)
+    pca = PCA(1).fit(X)
+    P = pca.inverse_transform(pca.transform(X))
+    ax = plot_model(X, pca.components_.T, mean=pca.mean_, D=np.ones(2), attachments=P)
+    segments = [line for line in ax.lines if line.get_color() == "0.5"]
+    assert len(segments) == len(X)
+    for line, x, p in zip(segments, X, P):  # each segment joins x_n to its projection
+        np.testing.assert_allclose(np.column_stack(line.get_data()), [x, p])
+    with pytest.raises(ValueError, match="2 or 3 columns"):
+        plot_model(gapped_data(EIGENVALUES[:4], N=10), np.ones((4, 1)))
+    with pytest.raises(ValueError, match="A must have shape"):
+        plot_model(X, np.ones((2, 2)))
+    fig, axes = plot_frames(gapped_data([3.0, 2.0, 1.0], N=20), [np.eye(3)[:, :2]] * 3, ncols=2)
+    assert len(axes) == 3 and axes[0].name == "3d"
+    plt.close("all")
