@@ -12,15 +12,21 @@ from lgm._checks import check_data
 LOG_2PI = np.log(2.0 * np.pi)
 
 
-def _cholesky(Sigma, name="Sigma"):
-    """Lower Cholesky factor of a symmetric positive definite matrix, or a clear error."""
+def _symmetric(Sigma, name):
+    """``Sigma`` as a finite, square, symmetric float matrix (to rounding), or a clear error."""
     Sigma = np.asarray(Sigma, dtype=float)
     if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
         raise ValueError(f"{name} must be a square (d, d) matrix; got shape {Sigma.shape}.")
     if not np.all(np.isfinite(Sigma)):
         raise ValueError(f"{name} contains NaN or infinite values.")
-    if not np.allclose(Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=1.0)):
+    if not np.allclose(Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=0.0)):
         raise ValueError(f"{name} must be symmetric.")
+    return Sigma
+
+
+def _cholesky(Sigma, name="Sigma"):
+    """Lower Cholesky factor of a symmetric positive definite matrix, or a clear error."""
+    Sigma = _symmetric(Sigma, name)
     try:
         return linalg.cholesky(Sigma, lower=True)
     except linalg.LinAlgError:
@@ -62,8 +68,7 @@ def gaussian_logpdf(X, mu, Sigma):
     ValueError
         If the shapes disagree, an input is not finite, or Sigma is not symmetric positive definite.
     """
-    X = np.asarray(X, dtype=float)
-    X = check_data(X.reshape(1, -1) if X.ndim == 1 else X)
+    X = check_data(np.reshape(X, (1, -1)) if np.ndim(X) == 1 else X)
     L = _cholesky(Sigma)
     d = L.shape[0]
     if X.shape[1] != d:
@@ -97,9 +102,7 @@ def condition_gaussian(mu, Sigma, obs_idx, x_obs):
     m : ndarray, shape (n - len(obs_idx),)
     S : ndarray, shape (n - len(obs_idx), n - len(obs_idx))
     """
-    Sigma = np.asarray(Sigma, dtype=float)
-    if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
-        raise ValueError(f"Sigma must be a square (n, n) matrix; got shape {Sigma.shape}.")
+    Sigma = _symmetric(Sigma, "Sigma")
     n = Sigma.shape[0]
     mu = _vector(mu, "mu", n)
     o = np.asarray(obs_idx)
@@ -141,7 +144,7 @@ def kl_gaussians(m0, S0, m1, S1):
     y = linalg.solve_triangular(L1, m1 - m0, lower=True)
     logdet0 = 2.0 * np.sum(np.log(np.diag(L0)))
     logdet1 = 2.0 * np.sum(np.log(np.diag(L1)))
-    return 0.5 * (np.sum(M**2) + y @ y - n + logdet1 - logdet0)
+    return float(0.5 * (np.sum(M**2) + y @ y - n + logdet1 - logdet0))
 
 
 def lowrank_solve_logdet(A, D, B=None):

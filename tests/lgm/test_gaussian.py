@@ -239,3 +239,16 @@ def test_lowrank_rejects_bad_input():
         lowrank_solve_logdet(np.ones(4), np.ones(4))
     with pytest.raises(ValueError, match="NaN"):
         lowrank_solve_logdet(A, np.array([1.0, np.nan, 1.0, 1.0]))
+
+
+def test_condition_rejects_asymmetric_joint_covariance():
+    Sigma = np.array([[2.0, 0.5, 0.0], [0.1, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    with pytest.raises(ValueError, match="Sigma must be symmetric"):
+        condition_gaussian(np.zeros(3), Sigma, [2], [1.0])  # the observed block alone is fine
+
+
+def test_symmetry_check_is_relative_to_scale():
+    # A tiny covariance with a relative asymmetry of 10% is not symmetric, whatever its scale.
+    Sigma = 1e-20 * np.array([[1.0, 0.1], [0.0, 1.0]])
+    with pytest.raises(ValueError, match="symmetric"):
+        gaussian_logpdf(np.zeros((1, 2)), np.zeros(2), Sigma)
