@@ -66,6 +66,8 @@ def _generic_pattern(got, expected, rtol, atol):
         return "Your values are the expected ones with the opposite sign: check the sign of each term."
     if got.ndim == 2 and got.shape[0] == got.shape[1] and close(got, expected.T):
         return "Your matrix is the transpose of the expected one: check the order of the factors."
+    if got.size == 1:
+        return ""  # any two numbers differ by a factor and by an offset: no pattern to name
     nonzero = np.abs(expected) > 1e-12 * max(scale, 1.0)
     if nonzero.any():
         ratio = got[nonzero] / expected[nonzero]
@@ -73,11 +75,10 @@ def _generic_pattern(got, expected, rtol, atol):
         if np.isfinite(r) and abs(r - 1) > 1e-6 and close(got, r * expected):
             return (f"Your values are the expected ones times {r:.6g}: a missing or extra constant factor "
                     "(a 1/2, 1/N, or N versus N - 1?).")
-    if got.size > 1:
-        c = np.median(got - expected)
-        if abs(c) > 1e-9 and close(got, expected + c):
-            return (f"Your values are the expected ones plus the constant {c:.6g}: a missing or extra constant term "
-                    "(such as d/2 log 2 pi)?")
+    c = np.median(got - expected)
+    if abs(c) > 1e-9 and close(got, expected + c):
+        return (f"Your values are the expected ones plus the constant {c:.6g}: a missing or extra constant term "
+                "(such as d/2 log 2 pi)?")
     return ""
 
 
@@ -128,7 +129,7 @@ def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
     message = [
         f"{what}: {int(wrong.sum())} of {got.size} entries differ from the reference by more than the tolerance "
         f"|got - expected| <= {atol:g} + {rtol:g} |expected|. The largest differences:",
-        _entries(index, got, expected, diff),
+        _entries(index[: int(wrong.sum())], got, expected, diff),
     ]
     for hint, value in mistakes:
         value = np.asarray(value, dtype=float)
@@ -146,3 +147,43 @@ def check(condition, message):
     """Fail with ``message`` (written for the student) unless ``condition`` holds."""
     if not condition:
         raise GradingFailure(message)
+
+
+def check_subspace(got, expected, what, *, atol=1e-8, mistakes=()):
+    """Fail unless span(got) equals span(expected): the largest principal angle is at most ``atol`` radians.
+
+    Bases of a subspace are not unique (any invertible mix of the columns spans the same space), so
+    loadings are compared by principal angles (scipy.linalg.subspace_angles), never entry by entry.
+
+    Parameters
+    ----------
+    got, expected : array_like, shape (d, K)
+        Bases (columns) of the two subspaces.
+    what : str
+    atol : float
+        The largest principal angle accepted, in radians.
+    mistakes : sequence of (str, array_like)
+        A hint and a basis that the mistake produces; named when span(got) matches it.
+    """
+    from scipy.linalg import subspace_angles
+
+    got = as_array(got, what)
+    expected = np.asarray(expected, dtype=float)
+    if got.shape != expected.shape:
+        raise GradingFailure(
+            f"{what} has the wrong shape: expected {expected.shape} (d, K), got {got.shape}.{_shape_hint(got, expected)}"
+        )
+    if not np.all(np.isfinite(got)):
+        raise GradingFailure(f"{what} contains NaN or infinity. Look for a singular matrix or an overflow.")
+    if np.linalg.matrix_rank(got) < got.shape[1]:
+        raise GradingFailure(f"The columns of {what} are linearly dependent: they do not span a {got.shape[1]}-dimensional subspace.")
+    angle = float(np.max(subspace_angles(got, expected)))
+    if angle <= atol:
+        return got
+    message = [f"The subspace spanned by {what} is not the expected one: the largest principal angle between "
+               f"them is {angle:.3g} rad ({np.degrees(angle):.3g} degrees); at most {atol:g} rad is accepted."]
+    for hint, basis in mistakes:
+        if np.max(subspace_angles(got, np.asarray(basis, dtype=float))) <= max(atol, 1e-6):
+            message.append(f"Hint: your subspace is the one you get when you {hint}.")
+            break
+    raise GradingFailure("\n".join(message))
