@@ -96,6 +96,18 @@ def test_lgm_posterior_small_noise(student):
           "The posterior covariance must be symmetric positive definite.")
 
 
+@pytest.mark.points(1)
+def test_lgm_posterior_large_d(student):
+    # d = 20 000: the d x d form A^T C^{-1} needs a 3.2 GB matrix and minutes; the K x K form takes
+    # milliseconds. Sums of 2e4 terms round to ~1e-12 relative; the tolerance is 1e-8.
+    rng = np.random.default_rng(4)
+    X, A, D = _model(rng, 4, 20_000, 3)
+    expected_means, expected_cov = posterior(X, A, D)
+    means, cov = check_tuple(student.lgm_posterior(X, A, D), 2, "lgm_posterior(X, A, D)", ("means", "cov"))
+    check_array(means, expected_means, "means from lgm_posterior with d = 20000, K = 3", rtol=1e-8, atol=1e-10)
+    check_array(cov, expected_cov, "cov from lgm_posterior with d = 20000, K = 3", rtol=1e-8, atol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------
 # lgm_loglik(X, A, D) -> (N,)
 
@@ -312,14 +324,16 @@ def _mcem_mistakes(X, A, D, eps):
     A_new, D_new = complete_data_ml(Xr, Z)
     Sxz = Xr.T @ Z
     xx = np.sum(Xr**2, axis=0)
-    L_upper = linalg.cholesky(Sigma, lower=False)
-    Z_upper = (M + eps @ L_upper.T).reshape(J * N, K)
-    As = [("use the upper Cholesky factor (L^T instead of L, so the samples have the wrong covariance)",
-           complete_data_ml(Xr, Z_upper)[0])]
+    upper = complete_data_ml(Xr, (M + eps @ linalg.cholesky(Sigma, lower=True)).reshape(J * N, K))
+    symmetric = complete_data_ml(Xr, (M + eps @ np.real(linalg.sqrtm(Sigma))).reshape(J * N, K))
+    wrong_factor = [
+        ("multiply eps by L^T instead of L (z = m + L^T eps has covariance L^T L, not Sigma)", upper),
+        ("use a square root of Sigma other than its lower Cholesky factor L: the noise eps is given, so the "
+         "task fixes z = m + L eps with L = np.linalg.cholesky(Sigma)", symmetric)]
+    As = [(hint, value[0]) for hint, value in wrong_factor]
     Ds = [("divide by N instead of NJ, the number of completed pairs", D_new * J),
-          ("use the old A^k instead of the new A^{k+1} in the D-update", (xx - np.sum(A * Sxz, axis=1)) / (N * J)),
-          ("use the upper Cholesky factor (L^T instead of L, so the samples have the wrong covariance)",
-           complete_data_ml(Xr, Z_upper)[1])]
+          ("use the old A^k instead of the new A^{k+1} in the D-update", (xx - np.sum(A * Sxz, axis=1)) / (N * J))]
+    Ds += [(hint, value[1]) for hint, value in wrong_factor]
     return As, Ds
 
 
