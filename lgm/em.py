@@ -240,7 +240,7 @@ class LGM:
     """
 
     def __init__(self, n_components, *, noise="diagonal", completion="expected", n_samples=1,
-                 max_iter=1000, tol=1e-6, init="ppca", noise_floor=1e-6, random_state=None,
+                 max_iter=1000, tol=1e-7, init="ppca", noise_floor=1e-6, random_state=None,
                  progress=False):
         self.n_components = n_components
         self.noise = check_option(noise, "noise", ("diagonal", "isotropic"))
