@@ -254,17 +254,17 @@ def test_fitted_model_checks_its_input():
 
 
 def test_a_failed_fit_leaves_the_estimator_as_it_was():
-    X, _ = make_lgm_data(100, 5, 2, random_state=0)
+    X, _ = make_lgm_data(200, 8, 2, random_state=0)
     model = LGM(2).fit(X)
     before = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(model).items()}
-    bad_starts = [(np.ones((5, 3)), np.ones(5)), (np.ones((5, 2)), -np.ones(5))]
+    bad_starts = [(np.ones((8, 3)), np.ones(8)), (np.ones((8, 2)), -np.ones(8))]
     for init in bad_starts:  # fails after the data were read and S was formed
         model.init = init
         with pytest.raises(ValueError, match="init|D must hold"):
             model.fit(X)
     model.init = before["init"]
     with pytest.raises(ValueError):
-        model.fit(np.full((100, 5), np.nan))
+        model.fit(np.full((200, 8), np.nan))
     after = vars(model)
     assert after.keys() == before.keys()
     for k, v in before.items():
