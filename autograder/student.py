@@ -91,12 +91,16 @@ class Student:
             shutil.chown(self._folder.name, user=self.user)
             shutil.chown(workdir, user=self.user)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "autograder.worker", str(self._capture)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            cwd=workdir, env=env, text=True, encoding="utf-8",
-            start_new_session=(os.name == "posix"), user=self.user,
-        )
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "autograder.worker", str(self._capture)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                cwd=workdir, env=env, text=True, encoding="utf-8",
+                start_new_session=(os.name == "posix"), user=self.user,
+            )
+        except OSError as error:  # the grader's set-up, not the student's code
+            as_user = f" as user {self.user!r}" if self.user else ""
+            raise RuntimeError(f"the grader could not start its worker process{as_user}: {error}") from None
         self._replies = queue.Queue()
         threading.Thread(target=self._read, args=(self._process, self._replies), daemon=True).start()
         try:

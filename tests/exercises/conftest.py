@@ -116,7 +116,9 @@ def pytest_runtest_makereport(item, call):
     elif isinstance(report.longrepr, str):
         output = report.longrepr
     else:
-        output = "The test itself failed (please tell the instructor):\n" + report.longreprtext[-3000:]
+        error = call.excinfo.value if call.excinfo is not None else None
+        output = (f"The test itself failed, not your code (please tell the instructor): {error!r}\n"
+                  + report.longreprtext[-1500:])
     _results(item.config).tests.append(
         TestResult(name=item.name, page=_page(item.module), max_score=_points(item), passed=report.passed, output=output)
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from autograder import codec
+from autograder.student import Student, StudentFailure
 from autograder.submission import definitions, read_cells
 
 HERE = Path(__file__).parent
@@ -138,12 +139,12 @@ broken = 1 / 0  # an error while loading: skipped with a note
 
 
 def gaussian_logpdf(X, mu, Sigma):
-    while True:  # an infinite loop
-        pass
+    sys.exit(0)  # inside a function: reported as SystemExit, the process goes on
 
 
 def gaussian_mle(X):
-    sys.exit(0)  # inside a function: reported as SystemExit, the process goes on
+    while True:  # an infinite loop
+        pass
 
 
 def condition_gaussian(mu, Sigma, obs_idx, x_obs):
@@ -174,14 +175,14 @@ def test_hostile_submission_finishes_and_loses_only_its_own_points(tmp_path):
         function = next(f for f in ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss",
                                     "lowrank_solve_logdet") if test["name"].startswith(f"test_{f}"))
         by_function.setdefault(function, []).append(test)
-    assert all(t["score"] == 0 and "Time limit" in t["output"] for t in by_function["gaussian_logpdf"])
-    assert all(t["score"] == 0 and "SystemExit" in t["output"] for t in by_function["gaussian_mle"])
+    assert all(t["score"] == 0 and "SystemExit" in t["output"] for t in by_function["gaussian_logpdf"])
+    assert all(t["score"] == 0 and "Time limit" in t["output"] for t in by_function["gaussian_mle"])
     assert all(t["score"] == 0 and "SIGSEGV" in t["output"] for t in by_function["condition_gaussian"])
     assert all(t["score"] == 0 and "RuntimeError" in t["output"] for t in by_function["kl_gauss"])
     assert all(t["score"] == t["max_score"] for t in by_function["lowrank_solve_logdet"])
     assert results["score"] == sum(t["max_score"] for t in by_function["lowrank_solve_logdet"])
     assert "ZeroDivisionError" in results["output"] and "SystemExit" in results["output"]
-    n_timeouts = len(by_function["gaussian_logpdf"])
+    n_timeouts = len(by_function["gaussian_mle"])
     assert elapsed < 2 * n_timeouts + 60, f"grading took {elapsed:.0f} s"
 
 
@@ -195,22 +196,26 @@ def test_crash_while_loading_fails_every_test_quickly(tmp_path):
     assert elapsed < 60
 
 
-def test_missing_or_unreadable_submission_gives_a_valid_results_file(tmp_path):
-    cases = {"missing.ipynb": None, "bad.ipynb": "not json", "syntax.py": "def f(:\n"}
-    for name, text in cases.items():
-        if text is not None:
-            (tmp_path / name).write_text(text)
+def test_missing_submission_gives_a_valid_results_file(tmp_path):
+    results, _, _ = grade(tmp_path, "-k", "gaussian_mle", submission=tmp_path / "missing.ipynb",
+                          files=[str(HERE / "test_gaussians.py")])
+    assert results["score"] == 0 and results["tests"]
+    assert all(t["status"] == "failed" and "could not read" in t["output"] for t in results["tests"])
 
-    def run(name):
-        folder = tmp_path / name.replace(".", "_")
-        folder.mkdir()
-        return grade(folder, "-k", "gaussian_mle", submission=tmp_path / name, files=[str(HERE / "test_gaussians.py")])[0]
 
-    with ThreadPoolExecutor(len(cases)) as pool:
-        for name, results in zip(cases, pool.map(run, cases)):
-            assert results["score"] == 0 and results["tests"], name
-            assert all(t["status"] == "failed" for t in results["tests"]), name
-    assert "could not read" in results["tests"][0]["output"] or "does not define" in results["tests"][0]["output"]
+def test_unreadable_submissions_fail_with_a_message(tmp_path):
+    cases = {"bad.ipynb": ("not json", "not a readable Jupyter notebook"),
+             "bad.txt": ("x = 1", "must be one of"),
+             "syntax.py": ("def f(:\n", "syntax error")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        student = Student(tmp_path / name, time_limit=5)
+        try:
+            with pytest.raises(StudentFailure, match="could not read|does not define") as failure:
+                student.f()
+        finally:
+            student.close()
+        assert message in str(failure.value), str(failure.value)
 
 
 def test_values_cross_as_json_never_as_pickle():
@@ -238,3 +243,35 @@ def test_only_definitions_of_a_notebook_run():
                     "w = np.ones(2)", "C = 4"]
     assert not problems
     assert definitions(["def g(:"])[1] and "syntax error" in definitions(["def g(:"])[1][0]
+
+
+def test_gradescope_zip_grades_a_submission_in_gradescope_layout(tmp_path):
+    import os
+    import zipfile
+
+    from autograder.gradescope import build_zip
+
+    archive = build_zip("gaussians", tmp_path / "dist")
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        assert {"setup.sh", "run_autograder", "tests/exercises/test_gaussians.py", "tests/exercises/conftest.py",
+                "autograder/worker.py", "lgm/__init__.py", "pyproject.toml"} <= names
+        assert not any("solutions" in n or "mistakes" in n or "test_autograder" in n for n in names)
+        assert z.getinfo("run_autograder").external_attr >> 16 & 0o111
+        # Gradescope's layout, under tmp_path instead of /autograder; python3 is this environment's Python.
+        home = tmp_path / "autograder"
+        z.extractall(home / "source")
+    for name in ("setup.sh", "run_autograder"):
+        assert subprocess.run(["bash", "-n", str(home / "source" / name)]).returncode == 0, name
+    script = (home / "source" / "run_autograder").read_text().replace("/autograder", str(home))
+    (home / "run_autograder").write_text(script)
+    (home / "submission").mkdir()
+    (home / "submission" / "my_notebook.py").write_text((HERE / "solutions" / "gaussians.py").read_text())
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    (bin_dir / "python3").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(["bash", str(home / "run_autograder")], env=env, capture_output=True, timeout=240)
+    results = json.loads((home / "results" / "results.json").read_text())
+    assert results["score"] == results["max_score"] > 0, results["output"]
