@@ -276,7 +276,8 @@ def _read_checkpoint(path, model, X, scheme):
         config, shape, saved_scheme = saved["config"], saved["shape"], saved["scheme"]
     except Exception as err:  # any unreadable file: say which one and why
         raise ValueError(f"checkpoint {path} could not be read ({type(err).__name__}: {err}).") from None
-    if dict(config, hidden=tuple(config["hidden"])) != model.config:
+    architecture = {k: v for k, v in model.config.items() if k != "seed"}
+    if dict(config, hidden=tuple(config["hidden"]), seed=None) != dict(architecture, seed=None):
         raise ValueError(f"checkpoint {path} belongs to a different model ({config}); "
                          "pass a new checkpoint path or the same model configuration.")
     if list(shape) != list(X.shape) or saved_scheme != scheme:
