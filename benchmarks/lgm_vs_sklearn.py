@@ -60,19 +60,21 @@ def main(argv=None):
 
     X, _ = make_lgm_data(N, d, K, random_state=args.seed)
     print(f"N={N} d={d} K={K}  threads={args.threads} of {os.cpu_count()} cores  "
-          f"load average before: {os.getloadavg()[0]:.1f}")
+          f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
     rows = {}
     with threadpool_limits(limits=args.threads):
         _, t_gemm = timed(lambda: X.T @ X)
         _, t_syrk = timed(lambda: dsyrk(1.0, X.T))
         t_xtx = min(t_gemm, t_syrk)
-        print(f"X^T X: numpy matmul {t_gemm:.2f} s, dsyrk {t_syrk:.2f} s")
+        print(f"X^T X: numpy matmul {t_gemm:.2f} s, dsyrk {t_syrk:.2f} s", flush=True)
 
         lgm_model, t = timed(lambda: LGM(K).fit(X))
         rows["lgm.LGM"] = (t, lgm_model.n_iter_, lgm_model.mean_, lgm_model.A_, lgm_model.D_)
-        for solver in ("lapack", "randomized"):
+        print(f"lgm.LGM: {t:.2f} s, {lgm_model.n_iter_} iterations", flush=True)
+        for solver in ("randomized", "lapack"):
             fa, t = timed(lambda: FactorAnalysis(K, svd_method=solver, random_state=args.seed).fit(X))
             rows[f"FactorAnalysis({solver})"] = (t, fa.n_iter_, fa.mean_, fa.components_.T, fa.noise_variance_)
+            print(f"FactorAnalysis({solver}): {t:.2f} s, {fa.n_iter_} iterations", flush=True)
 
         S = sample_covariance(X, X.mean(axis=0))  # all three means are the sample mean
         scores = {name: (sklearn_score(X, m, A, D), mean_log_likelihood(S, A, D))

@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 from scipy import linalg
-from scipy.linalg.blas import dsyrk
 from sklearn.exceptions import ConvergenceWarning
 
 from lgm._checks import (
@@ -40,14 +39,16 @@ from lgm.linear_gaussian import (
 from lgm.ppca import ppca_ml
 
 #: Rows of X centred and accumulated at a time by :func:`sample_covariance` (bounds the memory).
-_CHUNK_ROWS = 8192
+_CHUNK_ROWS = 4096
 
 
 def sample_covariance(X, mean):
-    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T with one symmetric BLAS product per chunk.
+    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T, one BLAS matrix product per chunk of rows.
 
-    Uses ``dsyrk``, which computes only one triangle (half the flops of ``X.T @ X``), on
-    chunks of rows so that the centred copy never exceeds a few tens of megabytes.
+    Centring a chunk at a time keeps the extra memory to a few tens of megabytes and avoids the
+    cancellation of X^T X / N - mean mean^T. (A symmetric rank-k update, ``dsyrk``, does half the
+    flops in theory, but with the OpenBLAS that numpy and scipy ship it measured slower than the
+    general product; see ``benchmarks/RESULTS.md``.)
 
     Parameters
     ----------
@@ -56,14 +57,15 @@ def sample_covariance(X, mean):
 
     Returns
     -------
-    S : ndarray, shape (d, d)
+    S : ndarray, shape (d, d), symmetric
     """
     N, d = X.shape
-    S = np.zeros((d, d), order="F")
+    S = np.zeros((d, d))
     for start in range(0, N, _CHUNK_ROWS):
-        Xc = X[start:start + _CHUNK_ROWS] - mean  # C order, so Xc.T is a Fortran (d, n) array
-        S = dsyrk(1.0 / N, Xc.T, beta=1.0, c=S, overwrite_c=True)  # upper triangle of Xc^T Xc / N
-    return np.triu(S) + np.triu(S, 1).T
+        Xc = X[start:start + _CHUNK_ROWS] - mean
+        S += Xc.T @ Xc
+    S /= N
+    return 0.5 * (S + S.T)
 
 
 class _EMState:

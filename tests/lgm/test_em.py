@@ -22,6 +22,17 @@ def mean_loglik(X, mean, A, D):
     return stats.multivariate_normal(mean, A @ A.T + np.diag(D)).logpdf(X).mean()
 
 
+# ---------------------------------------------------------------- sufficient statistics
+
+def test_sample_covariance_matches_numpy_across_chunks():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(10000, 7)) + 50.0  # more rows than one chunk, and a large mean
+    S = sample_covariance(X, X.mean(axis=0))
+    # Centring before the product keeps full accuracy despite the mean of 50.
+    np.testing.assert_allclose(S, np.cov(X.T, bias=True), rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(S, S.T)
+
+
 # ---------------------------------------------------------------- one step
 
 def test_em_step_equals_a_per_sample_reference():
