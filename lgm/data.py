@@ -175,3 +175,118 @@ def load_digits(*, split=True, dequantise=True, random_state=0, return_labels=Fa
     if return_labels:
         return X[train], X[test], y[train], y[test]
     return X[train], X[test]
+
+
+# --------------------------------------------------------------------------- the user's own files
+#: Element types of the IDX format (MNIST's files): type code -> big-endian numpy dtype.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_data_file(path, *, key=None):
+    """Read a data matrix X (N, d) from a file of one's own, one sample per row.
+
+    Formats, by the file's name:
+
+    - ``.npz`` (numpy archive): the array named ``key``, or the first one;
+    - ``.npy``: the array;
+    - ``.csv``: numbers separated by commas, one sample per line; a first line that is not
+      numeric is taken as a header and skipped;
+    - IDX, MNIST's format (a name containing ``idx`` or ``ubyte``, gzipped (``.gz``) or not),
+      e.g. ``train-images-idx3-ubyte.gz``. Values are returned as stored (0..255 for MNIST).
+
+    Arrays with more than two axes (images) are flattened to one row per sample; a 1-D array
+    becomes one column. Nothing is rescaled.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    key : str, optional
+        The array to read from an ``.npz`` archive.
+
+    Returns
+    -------
+    X : ndarray, shape (N, d), float64, finite
+
+    Raises
+    ------
+    ValueError
+        With one line saying what is wrong with the file (missing, unknown format, not numeric,
+        truncated, NaN or infinite values).
+    """
+    import gzip
+    import os
+    import zipfile
+
+    name = os.fspath(path)
+    lower = name.lower()
+    if not os.path.isfile(name):
+        raise ValueError(f"data file {name!r} does not exist (or is not a file).")
+    try:
+        if lower.endswith(".npz"):
+            with np.load(name, allow_pickle=False) as archive:
+                if not archive.files:
+                    raise ValueError("the archive holds no arrays")
+                if key is not None and key not in archive.files:
+                    raise ValueError(f"it has no array {key!r}; it has {', '.join(archive.files)}")
+                X = archive[key if key is not None else archive.files[0]]
+        elif lower.endswith(".npy"):
+            X = np.load(name, allow_pickle=False)
+        elif lower.endswith(".csv"):
+            X = _read_csv(name)
+        elif "idx" in os.path.basename(lower) or "ubyte" in os.path.basename(lower):
+            opener = gzip.open if lower.endswith(".gz") else open
+            with opener(name, "rb") as handle:
+                X = _read_idx(handle.read())
+        else:
+            raise ValueError("unknown format; expected .npz, .npy, .csv or an IDX file (MNIST's "
+                             "'...-idx3-ubyte', optionally .gz)")
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, TypeError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"cannot read data file {name!r}: {message}.") from None
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"cannot read data file {name!r}: its values are not numbers (dtype {X.dtype}).")
+    if X.ndim == 0 or X.size == 0:
+        raise ValueError(f"cannot read data file {name!r}: it holds no data.")
+    X = X.reshape(len(X), -1) if X.ndim > 1 else X.reshape(-1, 1)
+    X = X.astype(float)
+    if not np.all(np.isfinite(X)):
+        row = np.argwhere(~np.isfinite(X))[0][0]
+        raise ValueError(f"data file {name!r} contains NaN or infinite values (first in row {row}).")
+    return X
+
+
+def _read_csv(name):
+    with open(name, encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle if line.strip()]
+    if not lines:
+        raise ValueError("the file is empty")
+    try:
+        [float(v) for v in lines[0].split(",")]
+    except ValueError:
+        lines = lines[1:]  # a header
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append([float(v) for v in line.split(",")])
+        except ValueError:
+            raise ValueError(f"data line {number} is not a comma-separated list of numbers") from None
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError("its lines do not all have the same number of values")
+    return np.array(rows)
+
+
+def _read_idx(raw):
+    """Parse IDX bytes: two zero bytes, a type code, the number of axes, big-endian int32 sizes."""
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError("it does not start with an IDX header")
+    ndim = raw[3]
+    if ndim == 0 or len(raw) < 4 + 4 * ndim:
+        raise ValueError("its IDX header is truncated")
+    shape = tuple(int(s) for s in np.frombuffer(raw, ">i4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    body = raw[4 + 4 * ndim:]
+    if len(body) != expected:
+        raise ValueError(f"the header promises shape {shape} ({expected} bytes) but {len(body)} bytes follow")
+    return np.frombuffer(body, dtype).reshape(shape)
