@@ -13,7 +13,7 @@ def main(argv=None):
     build = commands.add_parser("build-zip", help="build the Gradescope autograder zip of exercise pages")
     build.add_argument("pages", nargs="*", help=f"pages to build (default: all of {', '.join(pages())})")
     build.add_argument("--out", default="dist/autograder", help="folder for the zips (default: dist/autograder)")
-    build.add_argument("--time-limit", type=float, default=10.0, help="seconds per call of a student's function")
+    build.add_argument("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test")
     args = parser.parse_args(argv)
     for page in args.pages or pages():
         try:

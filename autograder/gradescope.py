@@ -70,7 +70,7 @@ def build_zip(page, out_dir, *, time_limit=10.0):
         The exercise page, e.g. ``"gaussians"`` for ``book/exercises/gaussians.md``.
     out_dir : str or Path
     time_limit : float
-        Seconds one call of a student's function may take.
+        Seconds the submission's code may run in one test (all its calls together).
     """
     if page not in pages():
         raise ValueError(f"no autograder tests for page {page!r}; pages with tests: {', '.join(pages())}")

@@ -3,7 +3,8 @@
 ``Student(path)`` reads the submission's cells (without running them) and starts
 ``python -m autograder.worker`` in its own process, in an empty temporary folder, with the
 submission's output captured to a file. ``student.gaussian_logpdf(X, mu, Sigma)`` sends the call to
-the worker and waits at most ``time_limit`` seconds for the reply. If the worker does not answer in
+the worker and waits for the reply; all the calls of one test together may take at most
+``time_limit`` seconds (:meth:`Student.new_test` starts a test's budget). If the worker does not answer in
 time, or dies (``sys.exit()`` or ``os._exit()`` at load, a segfault, running out of memory), it is
 killed and the failure is reported for this call only; the next call starts a fresh worker, which
 loads the submission again. Every failure becomes a :class:`StudentFailure` whose message says what
@@ -39,7 +40,7 @@ class Student:
     path : str or Path
         The submission (``.ipynb``, ``.md`` or ``.py``).
     time_limit : float
-        Seconds one call may take.
+        Seconds the submission's code may run in one test (all its calls together).
     load_time_limit : float
         Seconds loading the submission (Python start-up, imports, definitions) may take.
     user : str, optional
@@ -50,6 +51,7 @@ class Student:
     def __init__(self, path, *, time_limit=10.0, load_time_limit=60.0, user=None):
         self.path = Path(path)
         self.time_limit = float(time_limit)
+        self._budget = self.time_limit  # what is left of the current test's time limit
         self.load_time_limit = float(load_time_limit)
         self.user = user
         self.problems = []  # what went wrong while reading or loading, one line each
@@ -138,7 +140,7 @@ class Student:
 
     # -- one request -------------------------------------------------------------------------------
 
-    def _request(self, message, limit, doing):
+    def _request(self, message, limit, doing, rule=""):
         self._counter += 1
         message = dict(message, id=self._counter, token=secrets.token_hex(16))
         try:
@@ -153,7 +155,7 @@ class Student:
             except queue.Empty:
                 self._kill()
                 raise StudentFailure(
-                    f"Time limit: {doing} did not finish within {limit:g} s, so the grader stopped it. "
+                    f"Time limit: the grader stopped {doing} after {limit:.3g} s{rule}. "
                     "Look for a loop that never ends (a while loop whose condition never changes), "
                     "or for work that grows much faster than it should (a d x d inverse inside a loop)."
                 ) from None
@@ -175,6 +177,10 @@ class Student:
             raise RuntimeError(f"autograder protocol error while {doing}: {reply.get('error')}")
         return reply
 
+    def new_test(self):
+        """Start the time budget of a new test: ``time_limit`` seconds for all its calls."""
+        self._budget = self.time_limit
+
     def call(self, name, *args, **kwargs):
         """Call the submission's function ``name`` in the worker and return its decoded value.
 
@@ -189,7 +195,12 @@ class Student:
             self._start()
         message = {"op": "call", "name": name, "args": codec.to_jsonable(list(args)),
                    "kwargs": codec.to_jsonable(kwargs)}
-        reply = self._request(message, self.time_limit, f"the call of {name}")
+        start = time.monotonic()
+        try:
+            reply = self._request(message, self._budget, f"the call of {name}",
+                                  f" (each test may run your code for {self.time_limit:g} s in all)")
+        finally:
+            self._budget = max(self._budget - (time.monotonic() - start), 0.0)
         status = reply["status"]
         if status == "ok":
             return codec.from_jsonable(reply["value"])

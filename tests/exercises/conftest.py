@@ -32,7 +32,7 @@ def pytest_addoption(parser):
                     help="the submission to grade: a .ipynb, MyST .md or .py file, or a folder of <page>.* files "
                          "(default: the reference solutions)")
     group.addoption("--results", default=None, help="write the scores to this file in Gradescope's results.json format")
-    group.addoption("--time-limit", type=float, default=10.0, help="seconds one call of a student's function may take")
+    group.addoption("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test (all its calls together)")
     group.addoption("--load-time-limit", type=float, default=60.0,
                     help="seconds loading the submission (imports and definitions) may take")
     group.addoption("--sandbox-user", default=None,
@@ -87,6 +87,13 @@ def student(request):
     if submission.imports:
         notes.append(f"{page}: note for the instructor: the submission imports {', '.join(submission.imports)}.")
     _results(config).notes.extend(notes)
+
+
+@pytest.fixture(autouse=True)
+def _time_limit_per_test(request):
+    """Each test's calls of the submission share one time limit (--time-limit seconds)."""
+    if "student" in request.fixturenames:
+        request.getfixturevalue("student").new_test()
 
 
 def _points(item):
