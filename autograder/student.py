@@ -26,6 +26,8 @@ from autograder.compare import GradingFailure
 from autograder.submission import SubmissionError, read_cells
 
 ROOT = Path(__file__).resolve().parents[1]
+MAX_REPLY = 64 * 2**20
+"""The longest reply accepted, in characters (about 48 MB of array data)."""
 
 
 class StudentFailure(GradingFailure):
@@ -116,7 +118,15 @@ class Student:
 
     @staticmethod
     def _read(process, replies):
-        for line in process.stdout:
+        """Put each reply line on the queue; a line longer than MAX_REPLY becomes a refusal; None at the end."""
+        while True:
+            line = process.stdout.readline(MAX_REPLY)
+            if not line:
+                break
+            if len(line) == MAX_REPLY and not line.endswith("\n"):
+                while (rest := process.stdout.readline(MAX_REPLY)) and not rest.endswith("\n"):
+                    pass  # skip the rest of the oversized line without keeping it
+                line = codec.dumps({"status": "too-large"})
             replies.put(line)
         replies.put(None)
 
@@ -171,6 +181,10 @@ class Student:
                 reply = codec.loads(line)
             except codec.CodecError:
                 continue  # not a reply: ignore it
+            if reply.get("status") == "too-large" and set(reply) == {"status"}:
+                self._kill()
+                raise StudentFailure(f"During {doing}, your code sent back more than {MAX_REPLY // 2**20} MB: "
+                                     "does it return a much larger array than asked for?")
             if reply.get("id") == message["id"] and reply.get("token") == message["token"]:
                 break
         if reply.get("status") == "protocol-error":
