@@ -275,3 +275,16 @@ def test_gradescope_zip_grades_a_submission_in_gradescope_layout(tmp_path):
     subprocess.run(["bash", str(home / "run_autograder")], env=env, capture_output=True, timeout=240)
     results = json.loads((home / "results" / "results.json").read_text())
     assert results["score"] == results["max_score"] > 0, results["output"]
+
+
+def test_a_notebook_submission_is_graded(tmp_path):
+    # The page as students download it (jupytext, as book/_ext/exercise_notebooks.py writes it), with a
+    # last cell holding working functions: later definitions replace the stubs, so it scores full marks.
+    import jupytext
+    from nbformat.v4 import new_code_cell
+
+    notebook = jupytext.read(BOOK / "gaussians.md")
+    notebook.cells.append(new_code_cell((HERE / "solutions" / "gaussians.py").read_text()))
+    jupytext.write(notebook, tmp_path / "gaussians.ipynb", fmt="ipynb")
+    results, _, _ = grade(tmp_path, submission=tmp_path / "gaussians.ipynb", files=[str(HERE / "test_gaussians.py")])
+    assert results["score"] == results["max_score"] > 0, results["output"]
