@@ -32,6 +32,8 @@ def as_array(value, what):
 
 def check_tuple(value, length, what, names):
     """Check that ``value`` is a tuple (or list) of ``length`` items and return it as a tuple."""
+    if value is None:
+        raise GradingFailure(f"{what} returned None. Did you forget the return statement?")
     if not isinstance(value, (tuple, list)) or len(value) != length:
         got = f"a {type(value).__name__} of length {len(value)}" if isinstance(value, (tuple, list)) else type(value).__name__
         raise GradingFailure(f"{what} must return {length} values ({', '.join(names)}); it returned {got}.")
