@@ -5,9 +5,9 @@
 submission's output captured to a file. ``student.gaussian_logpdf(X, mu, Sigma)`` sends the call to
 the worker and waits for the reply; all the calls of one test together may take at most
 ``time_limit`` seconds (:meth:`Student.new_test` starts a test's budget). If the worker does not answer in
-time, or dies (``sys.exit()`` or ``os._exit()`` at load, a segfault, running out of memory), it is
-killed and the failure is reported for this call only; the next call starts a fresh worker, which
-loads the submission again. Every failure becomes a :class:`StudentFailure` whose message says what
+time, or dies (``os._exit()``, a segfault, running out of memory), it is killed and the failure
+is reported for this test only; the next call starts a fresh worker, which loads the submission
+again. Every failure becomes a :class:`StudentFailure` whose message says what
 happened in words a student can act on.
 """
 import os
@@ -57,7 +57,7 @@ class Student:
         self.load_time_limit = float(load_time_limit)
         self.user = user
         self.problems = []  # what went wrong while reading or loading, one line each
-        self.defined = None  # names the submission defines, known after the first load
+        self.defined = None  # the functions and classes the submission defines, known after the first load
         self.imports = []
         self._process = None
         self._counter = 0
@@ -222,7 +222,9 @@ class Student:
             hint = "".join(f"\n  {p}" for p in self.problems)
             raise StudentFailure(
                 f"Your submission does not define a function named {name}. Keep the name and the "
-                "arguments of the stub exactly as given." + (f" While loading it the grader noted:{hint}" if hint else "")
+                "arguments of the stub exactly as given."
+                + (f" It defines: {', '.join(self.defined)}." if self.defined else "")
+                + (f" While loading it the grader noted:{hint}" if hint else "")
             )
         if status == "not-implemented":
             raise StudentFailure(f"{name} still raises NotImplementedError: replace the stub's body with your code.")

@@ -45,7 +45,7 @@ def load(namespace, cells):
         except BaseException as error:  # noqa: B036 - SystemExit and KeyboardInterrupt included
             line = module.body[0].lineno
             problems.append(f"code cell {number}, line {line} raised {_describe(error)}; the grader skipped it")
-    defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("__"))
+    defined = sorted(k for k, v in namespace.items() if callable(v) and getattr(v, "__module__", None) == "submission")
     modules = sorted({m.split(".")[0] for m in sys.modules} & {"lgm", "nlgm"})
     return {"status": "ok", "defined": defined, "problems": problems, "imports": modules}
 
