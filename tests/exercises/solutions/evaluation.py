@@ -1,4 +1,7 @@
-"""Reference solutions of book/exercises/evaluation.md: the package's importance weighting (nlgm.elbo)."""
+"""Reference solutions for book/exercises/evaluation.md (kept out of the book).
+
+The package's importance weighting (nlgm.elbo, PyTorch in float64), converted from and to numpy.
+"""
 import numpy as np
 import torch
 

@@ -1,11 +1,30 @@
-"""Reference solutions of book/exercises/lgm.md: the package's own functions, one copy of each algorithm."""
+"""Reference solutions for book/exercises/lgm.md (kept out of the book).
+
+Every exercise calls the package (lgm.linear_gaussian, lgm.em), so each algorithm has one copy.
+"""
 import numpy as np
 
 from lgm.completion import complete_then_reestimate
-from lgm.em import SampledCompletion, em_step  # noqa: F401 - em_step is exercise 7.2
-from lgm.linear_gaussian import check_params, complete_data_ml  # noqa: F401 - exercise 7.1
-from lgm.linear_gaussian import log_likelihood as lgm_loglik  # noqa: F401 - exercise 6.2
-from lgm.linear_gaussian import posterior as lgm_posterior  # noqa: F401 - exercise 6.1
+from lgm.em import SampledCompletion
+from lgm.em import em_step as lgm_em_step
+from lgm.linear_gaussian import check_params, log_likelihood, posterior
+from lgm.linear_gaussian import complete_data_ml as lgm_complete_data_ml
+
+
+def lgm_posterior(X, A, D):
+    return posterior(X, A, D)
+
+
+def lgm_loglik(X, A, D):
+    return log_likelihood(X, A, D)
+
+
+def complete_data_ml(X, Z):
+    return lgm_complete_data_ml(X, Z)
+
+
+def em_step(X, A, D):
+    return lgm_em_step(X, A, D)
 
 
 class GivenNoise:
@@ -21,7 +40,7 @@ class GivenNoise:
 
 
 def mcem_step(X, A, D, eps):
-    """Exercise 7.3: the package's sampled completion (J = len(eps)) with the given noise."""
+    """The package's sampled completion (J = len(eps) draws per row) with the given noise."""
     A, D = check_params(A, D, n_features=np.shape(X)[1])
     eps = np.asarray(eps, dtype=float)
     state = SampledCompletion(A, D, n_samples=eps.shape[0], floor=-np.inf)

@@ -1,4 +1,8 @@
-"""Reference solutions of book/exercises/nlgm.md (chapter 8)."""
+"""Reference solutions for book/exercises/nlgm.md (kept out of the book).
+
+The package has no function for these two (chapter 8 computes them in its cells), so this is their
+one copy outside the chapter's demonstrations.
+"""
 import numpy as np
 from scipy.special import logsumexp
 

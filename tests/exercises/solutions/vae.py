@@ -1,4 +1,8 @@
-"""Reference solutions of book/exercises/vae.md: the package's ELBO pieces (nlgm.elbo, in torch)."""
+"""Reference solutions for book/exercises/vae.md (kept out of the book).
+
+The package's ELBO pieces (nlgm.elbo, PyTorch in float64), converted from and to numpy; elbo_lgm,
+which the package does not need, is written here.
+"""
 import numpy as np
 import torch
 
