@@ -28,7 +28,7 @@ from nlgm.elbo import (
     reparameterise,
 )
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 #: Default floor of every noise variance D_i (data units squared). Keeps the Gaussian likelihood
 #: bounded when the decoder fits a pixel that never varies. For digits scaled to [0, 1) with
@@ -72,7 +72,7 @@ class NLGM(nn.Module):
     decoder : {"mlp", "linear"}
         f(z) an MLP with the hidden layers, or the linear map A z + b (A = ``decoder.weight``,
         shape (d, K)).
-    activation : {"tanh", "relu"}
+    activation : {"relu", "tanh"}
         The hidden units' nonlinearity.
     noise_floor : float
         The smallest value each D_i can take (data units squared); see ``NOISE_FLOOR``.
@@ -98,8 +98,8 @@ class NLGM(nn.Module):
     >>> model.log_likelihood(X_test, n_importance=1000)     # doctest: +SKIP
     """
 
-    def __init__(self, data_dim, latent_dim, *, hidden=(256,), likelihood="gaussian",
-                 noise="isotropic", decoder="mlp", activation="tanh", noise_floor=NOISE_FLOOR,
+    def __init__(self, data_dim, latent_dim, *, hidden=(256, 256), likelihood="gaussian",
+                 noise="isotropic", decoder="mlp", activation="relu", noise_floor=NOISE_FLOOR,
                  seed=None):
         super().__init__()
         data_dim = check_positive_int(data_dim, "data_dim")

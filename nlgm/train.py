@@ -117,8 +117,8 @@ def _validation_split(N, val_fraction, seed):
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def fit(model, X, *, epochs=300, batch_size=128, lr=3e-3, n_samples=1, val_fraction=0.1, seed=0,
-        progress=True, scheme="joint", patience=30, checkpoint=None, device=None, threads=None,
+def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1, val_fraction=0.1, seed=0,
+        progress=True, scheme="joint", patience=50, checkpoint=None, device=None, threads=None,
         initialise=True):
     """Train an NLGM by maximising the ELBO of X with minibatches, through the shared loop.
 

@@ -1,0 +1,84 @@
+"""The command line end to end, in subprocesses: a tiny training run, its files, evaluate, resume,
+a user's file, and one-line errors."""
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # each subprocess imports torch and matplotlib (seconds)
+
+TINY = ["--latent", "2", "--hidden", "16", "--epochs", "3", "--threads", "1", "--no-progress"]
+
+
+def nlgm(*args):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, "-m", "nlgm", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_train_writes_the_run_and_evaluate_prints_numbers(tmp_path):
+    run = tmp_path / "digits"
+    done = nlgm("train", "--data", "digits", "--out", run, *TINY)
+    assert done.returncode == 0, done.stderr
+    for name in ("model.pt", "history.csv", "run.json", "checkpoint.pt",
+                 "samples.png", "reconstructions.png", "traversal.png", "elbo.png"):
+        assert (run / name).stat().st_size > 0, name
+    with open(run / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert json.loads((run / "run.json").read_text())["latent"] == 2
+
+    shown = nlgm("evaluate", run, "--importance", "50", "--samples", "2")
+    assert shown.returncode == 0, shown.stderr
+    numbers = re.findall(r"(-?\d+\.\d+) nats per sample", shown.stdout)
+    elbo, loglik = map(float, numbers)
+    assert elbo <= loglik  # the bound is below the importance-weighted estimate
+
+    # Running the same command with more epochs resumes: the history continues.
+    again = nlgm("train", "--data", "digits", "--out", run, *TINY, "--epochs", "5")
+    assert again.returncode == 0, again.stderr
+    with open(run / "history.csv") as handle:
+        resumed = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in resumed] == [1, 2, 3, 4, 5]
+    assert [r["val_elbo"] for r in resumed[:3]] == [r["val_elbo"] for r in rows]
+
+
+def test_train_on_a_users_csv_file(tmp_path):
+    X = np.random.default_rng(0).normal(size=(60, 5))
+    np.savetxt(tmp_path / "mine.csv", X, delimiter=",", header="a,b,c,d,e", comments="")
+    done = nlgm("train", "--data", tmp_path / "mine.csv", "--out", tmp_path / "run", *TINY)
+    assert done.returncode == 0, done.stderr
+    shown = nlgm("evaluate", tmp_path / "run", "--importance", "20")
+    assert "test split: 12 samples, d = 5" in shown.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["train", "--data", "digits", "--latent", "2"], "--out"),
+    (["train", "--data", "digits", "--latent", "2", "--out", "x", "--noise", "full"], "--noise"),
+    (["train", "--data", "digits", "--latent", "two", "--out", "x"], "--latent"),
+    (["train", "--data", "digits", "--latent", "0", "--out", "x"], "latent_dim"),
+    (["train", "--data", "digits", "--latent", "2", "--out", "x", "--lr", "-1"], "lr"),
+    (["train", "--data", "nowhere.npz", "--latent", "2", "--out", "x"], "does not exist"),
+    (["evaluate", "not-a-run"], "not a run folder"),
+    (["fly"], "invalid choice"),
+])
+def test_bad_options_give_one_line_and_a_nonzero_exit(tmp_path, args, match):
+    done = subprocess.run([sys.executable, "-m", "nlgm", *args], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert match in done.stderr and "Traceback" not in done.stderr
+
+
+def test_help_explains_every_option():
+    shown = subprocess.run([sys.executable, "-m", "nlgm", "train", "--help"], capture_output=True,
+                           text=True, timeout=300)
+    options = re.findall(r"^\s+(--[a-z-]+)", shown.stdout, flags=re.M)
+    assert {"--data", "--latent", "--out", "--epochs", "--device", "--threads"} <= set(options)
+    for option in options:  # every option has a sentence after it
+        assert re.search(rf"{option}[^\n]*\n?\s+\S", shown.stdout)
