@@ -78,7 +78,8 @@ class _EMState:
     noise : {"diagonal", "isotropic"}
         Isotropic noise keeps D = sigma^2 * 1 (probabilistic PCA fitted by EM).
     floor : float
-        Every re-estimated noise variance is at least this (0 for no floor).
+        Every re-estimated noise variance is at least this (``-numpy.inf``: no floor, so a
+        variance that rounding makes zero or negative is returned as it is).
     """
 
     def __init__(self, A, D, *, noise="diagonal", floor=0.0):
