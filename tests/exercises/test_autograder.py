@@ -85,6 +85,14 @@ def test_every_page_has_tests_solutions_and_mistakes():
         assert len(_exercises(page)) >= 2, f"{page}.md should have at least two exercises (stubs)"
 
 
+def test_the_index_lists_every_page_and_exercise():
+    index = (BOOK / "index.md").read_text()
+    for page in PAGES:
+        assert f"{{doc}}`{page}`" in index, f"exercises/index.md does not link {page}"
+        missing = [name for name in _exercises(page) if f"`{name}`" not in index]
+        assert not missing, f"exercises/index.md does not list {missing} of {page}"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_test_is_named_after_an_exercise(gradings, page):
     exercises = _exercises(page)
