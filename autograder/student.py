@@ -170,7 +170,12 @@ class Student:
                     "or for work that grows much faster than it should (a d x d inverse inside a loop)."
                 ) from None
             if line is None:
-                code = self._process.wait()
+                try:
+                    code = self._process.wait(timeout=max(deadline - time.monotonic(), 1.0))
+                except subprocess.TimeoutExpired:  # it closed the reply channel but lives on
+                    self._kill()
+                    raise StudentFailure(f"The process running your code stopped answering during {doing}: "
+                                         "does your code close file descriptors or redirect output?") from None
                 self._process = None
                 raise StudentFailure(
                     f"The process running your code ended during {doing} (exit code {code}"
