@@ -2,8 +2,8 @@
 and choosing which of its top-level statements the grader runs.
 
 The grader runs only the *definitions* of a submission: imports, ``def`` and ``class`` statements,
-and assignments that use neither the submission's own functions nor a name that a skipped
-statement assigned. Everything else in a notebook —
+and assignments that neither call anything with the submission's own functions nor use a name
+that a skipped statement assigned. Everything else in a notebook —
 the self-check cells, prints, plots, loops, ``assert`` statements, calls such as ``sys.exit()`` —
 is skipped, so a failing self-check or a slow demonstration never stops the functions from being
 graded. Each statement that runs is executed on its own, so an error in one cell costs only the
@@ -107,10 +107,12 @@ def definitions(cells):
                 keep = True
                 tainted -= _targets(statement)
             elif isinstance(statement, _ASSIGNMENTS):
-                # An assignment runs unless it reads one of the submission's functions, or a name that
-                # a skipped statement assigned (a self-check's results): then its targets are skipped too.
+                # An assignment runs unless it calls something and uses one of the submission's functions
+                # (a self-check's result), or reads a name that a skipped statement assigned: then its
+                # targets are skipped too. Aliases such as `step = gmm_em_step` run.
                 reads = _names(statement) - _targets(statement)
-                keep = not (reads & (own | tainted)) and "get_ipython" not in reads
+                calls = any(isinstance(node, ast.Call) for node in ast.walk(statement))
+                keep = not (reads & tainted or calls and reads & own) and "get_ipython" not in reads
                 if isinstance(statement, ast.AugAssign):
                     keep = keep and not (_targets(statement) & tainted)
                 tainted = (tainted - _targets(statement)) if keep else (tainted | _targets(statement))

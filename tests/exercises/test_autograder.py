@@ -244,12 +244,12 @@ def test_values_cross_as_json_never_as_pickle():
 def test_only_definitions_of_a_notebook_run():
     cells = ["import numpy as np\nrng = np.random.default_rng(0)",
              "def f(x):\n    return 2 * x",
-             "y = f(3)\nz = y + 1\nprint(z)\nassert False\nw = np.ones(2)",
+             "y = f(3)\nz = y + 1\nprint(z)\nassert False\nw = np.ones(2)\ng = f\nh = list(map(f, [1]))",
              "%timeit f(1)\nC = 4"]
     statements, problems = definitions(cells)
     kept = [ast.unparse(module) for _, module in statements]
     assert kept == ["import numpy as np", "rng = np.random.default_rng(0)", "def f(x):\n    return 2 * x",
-                    "w = np.ones(2)", "C = 4"]
+                    "w = np.ones(2)", "g = f", "C = 4"]
     assert not problems
     assert definitions(["def g(:"])[1] and "syntax error" in definitions(["def g(:"])[1][0]
 
@@ -297,3 +297,16 @@ def test_a_notebook_submission_is_graded(tmp_path):
     jupytext.write(notebook, tmp_path / "gaussians.ipynb", fmt="ipynb")
     results, _, _ = grade(tmp_path, submission=tmp_path / "gaussians.ipynb", files=[str(HERE / "test_gaussians.py")])
     assert results["score"] == results["max_score"] > 0, results["output"]
+
+
+def test_the_time_limit_is_per_test_not_per_call(tmp_path):
+    # 0.2 s per call: the one-call tests pass, the 25 calls of the monotonicity test exceed 2 s together.
+    submission = tmp_path / "slow.py"
+    submission.write_text((HERE / "solutions" / "em.py").read_text() + (
+        "\n\nimport time\n_fast_step = gmm_em_step\n\n\ndef gmm_em_step(x, pi, mu, var):\n"
+        "    time.sleep(0.2)\n    return _fast_step(x, pi, mu, var)\n"))
+    results, _, _ = grade(tmp_path, "--time-limit", "2", "-k", "gmm_em_step", submission=submission,
+                          files=[str(HERE / "test_em.py")])
+    outcome = {t["name"]: t for t in results["tests"]}
+    assert outcome["test_gmm_em_step_matches_reference[0]"]["status"] == "passed"
+    assert "Time limit" in outcome["test_gmm_em_step_never_lowers_the_likelihood"]["output"]
