@@ -5,13 +5,17 @@ Gaussian (:func:`plot_model`); the "attachments", a segment from each sample to 
 the model places it on the plane (the orthogonal projection for PCA, mean + A E[z | x] for
 PPCA and the LGM; the caller computes them and passes them in); and a fit in progress as a row
 of small frames, one per iterate (:func:`plot_frames`). The functions only draw: they take
-arrays, return the figure or axes, and never call ``plt.show``.
+arrays, return the figure or axes, and never call ``plt.show``. Figures are at most
+``MAX_WIDTH`` inches wide, so that a book page shows them at full size, and 2-D axes have an
+equal aspect ratio, so that orthogonal projections look perpendicular.
 """
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy import linalg
 
 from lgm._checks import check_data, check_positive
+
+MAX_WIDTH = 7.0  # inches: wider figures are shrunk to the book's text column
 
 
 def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, latent_contour=True, ax=None,
@@ -55,7 +59,7 @@ def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, latent_c
     n_std = check_positive(n_std, "n_std")
     mean = X.mean(axis=0) if mean is None else np.asarray(mean, dtype=float).reshape(d)
     if ax is None:
-        fig = plt.figure(figsize=(3.6, 3.2))
+        fig = plt.figure(figsize=(4.2, 3.6))
         ax = fig.add_subplot(projection="3d" if d == 3 else None)
     ax.scatter(*X.T, s=6, color="tab:blue", alpha=0.6, linewidths=0)
     if attachments is not None:
@@ -70,8 +74,9 @@ def plot_model(X, A, *, mean=None, D=None, attachments=None, n_std=2.0, latent_c
         ax.plot(*_ellipse(mean, C, n_std), color="tab:orange", lw=1.2)
     if d == 2:
         ax.set_aspect("equal", adjustable="datalim")
+    ax.tick_params(labelsize=9)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
     return ax
 
 
@@ -95,7 +100,8 @@ def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, lat
         Passed to :func:`plot_model`.
     ncols : int
     size : float
-        Width and height of one frame, in inches.
+        Width and height of one frame, in inches; reduced if the row of frames would be wider
+        than ``MAX_WIDTH``. The frames show no tick labels (they share one picture's scale).
 
     Returns
     -------
@@ -110,6 +116,7 @@ def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, lat
     d = X.shape[1]
     ncols = min(int(ncols), n)
     nrows = -(-n // ncols)
+    size = min(float(size), MAX_WIDTH / ncols)
     fig = plt.figure(figsize=(size * ncols, size * nrows))
     axes = []
     for i, A in enumerate(As):
@@ -122,7 +129,10 @@ def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, lat
             ax=ax,
             title=f"iteration {i}" if titles is None else titles[i],
         )
-        ax.tick_params(labelsize=6)
+        ax.set_xticklabels([])
+        ax.set_yticklabels([])
+        if d == 3:
+            ax.set_zticklabels([])
         axes.append(ax)
     fig.tight_layout()
     return fig, np.array(axes)
