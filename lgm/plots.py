@@ -101,7 +101,7 @@ def plot_frames(X, As, *, mean=None, Ds=None, attachments=None, titles=None, lat
     ncols : int
     size : float
         Width and height of one frame, in inches; reduced if the row of frames would be wider
-        than ``MAX_WIDTH``. The frames show no tick labels (they share one picture's scale).
+        than ``MAX_WIDTH``. The frames show no tick labels: every frame draws the same data.
 
     Returns
     -------
