@@ -3,16 +3,16 @@
 The loop is :func:`lgm.completion.run`, the same one that fits the linear Gaussian model by
 sampled-completion EM. Side by side, for one batch of data:
 
-=================  ==========================================  ==========================================
-                   LGM (``lgm.em.SampledCompletion``)         NLGM (:class:`ELBOAscent`)
-=================  ==========================================  ==========================================
-``complete``       J draws of z from the exact posterior       J draws z = mu + sigma * eps from the
-                   p(z | x)                                    encoder's q(z | x) (eq-reparam)
+=================  ===========================================  ===========================================
+                   LGM (``lgm.em.SampledCompletion``)           NLGM (:class:`ELBOAscent`)
+=================  ===========================================  ===========================================
+``complete``       J draws of z from the exact posterior        J draws z = mu + sigma * eps from the
+                   p(z | x)                                     encoder's q(z | x) (eq-reparam)
 ``reestimate``     complete-data maximum likelihood of          a gradient step on the complete-data loss
-                   (A, D), in closed form                      for theta (z held fixed), then one on
-                                                               -ELBO for phi ("alternating"), or one joint
-                                                               step on -ELBO for both ("joint")
-=================  ==========================================  ==========================================
+                   (A, D), in closed form                       for theta (z held fixed), then one on
+                                                                -ELBO for phi ("alternating"), or one
+                                                                joint step on -ELBO ("joint")
+=================  ===========================================  ===========================================
 
 Both schemes climb the same objective, the sum of the ELBOs of the data (eq-elbo): the
 alternating one by coordinate ascent (theta, then phi), the joint one in all parameters at once.
@@ -151,6 +151,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1, val_frac
         See :class:`ELBOAscent`.
     patience : int or None
         Epochs without a better validation ELBO before stopping; None never stops early.
+        Ignored when ``val_fraction=0``.
     checkpoint : str or Path, optional
         A file written after every epoch (model, optimisers, history, random state, best
         parameters). If it exists when ``fit`` starts, training resumes from it and the history
@@ -160,6 +161,9 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1, val_frac
         "cpu", "cuda" or "mps"; None keeps the model where it is (the CPU unless moved).
     threads : int, optional
         CPU threads torch may use during training (``torch.set_num_threads``); restored after.
+        None leaves torch's choice (all cores). On a busy machine, where torch's thread pool
+        competes with other processes, 1 thread can be several times faster for these small
+        networks.
     initialise : bool
         On a fresh start, call :meth:`NLGM.init_from_data` on the training rows first.
 

@@ -146,7 +146,6 @@ def test_asking_for_cuda_without_it_is_a_clear_error(digits):
         fit(small(), digits, device="cuda", progress=False)
 
 
-@pytest.mark.slow
 def test_linear_nlgm_reaches_the_ppca_maximum_likelihood_on_digits():
     """Lucas et al. (2019): the linear VAE's optimum is probabilistic PCA's maximum likelihood."""
     X = load_digits()[0]
