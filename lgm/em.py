@@ -16,7 +16,6 @@ import warnings
 
 import numpy as np
 from scipy import linalg
-from sklearn.exceptions import ConvergenceWarning
 
 from lgm._checks import (
     check_data,
@@ -315,6 +314,9 @@ class LGM:
         if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
             raise ValueError("EM diverged (non-finite parameters); try a larger noise_floor.")
         if stop is not None and not stopped and len(history) == self.max_iter:
+            # scikit-learn's class, so one filter silences both; imported here because it is slow.
+            from sklearn.exceptions import ConvergenceWarning
+
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (last change in the "
                 f"mean log-likelihood: {history[-1] - history[-2]:.2e} nats >= tol={self.tol}); "
