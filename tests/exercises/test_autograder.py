@@ -137,6 +137,15 @@ def test_each_classic_mistake_loses_points_with_its_hint(gradings, page):
             f"no failing test of {name} names the mistake {hint!r}; outputs:\n" + "\n".join(t["output"] for t in failed))
 
 
+def test_the_lectures_d_update_fails_the_test_of_ems_guarantee(gradings):
+    # mistakes/lgm.py's em_step uses the old A^k in the D-update (the lecture's bug). Comparing with the
+    # reference catches it; EM's guarantee (the likelihood never decreases, every psi_i stays positive)
+    # must catch it too, from the test's own starts, since that is the property the bug breaks.
+    test = next(t for t in _tests(gradings["mistakes"], "lgm") if t["name"] == "test_em_step_never_decreases_loglik")
+    assert test["score"] == 0, test
+    assert "use the old A^k instead of the new A^{k+1} in the D-update" in test["output"], test
+
+
 HOSTILE = '''
 import os, sys
 
@@ -255,7 +264,6 @@ def test_only_definitions_of_a_notebook_run():
 
 
 def test_gradescope_zip_grades_a_submission_in_gradescope_layout(tmp_path):
-    import os
     import zipfile
 
     from autograder.gradescope import build_zip
@@ -267,21 +275,25 @@ def test_gradescope_zip_grades_a_submission_in_gradescope_layout(tmp_path):
                 "autograder/worker.py", "lgm/__init__.py", "pyproject.toml"} <= names
         assert not any("solutions" in n or "mistakes" in n or "test_autograder" in n for n in names)
         assert z.getinfo("run_autograder").external_attr >> 16 & 0o111
-        # Gradescope's layout, under tmp_path instead of /autograder; python3 is this environment's Python.
+        # Gradescope's layout, under tmp_path instead of /autograder.
         home = tmp_path / "autograder"
         z.extractall(home / "source")
     for name in ("setup.sh", "run_autograder"):
         assert subprocess.run(["bash", "-n", str(home / "source" / name)]).returncode == 0, name
+    # Ubuntu 24.04's system Python refuses pip installs (PEP 668): every install goes into the venv.
+    setup = (home / "source" / "setup.sh").read_text()
+    installs = [line for line in setup.splitlines() if "pip install" in line and not line.startswith("#")]
+    assert installs and all(line.startswith("/autograder/venv/bin/python -m pip") for line in installs), setup
     script = (home / "source" / "run_autograder").read_text().replace("/autograder", str(home))
     (home / "run_autograder").write_text(script)
     (home / "submission").mkdir()
     (home / "submission" / "my_notebook.py").write_text((HERE / "solutions" / "gaussians.py").read_text())
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    (bin_dir / "python3").chmod(0o755)
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    subprocess.run(["bash", str(home / "run_autograder")], env=env, capture_output=True, timeout=240)
+    # The venv setup.sh would make, played by this environment's Python.
+    venv_python = home / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    venv_python.chmod(0o755)
+    subprocess.run(["bash", str(home / "run_autograder")], capture_output=True, timeout=240)
     results = json.loads((home / "results" / "results.json").read_text())
     assert results["score"] == results["max_score"] > 0, results["output"]
 
