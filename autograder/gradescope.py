@@ -2,7 +2,8 @@
 
 Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once to build the image,
 and ``run_autograder`` for every submission, which must leave ``/autograder/results/results.json``.
-The zip holds the package (``lgm``, ``nlgm``, installed by ``setup.sh``), the ``autograder`` folder
+The zip holds the package (``lgm``, ``nlgm``, installed by ``setup.sh`` in the virtual environment
+``/autograder/venv``, which ``run_autograder`` uses), the ``autograder`` folder
 and the page's tests — not the reference solutions, which the grader does not need.
 """
 import zipfile
@@ -12,27 +13,34 @@ ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "tests" / "exercises"
 
 SETUP = """#!/usr/bin/env bash
-# Gradescope runs this once, as root, to build the autograder image.
+# Gradescope runs this once, as root, to build the autograder image. Everything is installed in a
+# virtual environment, /autograder/venv: the system Python of Ubuntu 24.04 refuses pip installs
+# (PEP 668, "externally-managed-environment"), and a venv works the same on 22.04 and 24.04.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends python3 python3-venv
+python3 -m venv /autograder/venv
 cd /autograder/source
-python3 -m pip install --upgrade pip
-{torch}python3 -m pip install . "pytest>=7.4" "jupytext>=1.16"
+/autograder/venv/bin/python -m pip install --upgrade pip
+{torch}/autograder/venv/bin/python -m pip install . "pytest>=7.4" "jupytext>=1.16"
 """
 
-TORCH = 'python3 -m pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu\n'
+TORCH = '/autograder/venv/bin/python -m pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu\n'
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; it must write /autograder/results/results.json.
 # The submission runs as the unprivileged user "nobody", so it cannot touch the results or the grader
 # (if "nobody" cannot run Python and read the package here, it runs as the grader's user instead).
+PYTHON=/autograder/venv/bin/python  # made by setup.sh
 cd /autograder/source
 mkdir -p /autograder/results
 rm -f /autograder/results/results.json
 SANDBOX=""
-if runuser -u nobody -- python3 -c "import autograder.worker, numpy" 2>/dev/null; then
+if runuser -u nobody -- "$PYTHON" -c "import autograder.worker, numpy" 2>/dev/null; then
     SANDBOX="--sandbox-user nobody"
 fi
-python3 -m pytest tests/exercises/test_{page}.py -p no:cacheprovider -q \\
+"$PYTHON" -m pytest tests/exercises/test_{page}.py -p no:cacheprovider -q \\
     --submission /autograder/submission --results /autograder/results/results.json \\
     --time-limit {time_limit:g} $SANDBOX
 if [ ! -s /autograder/results/results.json ]; then
