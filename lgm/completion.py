@@ -1,24 +1,29 @@
-"""The one loop of the book: complete the missing latents, then re-estimate the model.
+"""The one loop of the book: complete the missing latents, then re-estimate the
+model.
 
-PCA completes each x with a point, the linear Gaussian model with its exact posterior (its
-moments, or samples of it), and the VAE with samples from an encoder. Whatever the model, the loop
-is the same, and it is written only here (implements eq-complete-reestimate):
+PCA completes each x with a point, the linear Gaussian model with its exact
+posterior (its moments, or samples of it), and the VAE with samples from an
+encoder. Whatever the model, the loop is the same, and it is written only here
+(implements eq-complete-reestimate):
 
     for each batch:
-        completion = model.complete(batch, rng)     # fill in z for every x in the batch
-        model.reestimate(batch, completion)         # fit the model to the completed data
+        # fill in z for every x in the batch
+        completion = model.complete(batch, rng)
+        # fit the model to the completed data
+        model.reestimate(batch, completion)
 
-A model is any object with those two methods. ``lgm.LGM`` uses the loop for EM with expected
-or sampled completion (one batch: the whole data set); ``nlgm.fit`` uses it for the VAE (many
-minibatches, one gradient step each).
+A model is any object with those two methods. ``lgm.LGM`` uses the loop for EM
+with expected or sampled completion (one batch: the whole data set);
+``nlgm.fit`` uses it for the VAE (many minibatches, one gradient step each).
 """
 import warnings
 
 from tqdm import TqdmWarning
 
 with warnings.catch_warnings():
-    # In a notebook without ipywidgets, tqdm.auto warns (on stderr) at import and falls back to the
-    # text progress bar, which is what we want; the warning would clutter every page that imports lgm.
+    # In a notebook without ipywidgets, tqdm.auto warns (on stderr) at import
+    # and falls back to the text progress bar, which is what we want; the
+    # warning would clutter every page that imports lgm.
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
@@ -31,9 +36,11 @@ def complete_then_reestimate(model, batches, rng):
     Parameters
     ----------
     model : object
-        Has ``complete(batch, rng) -> completion`` and ``reestimate(batch, completion)``.
+        Has ``complete(batch, rng) -> completion`` and ``reestimate(batch,
+        completion)``.
     batches : iterable
-        The data, in the form the model's two methods take (arrays, tensors, statistics).
+        The data, in the form the model's two methods take (arrays, tensors,
+        statistics).
     rng : numpy.random.Generator or torch.Generator
         The source of randomness for sampled completion.
     """
@@ -43,7 +50,8 @@ def complete_then_reestimate(model, batches, rng):
 
 
 def converged(tol):
-    """A stopping rule: stop when the score rose by less than ``tol`` in the last iteration."""
+    """A stopping rule: stop when the score rose by less than ``tol`` in the
+    last iteration."""
 
     def stop(history):
         return len(history) >= 2 and history[-1] - history[-2] < tol
@@ -51,8 +59,8 @@ def converged(tol):
     return stop
 
 
-def run(model, batches, *, n_iter, score, rng, stop=None, progress=False, desc=None,
-        on_iteration=None, history=None):
+def run(model, batches, *, n_iter, score, rng, stop=None, progress=False,
+        desc=None, on_iteration=None, history=None):
     """Repeat the loop until ``stop`` says so or ``n_iter`` sweeps are done.
 
     Parameters
@@ -60,13 +68,14 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False, desc=N
     model : object
         See :func:`complete_then_reestimate`.
     batches : callable
-        ``batches()`` returns the iterable of batches for one sweep (minibatches are reshuffled
-        each sweep).
+        ``batches()`` returns the iterable of batches for one sweep
+        (minibatches are reshuffled each sweep).
     n_iter : int
         The most sweeps (EM iterations, or epochs).
     score : callable
-        ``score()`` returns the number to record after a sweep (the mean log-likelihood per
-        sample for the LGM, the validation ELBO for the VAE).
+        ``score()`` returns the number to record after a sweep (the mean
+        log-likelihood per sample for the LGM, the validation ELBO for the
+        VAE).
     rng : numpy.random.Generator or torch.Generator
     stop : callable, optional
         ``stop(history) -> bool``, e.g. :func:`converged`.
@@ -82,9 +91,10 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False, desc=N
     Returns
     -------
     history : list of float
-        The scores, earlier ones included. If the user interrupts (Ctrl-C, the notebook's stop
-        button), the loop warns and returns what it has: the model keeps the parameters of its
-        last finished ``reestimate`` (with minibatches, that can be part-way through a sweep).
+        The scores, earlier ones included. If the user interrupts (Ctrl-C, the
+        notebook's stop button), the loop warns and returns what it has: the
+        model keeps the parameters of its last finished ``reestimate`` (with
+        minibatches, that can be part-way through a sweep).
     stopped : bool
         Whether ``stop`` ended the loop (rather than ``n_iter``).
     """
@@ -103,7 +113,8 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False, desc=N
                 break
     except KeyboardInterrupt:
         warnings.warn(
-            f"Interrupted after {len(history)} sweeps; the model keeps the parameters it had then.",
+            f"Interrupted after {len(history)} sweeps; the model keeps the"
+            " parameters it had then.",
             stacklevel=2,
         )
     finally:

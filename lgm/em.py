@@ -1,16 +1,20 @@
-"""EM for the linear Gaussian model, with expected or sampled completion (chapter 7).
+"""EM for the linear Gaussian model, with expected or sampled completion
+(chapter 7).
 
-Both versions run through the one loop of :mod:`lgm.completion`: a small fitting state holds
-the current parameters (A, D) and has the loop's two methods,
+Both versions run through the one loop of :mod:`lgm.completion`: a small
+fitting state holds the current parameters (A, D) and has the loop's two
+methods,
 
-- ``complete(batch, rng)``: fill in z under the current (old) parameters, either with the exact
-  posterior's moments (expected completion, eq-em-estep) or with J draws from it per sample
-  (sampled completion);
-- ``reestimate(batch, completion)``: the closed-form complete-data maximum likelihood on the
-  completed data (eq-em-mstep, eq-mcem-mstep), with the new A inside the update of D.
+- ``complete(batch, rng)``: fill in z under the current (old) parameters,
+  either with the exact posterior's moments (expected completion,
+  eq-em-estep) or with J draws from it per sample (sampled completion);
+- ``reestimate(batch, completion)``: the closed-form complete-data maximum
+  likelihood on the completed data (eq-em-mstep, eq-mcem-mstep), with the
+  new A inside the update of D.
 
-Expected completion works from the sample covariance S, computed once, so an iteration costs
-O(d^2 K) however many samples there are. :class:`LGM` is the scikit-learn-shaped estimator.
+Expected completion works from the sample covariance S, computed once, so an
+iteration costs O(d^2 K) however many samples there are. :class:`LGM` is the
+scikit-learn-shaped estimator.
 """
 import warnings
 
@@ -37,17 +41,20 @@ from lgm.linear_gaussian import (
 )
 from lgm.ppca import ppca_ml
 
-#: Rows of X centred and accumulated at a time by :func:`sample_covariance` (bounds the memory).
+#: Rows of X centred and accumulated at a time by :func:`sample_covariance`
+#: (bounds the memory).
 _CHUNK_ROWS = 4096
 
 
 def sample_covariance(X, mean):
-    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T, one BLAS matrix product per chunk of rows.
+    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T, one BLAS matrix product per
+    chunk of rows.
 
-    Centring a chunk at a time keeps the extra memory to a few tens of megabytes and avoids the
-    cancellation of X^T X / N - mean mean^T. (A symmetric rank-k update, ``dsyrk``, does half the
-    flops in theory, but with the OpenBLAS that numpy and scipy ship it measured slower than the
-    general product; see ``benchmarks/RESULTS.md``.)
+    Centring a chunk at a time keeps the extra memory to a few tens of
+    megabytes and avoids the cancellation of X^T X / N - mean mean^T. (A
+    symmetric rank-k update, ``dsyrk``, does half the flops in theory, but with
+    the OpenBLAS that numpy and scipy ship it measured slower than the general
+    product; see ``benchmarks/RESULTS.md``.)
 
     Parameters
     ----------
@@ -77,8 +84,9 @@ class _EMState:
     noise : {"diagonal", "isotropic"}
         Isotropic noise keeps D = sigma^2 * 1 (probabilistic PCA fitted by EM).
     floor : float
-        Every re-estimated noise variance is at least this (``-numpy.inf``: no floor, so a
-        variance that rounding makes zero or negative is returned as it is).
+        Every re-estimated noise variance is at least this (``-numpy.inf``: no
+        floor, so a variance that rounding makes zero or negative is returned
+        as it is).
     """
 
     def __init__(self, A, D, *, noise="diagonal", floor=0.0):
@@ -86,23 +94,29 @@ class _EMState:
         self.noise, self.floor = noise, floor
 
     def _update(self, A, D):
-        """Store the M-step's result: average D for isotropic noise, then apply the floor."""
+        """Store the M-step's result: average D for isotropic noise, then apply
+        the floor."""
         if self.noise == "isotropic":
-            D = np.full_like(D, D.mean())  # the M-step for sigma^2 is the mean of the psi_i
+            # the M-step for sigma^2 is the mean of the psi_i
+            D = np.full_like(D, D.mean())
         self.A, self.D = A, np.maximum(D, self.floor)
 
 
 class ExpectedCompletion(_EMState):
-    """EM with expected completion: z is filled in by its exact posterior's moments.
+    """EM with expected completion: z is filled in by its exact posterior's
+    moments.
 
-    The batch is the sample covariance S = (1/N) sum_n x_n x_n^T of the (centred) data.
+    The batch is the sample covariance S = (1/N) sum_n x_n x_n^T of the
+    (centred) data.
     """
 
     def complete(self, S, rng):
-        """The posterior under the current (old) parameters: E[z | x] = beta x, Cov = Sigma.
+        """The posterior under the current (old) parameters: E[z | x] = beta x,
+        Cov = Sigma.
 
         Implements eq-em-estep (the per-sample moments are m_n = beta x_n and
-        E[z z^T | x_n] = Sigma + m_n m_n^T). ``rng`` is unused: nothing is drawn.
+        E[z z^T | x_n] = Sigma + m_n m_n^T). ``rng`` is unused: nothing is
+        drawn.
         """
         return posterior_map(self.A, self.D)
 
@@ -110,8 +124,9 @@ class ExpectedCompletion(_EMState):
         """Closed-form M-step from the expected sufficient statistics.
 
         Implements eq-em-mstep: with (1/N) sum_n x_n m_n^T = S beta^T and
-        (1/N) sum_n E[z z^T | x_n] = Sigma + beta S beta^T, A^{k+1} = S beta^T (Sigma + beta S beta^T)^{-1}
-        and D^{k+1} = diag(S - A^{k+1} beta S).
+        (1/N) sum_n E[z z^T | x_n] = Sigma + beta S beta^T,
+        A^{k+1} = S beta^T (Sigma + beta S beta^T)^{-1} and
+        D^{k+1} = diag(S - A^{k+1} beta S).
         """
         beta, Sigma = completion
         Sxz = S @ beta.T  # (1/N) sum_n x_n m_n^T, shape (d, K)
@@ -147,9 +162,11 @@ class SampledCompletion(_EMState):
         return X @ beta.T + eps @ L.T
 
     def reestimate(self, X, Z):
-        """Complete-data maximum likelihood on the N J completed pairs (x_n, z_nj).
+        """Complete-data maximum likelihood on the N J completed pairs (x_n,
+        z_nj).
 
-        Implements eq-mcem-mstep: A^{k+1} = (sum_nj x_n z_nj^T)(sum_nj z_nj z_nj^T)^{-1} and
+        Implements eq-mcem-mstep:
+        A^{k+1} = (sum_nj x_n z_nj^T)(sum_nj z_nj z_nj^T)^{-1} and
         D^{k+1} = (1/(N J)) diag(sum_nj x_n x_n^T - A^{k+1} sum_nj z_nj x_n^T).
         """
         J, N, K = Z.shape
@@ -157,15 +174,18 @@ class SampledCompletion(_EMState):
         Sxz = X.T @ Z.sum(axis=0) / M
         Zf = Z.reshape(M, K)
         Szz = Zf.T @ Zf / M
-        sxx = np.einsum("nd,nd->d", X, X) / N  # each x_n appears in J pairs: J/(NJ) = 1/N
+        # each x_n appears in J pairs: J/(NJ) = 1/N
+        sxx = np.einsum("nd,nd->d", X, X) / N
         self._update(*m_step(sxx, Sxz, Szz))
 
 
 def em_step(X, A, D):
-    """One EM iteration with expected completion for a zero-mean LGM with diagonal noise.
+    """One EM iteration with expected completion for a zero-mean LGM with
+    diagonal noise.
 
-    Implements eq-em-estep and eq-em-mstep, through :func:`lgm.completion.complete_then_reestimate`.
-    X is used as it is (no mean is subtracted) and no noise floor is applied.
+    Implements eq-em-estep and eq-em-mstep, through
+    :func:`lgm.completion.complete_then_reestimate`. X is used as it is (no
+    mean is subtracted) and no noise floor is applied.
 
     Parameters
     ----------
@@ -188,40 +208,45 @@ def em_step(X, A, D):
 
 
 class LGM:
-    """Linear Gaussian model (factor analysis) x = mean + A z + e, fitted by EM.
+    """Linear Gaussian model (factor analysis) x = mean + A z + e, fitted by
+    EM.
 
-    z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z (eq-lgm-marginal). Fitted through the
-    one loop :func:`lgm.completion.run`.
+    z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z (eq-lgm-marginal). Fitted
+    through the one loop :func:`lgm.completion.run`.
 
     Parameters
     ----------
     n_components : int
         K, the latent dimension, between 1 and d.
     noise : {"diagonal", "isotropic"}
-        ``"diagonal"``: one variance per feature (factor analysis). ``"isotropic"``:
-        D = sigma^2 * 1 (probabilistic PCA fitted by EM).
+        ``"diagonal"``: one variance per feature (factor analysis).
+        ``"isotropic"``: D = sigma^2 * 1 (probabilistic PCA fitted by EM).
     completion : {"expected", "sampled"}
-        ``"expected"``: classical EM from the sample covariance, O(d^2 K) per iteration; the
-        log-likelihood never decreases. ``"sampled"``: Monte Carlo EM with ``n_samples`` draws
-        from the exact posterior per sample, O(N J K^2 + N d K) per iteration; the
-        log-likelihood fluctuates, so ``tol`` is not used and exactly ``max_iter`` iterations run.
+        ``"expected"``: classical EM from the sample covariance, O(d^2 K) per
+        iteration; the log-likelihood never decreases. ``"sampled"``: Monte
+        Carlo EM with ``n_samples`` draws from the exact posterior per sample,
+        O(N J K^2 + N d K) per iteration; the log-likelihood fluctuates, so
+        ``tol`` is not used and exactly ``max_iter`` iterations run.
     n_samples : int
         J, the completions per sample for ``completion="sampled"``.
     max_iter : int
         The most EM iterations.
     tol : float
-        Expected completion stops when the mean log-likelihood per sample rose by less than
-        ``tol`` nats in one iteration. A :class:`sklearn.exceptions.ConvergenceWarning` is
-        issued when ``max_iter`` stops it instead.
+        Expected completion stops when the mean log-likelihood per sample rose
+        by less than ``tol`` nats in one iteration. A
+        :class:`sklearn.exceptions.ConvergenceWarning` is issued when
+        ``max_iter`` stops it instead.
     init : {"ppca", "random"} or tuple (A0, D0)
-        ``"ppca"``: the closed-form probabilistic PCA fit (:func:`lgm.ppca.ppca_ml`), a good
-        start that needs few iterations. ``"random"``: standard normal A scaled to the data
-        and D = the feature variances (far more iterations, and EM can stall on a plateau).
-        Or explicit starting values of shapes (d, K) and (d,).
+        ``"ppca"``: the closed-form probabilistic PCA fit
+        (:func:`lgm.ppca.ppca_ml`), a good start that needs few iterations.
+        ``"random"``: standard normal A scaled to the data and D = the feature
+        variances (far more iterations, and EM can stall on a plateau). Or
+        explicit starting values of shapes (d, K) and (d,).
     noise_floor : float
-        Every noise variance is kept at least ``noise_floor`` times the mean feature variance
-        (tr S / d), so a constant feature (the digits have three) gets a small, finite variance
-        and a finite likelihood instead of an infinitely tall density.
+        Every noise variance is kept at least ``noise_floor`` times the mean
+        feature variance (tr S / d), so a constant feature (the digits have
+        three) gets a small, finite variance and a finite likelihood instead of
+        an infinitely tall density.
     random_state : None, int or numpy.random.Generator
         Seeds the random start and the sampled completions.
     progress : bool
@@ -236,17 +261,21 @@ class LGM:
     mean_ : ndarray, shape (d,)
         The sample mean.
     loglik_ : ndarray, shape (n_iter_,)
-        Mean log-likelihood per sample (nats) on the training data after each iteration.
+        Mean log-likelihood per sample (nats) on the training data after each
+        iteration.
     n_iter_ : int
         Iterations run.
     """
 
-    def __init__(self, n_components, *, noise="diagonal", completion="expected", n_samples=1,
-                 max_iter=1000, tol=1e-7, init="ppca", noise_floor=1e-6, random_state=None,
+    def __init__(self, n_components, *, noise="diagonal",
+                 completion="expected", n_samples=1, max_iter=1000, tol=1e-7,
+                 init="ppca", noise_floor=1e-6, random_state=None,
                  progress=False):
         self.n_components = n_components
         self.noise = check_option(noise, "noise", ("diagonal", "isotropic"))
-        self.completion = check_option(completion, "completion", ("expected", "sampled"))
+        self.completion = check_option(
+            completion, "completion", ("expected", "sampled")
+        )
         self.n_samples = check_positive_int(n_samples, "n_samples")
         self.max_iter = check_positive_int(max_iter, "max_iter")
         self.tol = check_positive(tol, "tol", allow_zero=True)
@@ -264,15 +293,18 @@ class LGM:
         if isinstance(self.init, tuple):
             A, D = check_params(*self.init, n_features=d)
             if A.shape[1] != K:
-                raise ValueError(f"init: A0 must have shape ({d}, {K}); got {A.shape}.")
+                raise ValueError(
+                    f"init: A0 must have shape ({d}, {K}); got {A.shape}."
+                )
             return A.copy(), np.maximum(D, floor)
         if self.init == "random":
             A = rng.standard_normal((d, K)) * np.sqrt(np.trace(S) / (d * K))
             return A, np.maximum(np.diag(S).copy(), floor)
         if K == d:
             raise ValueError(
-                f"init='ppca' needs n_components < d={d} (PPCA leaves no variance for the noise "
-                "otherwise); pass init='random' or explicit (A0, D0)."
+                f"init='ppca' needs n_components < d={d} (PPCA leaves no"
+                " variance for the noise otherwise); pass init='random' or"
+                " explicit (A0, D0)."
             )
         A, sigma2 = ppca_ml(S, K)
         return A, np.full(d, max(sigma2, floor))
@@ -304,7 +336,9 @@ class LGM:
             state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
             batch, stop = S, converged(self.tol)
         else:
-            state = SampledCompletion(A, D, n_samples=self.n_samples, noise=self.noise, floor=floor)
+            state = SampledCompletion(
+                A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
+            )
             batch, stop = X - mean, None
         history, stopped = run(
             state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
@@ -312,15 +346,20 @@ class LGM:
             progress=self.progress, desc=f"EM ({self.completion} completion)",
         )
         if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
-            raise ValueError("EM diverged (non-finite parameters); try a larger noise_floor.")
+            raise ValueError(
+                "EM diverged (non-finite parameters); try a larger"
+                " noise_floor."
+            )
         if stop is not None and not stopped and len(history) == self.max_iter:
-            # scikit-learn's class, so one filter silences both; imported here because it is slow.
+            # scikit-learn's class, so one filter silences both; imported here
+            # because it is slow.
             from sklearn.exceptions import ConvergenceWarning
 
             warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (last change in the "
-                f"mean log-likelihood: {history[-1] - history[-2]:.2e} nats >= tol={self.tol}); "
-                "raise max_iter or tol.",
+                f"EM did not converge in max_iter={self.max_iter} iterations"
+                " (last change in the mean log-likelihood:"
+                f" {history[-1] - history[-2]:.2e} nats >= tol={self.tol});"
+                " raise max_iter or tol.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -381,4 +420,8 @@ class LGM:
         rng = check_random_state(random_state)
         d, K = self.A_.shape
         Z = rng.standard_normal((n, K))
-        return self.mean_ + Z @ self.A_.T + rng.standard_normal((n, d)) * np.sqrt(self.D_)
+        return (
+            self.mean_
+            + Z @ self.A_.T
+            + rng.standard_normal((n, d)) * np.sqrt(self.D_)
+        )

@@ -1,8 +1,10 @@
-"""The Gaussian toolkit (chapter 2): densities, conditioning, KL divergence, low-rank-plus-diagonal algebra.
+"""The Gaussian toolkit (chapter 2): densities, conditioning, KL divergence,
+low-rank-plus-diagonal algebra.
 
-Every later model of the book is built from these few operations. Covariances are handled through
-Cholesky factors, never explicit inverses, and a covariance of the form ``A A^T + D`` is solved
-through the Woodbury identity and the determinant lemma, which cost O(d K^2) instead of O(d^3).
+Every later model of the book is built from these few operations. Covariances
+are handled through Cholesky factors, never explicit inverses, and a covariance
+of the form ``A A^T + D`` is solved through the Woodbury identity and the
+determinant lemma, which cost O(d K^2) instead of O(d^3).
 """
 import numpy as np
 from scipy import linalg
@@ -13,26 +15,33 @@ LOG_2PI = np.log(2.0 * np.pi)
 
 
 def _symmetric(Sigma, name):
-    """``Sigma`` as a finite, square, symmetric float matrix (to rounding), or a clear error."""
+    """``Sigma`` as a finite, square, symmetric float matrix (to rounding), or
+    a clear error."""
     Sigma = np.asarray(Sigma, dtype=float)
     if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
-        raise ValueError(f"{name} must be a square (d, d) matrix; got shape {Sigma.shape}.")
+        raise ValueError(
+            f"{name} must be a square (d, d) matrix; got shape {Sigma.shape}."
+        )
     if not np.all(np.isfinite(Sigma)):
         raise ValueError(f"{name} contains NaN or infinite values.")
-    if not np.allclose(Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=0.0)):
+    if not np.allclose(
+        Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=0.0)
+    ):
         raise ValueError(f"{name} must be symmetric.")
     return Sigma
 
 
 def _cholesky(Sigma, name="Sigma"):
-    """Lower Cholesky factor of a symmetric positive definite matrix, or a clear error."""
+    """Lower Cholesky factor of a symmetric positive definite matrix, or a
+    clear error."""
     Sigma = _symmetric(Sigma, name)
     try:
         return linalg.cholesky(Sigma, lower=True)
     except linalg.LinAlgError:
         raise ValueError(
-            f"{name} must be positive definite (its Cholesky factorisation failed); "
-            "add a small multiple of the identity if it is only semi-definite."
+            f"{name} must be positive definite (its Cholesky factorisation"
+            " failed); add a small multiple of the identity if it is only"
+            " semi-definite."
         ) from None
 
 
@@ -40,7 +49,9 @@ def _vector(v, name, n):
     """``v`` as a finite float vector of shape (n,), or a clear error."""
     v = np.asarray(v, dtype=float)
     if v.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},); got shape {v.shape}.")
+        raise ValueError(
+            f"{name} must have shape ({n},); got shape {v.shape}."
+        )
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} contains NaN or infinite values.")
     return v
@@ -50,7 +61,8 @@ def gaussian_logpdf(X, mu, Sigma):
     """Log-density of N(mu, Sigma) at each row of X, through a Cholesky factor.
 
     Implements eq-gauss-logpdf:
-    log N(x; mu, Sigma) = -1/2 [ d log 2pi + log|Sigma| + (x - mu)^T Sigma^{-1} (x - mu) ].
+    log N(x; mu, Sigma)
+        = -1/2 [ d log 2pi + log|Sigma| + (x - mu)^T Sigma^{-1} (x - mu) ].
 
     Parameters
     ----------
@@ -66,22 +78,28 @@ def gaussian_logpdf(X, mu, Sigma):
     Raises
     ------
     ValueError
-        If the shapes disagree, an input is not finite, or Sigma is not symmetric positive definite.
+        If the shapes disagree, an input is not finite, or Sigma is not
+        symmetric positive definite.
     """
     X = check_data(np.reshape(X, (1, -1)) if np.ndim(X) == 1 else X)
     L = _cholesky(Sigma)
     d = L.shape[0]
     if X.shape[1] != d:
-        raise ValueError(f"X must have shape (N, {d}) to match Sigma (d, d); got X {X.shape}.")
+        raise ValueError(
+            f"X must have shape (N, {d}) to match Sigma (d, d); got X"
+            f" {X.shape}."
+        )
     mu = _vector(mu, "mu", d)
-    # Solve L y = (x - mu)^T for all rows at once: the Mahalanobis term is |y|^2.
+    # Solve L y = (x - mu)^T for all rows at once: the Mahalanobis term
+    # is |y|^2.
     Y = linalg.solve_triangular(L, (X - mu).T, lower=True)
     logdet = 2.0 * np.sum(np.log(np.diag(L)))
     return -0.5 * (d * LOG_2PI + logdet + np.sum(Y**2, axis=0))
 
 
 def condition_gaussian(mu, Sigma, obs_idx, x_obs):
-    """Mean and covariance of the unobserved block of a Gaussian given the observed block.
+    """Mean and covariance of the unobserved block of a Gaussian given the
+    observed block.
 
     Implements eq-gauss-condition (the Schur complement):
     m = mu_u + S_uo S_oo^{-1} (x_o - mu_o),  S = S_uu - S_uo S_oo^{-1} S_ou.
@@ -93,7 +111,8 @@ def condition_gaussian(mu, Sigma, obs_idx, x_obs):
     Sigma : ndarray, shape (n, n)
         Covariance of the joint Gaussian.
     obs_idx : sequence of int
-        Indices of the observed coordinates (the rest are unobserved, kept in order).
+        Indices of the observed coordinates (the rest are unobserved, kept in
+        order).
     x_obs : ndarray, shape (len(obs_idx),)
         The observed values.
 
@@ -108,7 +127,10 @@ def condition_gaussian(mu, Sigma, obs_idx, x_obs):
     o = np.asarray(obs_idx)
     if (o.ndim != 1 or (o.size and not np.issubdtype(o.dtype, np.integer))
             or len(np.unique(o)) != len(o) or np.any((o < 0) | (o >= n))):
-        raise ValueError(f"obs_idx must be a 1-D sequence of distinct integers in 0..{n - 1}; got {obs_idx!r}.")
+        raise ValueError(
+            "obs_idx must be a 1-D sequence of distinct integers in"
+            f" 0..{n - 1}; got {obs_idx!r}."
+        )
     o = o.astype(int)
     u = np.setdiff1d(np.arange(n), o)
     x_obs = _vector(x_obs, "x_obs", len(o))
@@ -124,7 +146,8 @@ def kl_gaussians(m0, S0, m1, S1):
     """KL( N(m0, S0) || N(m1, S1) ) in nats.
 
     Implements eq-gauss-kl:
-    1/2 [ tr(S1^{-1} S0) + (m1 - m0)^T S1^{-1} (m1 - m0) - n + log|S1| - log|S0| ].
+    1/2 [ tr(S1^{-1} S0) + (m1 - m0)^T S1^{-1} (m1 - m0) - n
+          + log|S1| - log|S0| ].
 
     Parameters
     ----------
@@ -138,9 +161,13 @@ def kl_gaussians(m0, S0, m1, S1):
     L0, L1 = _cholesky(S0, "S0"), _cholesky(S1, "S1")
     n = L0.shape[0]
     if L1.shape != (n, n):
-        raise ValueError(f"S0 and S1 must have the same shape; got {L0.shape} and {L1.shape}.")
+        raise ValueError(
+            f"S0 and S1 must have the same shape; got {L0.shape} and"
+            f" {L1.shape}."
+        )
     m0, m1 = _vector(m0, "m0", n), _vector(m1, "m1", n)
-    M = linalg.solve_triangular(L1, L0, lower=True)  # L1^{-1} L0: tr(S1^{-1} S0) = |M|_F^2
+    # L1^{-1} L0: tr(S1^{-1} S0) = |M|_F^2
+    M = linalg.solve_triangular(L1, L0, lower=True)
     y = linalg.solve_triangular(L1, m1 - m0, lower=True)
     logdet0 = 2.0 * np.sum(np.log(np.diag(L0)))
     logdet1 = 2.0 * np.sum(np.log(np.diag(L1)))
@@ -148,9 +175,11 @@ def kl_gaussians(m0, S0, m1, S1):
 
 
 def lowrank_solve_logdet(A, D, B=None):
-    """Solve C Y = B and compute log|C| for C = A A^T + diag(D), in O(d K^2) (plus O(d K m) for B).
+    """Solve C Y = B and compute log|C| for C = A A^T + diag(D), in O(d K^2)
+    (plus O(d K m) for B).
 
-    Implements eq-woodbury, C^{-1} = D^{-1} - D^{-1} A (I + A^T D^{-1} A)^{-1} A^T D^{-1},
+    Implements eq-woodbury,
+    C^{-1} = D^{-1} - D^{-1} A (I + A^T D^{-1} A)^{-1} A^T D^{-1},
     and eq-det-lemma, log|C| = log|D| + log|I + A^T D^{-1} A|.
 
     Parameters
@@ -175,7 +204,9 @@ def lowrank_solve_logdet(A, D, B=None):
         raise ValueError("A contains NaN or infinite values.")
     D = _vector(D, "D", A.shape[0])
     if np.any(D <= 0):
-        raise ValueError("D must be strictly positive for the Woodbury identity.")
+        raise ValueError(
+            "D must be strictly positive for the Woodbury identity."
+        )
     K = A.shape[1]
     AD = A / D[:, None]  # D^{-1} A, shape (d, K)
     M = np.eye(K) + A.T @ AD  # I + A^T D^{-1} A
@@ -185,7 +216,10 @@ def lowrank_solve_logdet(A, D, B=None):
         return None, logdet
     B = np.asarray(B, dtype=float)
     if B.ndim not in (1, 2) or B.shape[0] != A.shape[0]:
-        raise ValueError(f"B must have shape ({A.shape[0]},) or ({A.shape[0]}, m); got shape {B.shape}.")
+        raise ValueError(
+            f"B must have shape ({A.shape[0]},) or ({A.shape[0]}, m); got"
+            f" shape {B.shape}."
+        )
     if not np.all(np.isfinite(B)):
         raise ValueError("B contains NaN or infinite values.")
     DB = B / D.reshape((-1,) + (1,) * (B.ndim - 1))

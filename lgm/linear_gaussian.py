@@ -1,12 +1,13 @@
 """The linear Gaussian model (factor analysis) in equations (chapter 6).
 
-The model is z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z, and x = A z + e, so that
-x ~ N(0, C) with C = A A^T + diag(D) (eq-lgm-marginal). Data X are (N, d) with one sample per
-row, A is (d, K) and D is the (d,) diagonal of the noise covariance. Every function here costs
-O(d K^2) plus O(N d K) for the data (or O(d^2 K) for a sample covariance): no d x d matrix is
-ever inverted, because C is handled through the Woodbury identity and the determinant lemma
-(:func:`lgm.gaussian.lowrank_solve_logdet`). Functions assume a zero-mean model; subtract the
-mean from the data first.
+The model is z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z, and x = A z +
+e, so that x ~ N(0, C) with C = A A^T + diag(D) (eq-lgm-marginal). Data X are
+(N, d) with one sample per row, A is (d, K) and D is the (d,) diagonal of the
+noise covariance. Every function here costs O(d K^2) plus O(N d K) for the data
+(or O(d^2 K) for a sample covariance): no d x d matrix is ever inverted,
+because C is handled through the Woodbury identity and the determinant lemma
+(:func:`lgm.gaussian.lowrank_solve_logdet`). Functions assume a zero-mean
+model; subtract the mean from the data first.
 """
 import numpy as np
 from scipy import linalg
@@ -16,7 +17,7 @@ from lgm.gaussian import LOG_2PI, lowrank_solve_logdet
 
 
 def check_params(A, D, n_features=None):
-    """Return (A, D) as finite float arrays of shapes (d, K) and (d,) with D > 0, or raise.
+    """Return (A, D) as finite float arrays, A (d, K) and D (d,) > 0, or raise.
 
     Parameters
     ----------
@@ -35,25 +36,36 @@ def check_params(A, D, n_features=None):
     A = check_data(A, "A")
     d = A.shape[0]
     if A.shape[1] > d:
-        raise ValueError(f"A must have shape (d, K) with K <= d; got shape {A.shape}.")
+        raise ValueError(
+            f"A must have shape (d, K) with K <= d; got shape {A.shape}."
+        )
     if n_features is not None and d != n_features:
-        raise ValueError(f"A has {d} rows but the data have {n_features} features; A must be (d, K).")
+        raise ValueError(
+            f"A has {d} rows but the data have {n_features} features; A must"
+            " be (d, K)."
+        )
     try:
         D = np.asarray(D, dtype=float)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"D must be a numeric array of shape (d,); {err}") from None
+        raise TypeError(
+            f"D must be a numeric array of shape (d,); {err}"
+        ) from None
     if D.shape != (d,):
         raise ValueError(
-            f"D must be the (d,) diagonal of the noise covariance with d={d} to match A; "
-            f"got shape {D.shape}."
+            f"D must be the (d,) diagonal of the noise covariance with d={d}"
+            f" to match A; got shape {D.shape}."
         )
     if not np.all(np.isfinite(D)) or np.any(D <= 0):
-        raise ValueError("D must hold finite, strictly positive noise variances.")
+        raise ValueError(
+            "D must hold finite, strictly positive noise variances."
+        )
     return A, D
 
 
 def posterior_map(A, D):
-    """The posterior of z given x as a linear map and a covariance: m(x) = beta x, Sigma.
+    """The posterior of z given x as a linear map and a covariance.
+
+    The posterior mean is m(x) = beta x and the covariance is Sigma.
 
     Implements eq-lgm-posterior in its K x K form,
     Sigma = (I_K + A^T D^{-1} A)^{-1} and beta = Sigma A^T D^{-1},
@@ -74,17 +86,19 @@ def posterior_map(A, D):
     A, D = check_params(A, D)
     K = A.shape[1]
     AD = A / D[:, None]  # D^{-1} A
-    L = linalg.cholesky(np.eye(K) + A.T @ AD, lower=True)  # the posterior precision
+    # the posterior precision
+    L = linalg.cholesky(np.eye(K) + A.T @ AD, lower=True)
     Sigma = linalg.cho_solve((L, True), np.eye(K))
     beta = linalg.cho_solve((L, True), AD.T)
     return beta, 0.5 * (Sigma + Sigma.T)
 
 
 def posterior(X, A, D):
-    """Posterior means and covariance of z for every row of X (zero-mean model).
+    """Posterior means and covariance of z for every row of X (zero-mean
+    model).
 
-    Implements eq-lgm-posterior: p(z | x) = N(z; Sigma A^T D^{-1} x, Sigma) with
-    Sigma = (I_K + A^T D^{-1} A)^{-1}, in O(N d K + d K^2).
+    Implements eq-lgm-posterior: p(z | x) = N(z; Sigma A^T D^{-1} x, Sigma)
+    with Sigma = (I_K + A^T D^{-1} A)^{-1}, in O(N d K + d K^2).
 
     Parameters
     ----------
@@ -106,11 +120,13 @@ def posterior(X, A, D):
 
 
 def log_likelihood(X, A, D):
-    """Log-density of every row of X under the zero-mean model N(0, A A^T + diag(D)).
+    """Log-density of every row of X under the model N(0, A A^T + diag(D)).
 
     Implements eq-lgm-loglik,
-    log p(x) = -1/2 [ d log 2pi + log|C| + x^T C^{-1} x ],  C = A A^T + diag(D),
-    with the Woodbury identity and the determinant lemma: O(N d K + d K^2), no d x d inverse.
+    log p(x) = -1/2 [ d log 2pi + log|C| + x^T C^{-1} x ],
+    C = A A^T + diag(D),
+    with the Woodbury identity and the determinant lemma: O(N d K + d K^2), no
+    d x d inverse.
 
     Parameters
     ----------
@@ -130,17 +146,20 @@ def log_likelihood(X, A, D):
 
 
 def mean_log_likelihood(S, A, D):
-    """Mean log-likelihood per sample from the sample covariance S = X^T X / N (zero-mean model).
+    """Mean log-likelihood per sample from the sample covariance S = X^T X / N
+    (zero-mean model).
 
     Implements eq-lgm-loglik averaged over the data:
     (1/N) sum_n log p(x_n) = -1/2 [ d log 2pi + log|C| + tr(C^{-1} S) ],
-    which costs O(d^2 K) whatever N is. The trace comes from the Woodbury identity,
+    which costs O(d^2 K) whatever N is. The trace comes from the Woodbury
+    identity,
     tr(C^{-1} S) = sum_i S_ii / D_i - sum_ij (S D^{-1} A)_ij (C^{-1} A)_ij.
 
     Parameters
     ----------
     S : ndarray, shape (d, d)
-        Sample covariance of data with the model's mean subtracted (normalised by N).
+        Sample covariance of data with the model's mean subtracted (normalised
+        by N).
     A : ndarray, shape (d, K)
     D : ndarray, shape (d,), positive
 
@@ -152,19 +171,25 @@ def mean_log_likelihood(S, A, D):
     S = check_data(S, "S")
     A, D = check_params(A, D, n_features=S.shape[1])
     if S.shape[0] != S.shape[1]:
-        raise ValueError(f"S must be a square (d, d) sample covariance; got shape {S.shape}.")
-    CinvA, logdet = lowrank_solve_logdet(A, D, A)  # C^{-1} A = D^{-1} A (I + A^T D^{-1} A)^{-1}
+        raise ValueError(
+            "S must be a square (d, d) sample covariance; got shape"
+            f" {S.shape}."
+        )
+    # C^{-1} A = D^{-1} A (I + A^T D^{-1} A)^{-1}
+    CinvA, logdet = lowrank_solve_logdet(A, D, A)
     trace = np.sum(np.diag(S) / D) - np.sum((S @ (A / D[:, None])) * CinvA)
     return -0.5 * (S.shape[0] * LOG_2PI + logdet + trace)
 
 
 def m_step(sxx, Sxz, Szz):
-    """Maximum-likelihood A and D from (expected) second moments of completed pairs (x, z).
+    """Maximum-likelihood A and D from (expected) second moments of completed
+    pairs (x, z).
 
-    Implements eq-complete-data-ml in terms of normalised sums over the completed pairs,
-    A = Sxz Szz^{-1} and D = diag(Sxx) - diag(A Sxz^T), where the second formula uses this A
-    (it is the simplified form of (1/M) sum (x - A z)^2, valid only at the maximising A). With
-    expected moments it is eq-em-mstep; with sampled completions, eq-mcem-mstep.
+    Implements eq-complete-data-ml in terms of normalised sums over the
+    completed pairs, A = Sxz Szz^{-1} and D = diag(Sxx) - diag(A Sxz^T), where
+    the second formula uses this A (it is the simplified form of
+    (1/M) sum (x - A z)^2, valid only at the maximising A). With expected
+    moments it is eq-em-mstep; with sampled completions, eq-mcem-mstep.
 
     Parameters
     ----------
@@ -179,8 +204,8 @@ def m_step(sxx, Sxz, Szz):
     -------
     A : ndarray, shape (d, K)
     D : ndarray, shape (d,)
-        May be zero or (by rounding) slightly negative when a coordinate is fitted exactly;
-        callers floor it.
+        May be zero or (by rounding) slightly negative when a coordinate is
+        fitted exactly; callers floor it.
     """
     try:
         L = linalg.cholesky(Szz, lower=True)
@@ -195,7 +220,8 @@ def m_step(sxx, Sxz, Szz):
 
 
 def complete_data_ml(X, Z):
-    """Maximum-likelihood (A, D) of the zero-mean model when the latents Z are observed.
+    """Maximum-likelihood (A, D) of the zero-mean model when the latents Z are
+    observed.
 
     Implements eq-complete-data-ml: A = (sum x z^T)(sum z z^T)^{-1} and
     D = (1/N) diag(sum x x^T - A sum z x^T), through :func:`m_step`.
@@ -204,20 +230,27 @@ def complete_data_ml(X, Z):
     ----------
     X : array_like, shape (N, d)
     Z : array_like, shape (N, K)
-        The latent vector of each row of X, with N >= K and Z of full column rank.
+        The latent vector of each row of X, with N >= K and Z of full column
+        rank.
 
     Returns
     -------
     A : ndarray, shape (d, K)
     D : ndarray, shape (d,)
-        Mean squared residual of each coordinate (zero where x_i is an exact linear function of z).
+        Mean squared residual of each coordinate (zero where x_i is an exact
+        linear function of z).
     """
     X = check_data(X)
     Z = check_data(Z, "Z")
     N = X.shape[0]
     if Z.shape[0] != N:
-        raise ValueError(f"Z must have one row per row of X ({N}); got shape {Z.shape}.")
+        raise ValueError(
+            f"Z must have one row per row of X ({N}); got shape {Z.shape}."
+        )
     if Z.shape[1] > N:
-        raise ValueError(f"Z must have at least as many rows as columns (N >= K); got shape {Z.shape}.")
+        raise ValueError(
+            "Z must have at least as many rows as columns (N >= K); got shape"
+            f" {Z.shape}."
+        )
     A, D = m_step(np.einsum("nd,nd->d", X, X) / N, X.T @ Z / N, Z.T @ Z / N)
     return A, np.maximum(D, 0.0)

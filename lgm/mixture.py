@@ -1,12 +1,16 @@
-"""A 1-D Gaussian mixture: the smallest latent-variable model, and the first one fitted by EM (chapter 3).
+"""A 1-D Gaussian mixture: the smallest latent-variable model, and the first
+one fitted by EM (chapter 3).
 
-The latent variable of a data point x is the label z in {0, ..., K-1} of the component that made it:
-z ~ Categorical(pi), then x | z ~ N(mu_z, var_z). The posterior over z is exact and cheap, so the
-mixture shows EM with nothing hidden: complete each point with its responsibilities (or with labels
-drawn from them), then re-estimate (pi, mu, var) from the completed data. :class:`GaussianMixture1D`
-runs through the same loop, :func:`lgm.completion.run`, as the linear Gaussian model and the VAE.
+The latent variable of a data point x is the label z in {0, ..., K-1} of the
+component that made it: z ~ Categorical(pi), then x | z ~ N(mu_z, var_z). The
+posterior over z is exact and cheap, so the mixture shows EM with nothing
+hidden: complete each point with its responsibilities (or with labels drawn
+from them), then re-estimate (pi, mu, var) from the completed data.
+:class:`GaussianMixture1D` runs through the same loop,
+:func:`lgm.completion.run`, as the linear Gaussian model and the VAE.
 
-Shapes: x is (N,), one scalar sample per entry; pi, mu and var are (K,); responsibilities are (N, K).
+Shapes: x is (N,), one scalar sample per entry; pi, mu and var are (K,);
+responsibilities are (N, K).
 """
 import numpy as np
 from scipy.special import logsumexp
@@ -15,18 +19,23 @@ from lgm._checks import check_option, check_positive, check_positive_int
 from lgm.gaussian import LOG_2PI
 
 PI_TOLERANCE = 1e-8
-"""How far ``sum(pi)`` may be from 1 (rounding of earlier updates) before it is rejected."""
+"""How far ``sum(pi)`` may be from 1 (rounding of earlier updates) before it is
+rejected."""
 
 
 def _check_x(x):
-    """``x`` as a finite float vector of shape (N,), N >= 1, or a clear error."""
+    """``x`` as a finite float vector of shape (N,), N >= 1, or a clear
+    error."""
     try:
         x = np.asarray(x, dtype=float)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"x must be a numeric array of shape (N,); {err}") from None
+        raise TypeError(
+            f"x must be a numeric array of shape (N,); {err}"
+        ) from None
     if x.ndim != 1 or x.size == 0:
         raise ValueError(
-            f"x must be a non-empty 1-D array of shape (N,), one scalar per sample; got shape {x.shape}."
+            "x must be a non-empty 1-D array of shape (N,), one scalar per"
+            f" sample; got shape {x.shape}."
         )
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains NaN or infinite values.")
@@ -34,24 +43,34 @@ def _check_x(x):
 
 
 def _check_params(pi, mu, var):
-    """(pi, mu, var) as float vectors of one shape (K,), pi a probability vector, var > 0."""
+    """(pi, mu, var) as float vectors of one shape (K,), pi a probability
+    vector, var > 0."""
     pi, mu, var = (np.asarray(v, dtype=float) for v in (pi, mu, var))
-    if pi.ndim != 1 or pi.size == 0 or mu.shape != pi.shape or var.shape != pi.shape:
+    if (
+        pi.ndim != 1
+        or pi.size == 0
+        or mu.shape != pi.shape
+        or var.shape != pi.shape
+    ):
         raise ValueError(
-            "pi, mu and var must be 1-D arrays of the same shape (K,), one entry per component; "
-            f"got shapes {pi.shape}, {mu.shape} and {var.shape}."
+            "pi, mu and var must be 1-D arrays of the same shape (K,), one"
+            f" entry per component; got shapes {pi.shape}, {mu.shape} and"
+            f" {var.shape}."
         )
     if not all(np.all(np.isfinite(v)) for v in (pi, mu, var)):
         raise ValueError("pi, mu and var must be finite.")
     if np.any(pi < 0) or abs(pi.sum() - 1.0) > PI_TOLERANCE:
-        raise ValueError(f"pi must be non-negative and sum to 1; got {pi} (sum {pi.sum():.10g}).")
+        raise ValueError(
+            f"pi must be non-negative and sum to 1; got {pi} (sum"
+            f" {pi.sum():.10g})."
+        )
     if np.any(var <= 0):
         raise ValueError(f"var must be strictly positive; got {var}.")
     return pi, mu, var
 
 
 def gmm_log_joint(x, pi, mu, var):
-    """log p(x_n, z_n = k) = log pi_k + log N(x_n; mu_k, var_k) for every point and component.
+    """log p(x_n, z_n = k) = log pi_k + log N(x_n; mu_k, var_k), all n and k.
 
     Parameters
     ----------
@@ -65,16 +84,21 @@ def gmm_log_joint(x, pi, mu, var):
     """
     x = _check_x(x)
     pi, mu, var = _check_params(pi, mu, var)
-    with np.errstate(divide="ignore"):  # a component with pi_k = 0 has log-joint -inf
+    # a component with pi_k = 0 has log-joint -inf
+    with np.errstate(divide="ignore"):
         log_pi = np.log(pi)
-    return log_pi - 0.5 * (LOG_2PI + np.log(var) + (x[:, None] - mu) ** 2 / var)
+    return log_pi - 0.5 * (
+        LOG_2PI + np.log(var) + (x[:, None] - mu) ** 2 / var
+    )
 
 
 def gmm_log_likelihood(x, pi, mu, var):
-    """Log-likelihood of the data, sum_n log sum_k pi_k N(x_n; mu_k, var_k), by logsumexp.
+    """Log-likelihood of the data, sum_n log sum_k pi_k N(x_n; mu_k, var_k), by
+    logsumexp.
 
-    Implements eq-gmm-loglik. The inner sum is taken in log space (logsumexp), so points far from
-    every component give a finite, accurate value instead of log(0).
+    Implements eq-gmm-loglik. The inner sum is taken in log space (logsumexp),
+    so points far from every component give a finite, accurate value instead of
+    log(0).
 
     Parameters
     ----------
@@ -84,7 +108,8 @@ def gmm_log_likelihood(x, pi, mu, var):
     Returns
     -------
     float
-        The total over the N samples, in nats (divide by N for the mean per sample).
+        The total over the N samples, in nats (divide by N for the mean per
+        sample).
     """
     return float(np.sum(logsumexp(gmm_log_joint(x, pi, mu, var), axis=1)))
 
@@ -109,11 +134,13 @@ def gmm_responsibilities(x, pi, mu, var):
 
 
 def gmm_m_step(x, R, *, var_floor=1e-6):
-    """Re-estimate (pi, mu, var) from completed data: weighted maximum likelihood.
+    """Re-estimate (pi, mu, var) from completed data: weighted maximum
+    likelihood.
 
-    Implements eq-gmm-mstep. ``R[n, k]`` is the weight with which point n is assigned to component k:
-    the responsibilities (expected completion) or the fraction of J sampled labels that equal k
-    (sampled completion). With one-hot rows this is the complete-data maximum likelihood estimate.
+    Implements eq-gmm-mstep. ``R[n, k]`` is the weight with which point n is
+    assigned to component k: the responsibilities (expected completion) or the
+    fraction of J sampled labels that equal k (sampled completion). With
+    one-hot rows this is the complete-data maximum likelihood estimate.
 
     Parameters
     ----------
@@ -121,9 +148,9 @@ def gmm_m_step(x, R, *, var_floor=1e-6):
     R : ndarray, shape (N, K)
         Non-negative weights, each row summing to 1.
     var_floor : float
-        The smallest variance returned. A component that sits on a single point would otherwise
-        shrink to variance 0 and the likelihood to +infinity; maximising over var >= var_floor keeps
-        the monotonicity of EM.
+        The smallest variance returned. A component that sits on a single point
+        would otherwise shrink to variance 0 and the likelihood to +infinity;
+        maximising over var >= var_floor keeps the monotonicity of EM.
 
     Returns
     -------
@@ -138,13 +165,23 @@ def gmm_m_step(x, R, *, var_floor=1e-6):
     var_floor = check_positive(var_floor, "var_floor")
     R = np.asarray(R, dtype=float)
     if R.ndim != 2 or R.shape[0] != x.shape[0]:
-        raise ValueError(f"R must have shape (N, K) with N={x.shape[0]}; got shape {R.shape}.")
-    if not np.all(np.isfinite(R)) or np.any(R < 0) or not np.allclose(R.sum(axis=1), 1.0):
-        raise ValueError("R must be finite and non-negative, with each row summing to 1.")
+        raise ValueError(
+            f"R must have shape (N, K) with N={x.shape[0]}; got shape"
+            f" {R.shape}."
+        )
+    if (
+        not np.all(np.isfinite(R))
+        or np.any(R < 0)
+        or not np.allclose(R.sum(axis=1), 1.0)
+    ):
+        raise ValueError(
+            "R must be finite and non-negative, with each row summing to 1."
+        )
     Nk = R.sum(axis=0)  # effective number of points in each component
     if np.any(Nk <= 0):
         raise ValueError(
-            f"components {np.flatnonzero(Nk <= 0).tolist()} received no weight; their means are undefined."
+            f"components {np.flatnonzero(Nk <= 0).tolist()} received no"
+            " weight; their means are undefined."
         )
     pi = Nk / x.shape[0]
     mu = (R.T @ x) / Nk
@@ -153,10 +190,12 @@ def gmm_m_step(x, R, *, var_floor=1e-6):
 
 
 def gmm_em_step(x, pi, mu, var, *, var_floor=1e-6):
-    """One EM iteration for a 1-D Gaussian mixture: responsibilities, then weighted ML.
+    """One EM iteration for a 1-D Gaussian mixture: responsibilities, then
+    weighted ML.
 
-    Implements eq-gmm-responsibilities followed by eq-gmm-mstep. The log-likelihood
-    (eq-gmm-loglik) at the output is never below that at the input.
+    Implements eq-gmm-responsibilities followed by eq-gmm-mstep. The
+    log-likelihood (eq-gmm-loglik) at the output is never below that at the
+    input.
 
     Parameters
     ----------
@@ -171,23 +210,28 @@ def gmm_em_step(x, pi, mu, var, *, var_floor=1e-6):
     pi, mu, var : ndarray, shape (K,)
         The new parameters.
     """
-    return gmm_m_step(x, gmm_responsibilities(x, pi, mu, var), var_floor=var_floor)
+    return gmm_m_step(
+        x, gmm_responsibilities(x, pi, mu, var), var_floor=var_floor
+    )
 
 
 class GaussianMixture1D:
-    """A 1-D Gaussian mixture as a model of the "complete, then re-estimate" loop.
+    """A 1-D Gaussian mixture as a model of the "complete, then re-estimate"
+    loop.
 
-    ``complete`` fills in the missing labels, ``reestimate`` fits (pi, mu, var) to the completed
-    data (eq-complete-reestimate), so :func:`lgm.completion.run` fits it by EM.
+    ``complete`` fills in the missing labels, ``reestimate`` fits (pi, mu, var)
+    to the completed data (eq-complete-reestimate), so
+    :func:`lgm.completion.run` fits it by EM.
 
     Parameters
     ----------
     pi, mu, var : array_like, shape (K,)
         The starting parameters.
     completion : {"expected", "sampled"}
-        "expected": complete each point with its responsibilities (exact EM, eq-gmm-responsibilities).
-        "sampled": draw ``n_samples`` labels per point from the responsibilities and use their
-        frequencies (Monte Carlo EM; the log-likelihood may then go down).
+        "expected": complete each point with its responsibilities (exact EM,
+        eq-gmm-responsibilities). "sampled": draw ``n_samples`` labels per
+        point from the responsibilities and use their frequencies (Monte Carlo
+        EM; the log-likelihood may then go down).
     n_samples : int
         J, the labels drawn per point for sampled completion.
     var_floor : float
@@ -209,14 +253,18 @@ class GaussianMixture1D:
     ...                  score=lambda: model.log_likelihood(x) / len(x))
     """
 
-    def __init__(self, pi, mu, var, *, completion="expected", n_samples=1, var_floor=1e-6):
+    def __init__(self, pi, mu, var, *, completion="expected", n_samples=1,
+                 var_floor=1e-6):
         self.pi, self.mu, self.var = _check_params(pi, mu, var)
-        self.completion = check_option(completion, "completion", ("expected", "sampled"))
+        self.completion = check_option(
+            completion, "completion", ("expected", "sampled")
+        )
         self.n_samples = check_positive_int(n_samples, "n_samples")
         self.var_floor = check_positive(var_floor, "var_floor")
 
     def complete(self, x, rng):
-        """Fill in the labels: weights R (N, K) on the components for every point.
+        """Fill in the labels: weights R (N, K) on the components for every
+        point.
 
         Parameters
         ----------
@@ -227,16 +275,19 @@ class GaussianMixture1D:
         Returns
         -------
         R : ndarray, shape (N, K)
-            The responsibilities, or the frequencies of J labels drawn from them.
+            The responsibilities, or the frequencies of J labels drawn from
+            them.
         """
         R = gmm_responsibilities(x, self.pi, self.mu, self.var)
         if self.completion == "expected":
             return R
-        R = R / R.sum(axis=1, keepdims=True)  # exact unit rows for the multinomial draw
+        # exact unit rows for the multinomial draw
+        R = R / R.sum(axis=1, keepdims=True)
         return rng.multinomial(self.n_samples, R) / self.n_samples
 
     def reestimate(self, x, R):
-        """Set (pi, mu, var) to the weighted ML estimate from the completed data (eq-gmm-mstep).
+        """Set (pi, mu, var) to the weighted ML estimate from the completed
+        data (eq-gmm-mstep).
 
         Parameters
         ----------
@@ -247,5 +298,6 @@ class GaussianMixture1D:
         self.pi, self.mu, self.var = gmm_m_step(x, R, var_floor=self.var_floor)
 
     def log_likelihood(self, x):
-        """Total log-likelihood of ``x`` under the current parameters (eq-gmm-loglik), in nats."""
+        """Total log-likelihood of ``x`` under the current parameters
+        (eq-gmm-loglik), in nats."""
         return gmm_log_likelihood(x, self.pi, self.mu, self.var)

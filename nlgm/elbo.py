@@ -1,12 +1,14 @@
 """The pieces of the evidence lower bound, as small pure functions of tensors.
 
-Each function is one equation of chapters 9-12, written with the book's symbols: ``mu`` and
-``logvar`` are the mean and log-variance of the encoder's diagonal Gaussian q(z | x), ``eps`` the
-standard-normal noise of the reparameterisation, J the number of samples per data point. Shapes
-broadcast over leading axes, so one call handles J samples of N points at once: a latent sample
-tensor has shape (J, N, K) and a data tensor (N, d).
+Each function is one equation of chapters 9-12, written with the book's
+symbols: ``mu`` and ``logvar`` are the mean and log-variance of the encoder's
+diagonal Gaussian q(z | x), ``eps`` the standard-normal noise of the
+reparameterisation, J the number of samples per data point. Shapes broadcast
+over leading axes, so one call handles J samples of N points at once: a latent
+sample tensor has shape (J, N, K) and a data tensor (N, d).
 
-The model (:class:`nlgm.NLGM`) assembles these; exercises check students' versions against them.
+The model (:class:`nlgm.NLGM`) assembles these; exercises check students'
+versions against them.
 """
 import math
 
@@ -17,10 +19,12 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def kl_to_standard_normal(mu, logvar):
-    """KL divergence from a diagonal Gaussian to the standard-normal prior, in closed form.
+    """KL divergence from a diagonal Gaussian to the standard-normal prior, in
+    closed form.
 
     Implements eq-kl-std-normal:
-    KL( N(mu, diag(sigma^2)) || N(0, I_K) ) = 1/2 sum_k ( sigma_k^2 + mu_k^2 - 1 - log sigma_k^2 ).
+    KL( N(mu, diag(sigma^2)) || N(0, I_K) )
+        = 1/2 sum_k ( sigma_k^2 + mu_k^2 - 1 - log sigma_k^2 ).
 
     It is zero exactly when mu = 0 and sigma^2 = 1.
 
@@ -40,11 +44,13 @@ def kl_to_standard_normal(mu, logvar):
 
 
 def reparameterise(mu, logvar, eps):
-    """Turn standard-normal noise into samples of q(z | x) that are differentiable in (mu, logvar).
+    """Turn standard-normal noise into samples of q(z | x) that are
+    differentiable in (mu, logvar).
 
-    Implements eq-reparam: z = mu + sigma * eps with sigma = exp(logvar / 2), elementwise. The
-    randomness is all in ``eps``, so dz/dmu = 1 and dz/dsigma = eps, and gradients of any
-    f(z) flow back to the encoder that produced mu and logvar.
+    Implements eq-reparam: z = mu + sigma * eps with sigma = exp(logvar / 2),
+    elementwise. The randomness is all in ``eps``, so dz/dmu = 1 and
+    dz/dsigma = eps, and gradients of any f(z) flow back to the encoder that
+    produced mu and logvar.
 
     Parameters
     ----------
@@ -63,10 +69,11 @@ def gaussian_log_likelihood(x, mean, logvar):
     """Log-density of x under a diagonal Gaussian, summed over the coordinates.
 
     Implements eq-gaussian-decoder:
-    log N(x; f, diag(D)) = -1/2 sum_i [ log 2pi + log D_i + (x_i - f_i)^2 / D_i ].
+    log N(x; f, diag(D))
+        = -1/2 sum_i [ log 2pi + log D_i + (x_i - f_i)^2 / D_i ].
 
-    Used for the decoder p(x | z) = N(x; f(z), D), and also for the prior N(z; 0, I) and the
-    encoder's density q(z | x) in the importance weights.
+    Used for the decoder p(x | z) = N(x; f(z), D), and also for the prior
+    N(z; 0, I) and the encoder's density q(z | x) in the importance weights.
 
     Parameters
     ----------
@@ -74,24 +81,30 @@ def gaussian_log_likelihood(x, mean, logvar):
     mean : Tensor, broadcastable to x
         f(z), e.g. shape (J, N, d) for J samples per data point.
     logvar : Tensor, broadcastable to x
-        log D: shape (d,) for a diagonal noise, (1,) for isotropic noise sigma^2 I.
+        log D: shape (d,) for a diagonal noise, (1,) for isotropic noise
+        sigma^2 I.
 
     Returns
     -------
     Tensor, the broadcast shape without the last axis, e.g. (J, N)
     """
-    return -0.5 * torch.sum(LOG_2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar), dim=-1)
+    return -0.5 * torch.sum(
+        LOG_2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar), dim=-1
+    )
 
 
 def bernoulli_log_likelihood(x, logits):
-    """Log-probability of binary x under independent Bernoullis, summed over the coordinates.
+    """Log-probability of binary x under independent Bernoullis, summed over
+    the coordinates.
 
     Implements eq-bernoulli-decoder:
-    log p(x | z) = sum_i [ x_i log y_i + (1 - x_i) log(1 - y_i) ] with y = sigmoid(logits),
-    computed as sum_i [ x_i l_i - softplus(l_i) ], which is exact and stable for logits of any size.
+    log p(x | z) = sum_i [ x_i log y_i + (1 - x_i) log(1 - y_i) ]
+    with y = sigmoid(logits), computed as
+    sum_i [ x_i l_i - softplus(l_i) ], which is exact and stable for logits
+    of any size.
 
-    For x outside {0, 1} (grey levels) this is not a normalised probability, and the value is
-    not comparable with the log-density of a Gaussian model.
+    For x outside {0, 1} (grey levels) this is not a normalised probability,
+    and the value is not comparable with the log-density of a Gaussian model.
 
     Parameters
     ----------
@@ -112,8 +125,8 @@ def monte_carlo_elbo(log_px_given_z, kl):
     Implements eq-elbo-mc:
     ELBO(x) ~ (1/J) sum_j log p(x | z_j) - KL( q(z | x) || N(0, I) ).
 
-    The reconstruction term is *averaged* over the J samples of each x, so the KL keeps its
-    weight whatever J is.
+    The reconstruction term is *averaged* over the J samples of each x, so the
+    KL keeps its weight whatever J is.
 
     Parameters
     ----------
@@ -156,8 +169,9 @@ def importance_weighted_log_likelihood(log_w):
     Implements eq-iw-loglik:
     log p(x) ~ log (1/S) sum_s w_s = logsumexp_s(log w_s) - log S.
 
-    The average of the weights is unbiased for p(x); its log is biased low, rises with S towards
-    log p(x), and equals the ELBO's Monte Carlo estimate for S = 1.
+    The average of the weights is unbiased for p(x); its log is biased low,
+    rises with S towards log p(x), and equals the ELBO's Monte Carlo estimate
+    for S = 1.
 
     Parameters
     ----------
