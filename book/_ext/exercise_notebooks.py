@@ -6,7 +6,8 @@ its HTML page, so the page can link to ``<name>.ipynb``.
 
 Jupyter and Colab render plain Markdown, not MyST, so the notebook's text cells are rewritten:
 equation references become "equation (n) of *chapter*", document links become the chapter's
-title, citations become their keys, and admonition boxes become block quotes.
+title, citations become their keys, admonition boxes become block quotes, and dropdowns become
+collapsed ``<details>`` blocks.
 """
 import posixpath
 import re
@@ -46,8 +47,10 @@ def _plain_markdown(text, app):
         return explicit["label"] if explicit else body
 
     def admonition(match):
-        lines = [ln for ln in match["body"].splitlines() if not ln.startswith(":class:")]
+        lines = [ln for ln in match["body"].splitlines() if not re.match(r":[a-z-]+:", ln)]
         heading = match["title"].strip() or match["kind"].capitalize()
+        if match["kind"] == "dropdown":  # stays collapsed until the student opens it
+            return "\n".join([f"<details><summary>{heading}</summary>", ""] + lines + ["", "</details>"])
         return "\n".join([f"> **{heading}**", ">"] + [f"> {ln}" if ln else ">" for ln in lines])
 
     return ROLE.sub(role, ADMONITION.sub(admonition, text))
