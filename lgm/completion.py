@@ -1,5 +1,4 @@
-"""The one loop of the book: complete the missing latents, then re-estimate the
-model.
+"""The one loop of the book: complete the latents, then re-estimate the model.
 
 PCA completes each x with a point, the linear Gaussian model with its exact
 posterior (its moments, or samples of it), and the VAE with samples from an
@@ -50,8 +49,7 @@ def complete_then_reestimate(model, batches, rng):
 
 
 def converged(tol):
-    """A stopping rule: stop when the score rose by less than ``tol`` in the
-    last iteration."""
+    """A stopping rule: the score rose by less than ``tol`` in one sweep."""
 
     def stop(history):
         return len(history) >= 2 and history[-1] - history[-2] < tol

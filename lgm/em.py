@@ -1,5 +1,4 @@
-"""EM for the linear Gaussian model, with expected or sampled completion
-(chapter 7).
+"""EM for the linear Gaussian model, expected or sampled completion (ch. 7).
 
 Both versions run through the one loop of :mod:`lgm.completion`: a small
 fitting state holds the current parameters (A, D) and has the loop's two
@@ -47,8 +46,7 @@ _CHUNK_ROWS = 4096
 
 
 def sample_covariance(X, mean):
-    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T, one BLAS matrix product per
-    chunk of rows.
+    """S = (1/N) sum_n (x_n - mean)(x_n - mean)^T, one BLAS product per chunk.
 
     Centring a chunk at a time keeps the extra memory to a few tens of
     megabytes and avoids the cancellation of X^T X / N - mean mean^T. (A
@@ -94,8 +92,7 @@ class _EMState:
         self.noise, self.floor = noise, floor
 
     def _update(self, A, D):
-        """Store the M-step's result: average D for isotropic noise, then apply
-        the floor."""
+        """Store the M-step's D (averaged if isotropic, then floored)."""
         if self.noise == "isotropic":
             # the M-step for sigma^2 is the mean of the psi_i
             D = np.full_like(D, D.mean())
@@ -103,16 +100,16 @@ class _EMState:
 
 
 class ExpectedCompletion(_EMState):
-    """EM with expected completion: z is filled in by its exact posterior's
-    moments.
+    """EM with expected completion: z is filled in by its posterior's moments.
 
     The batch is the sample covariance S = (1/N) sum_n x_n x_n^T of the
     (centred) data.
     """
 
     def complete(self, S, rng):
-        """The posterior under the current (old) parameters: E[z | x] = beta x,
-        Cov = Sigma.
+        """The posterior under the current (old) parameters.
+
+        E[z | x] = beta x and Cov[z | x] = Sigma.
 
         Implements eq-em-estep (the per-sample moments are m_n = beta x_n and
         E[z z^T | x_n] = Sigma + m_n m_n^T). ``rng`` is unused: nothing is
@@ -162,8 +159,7 @@ class SampledCompletion(_EMState):
         return X @ beta.T + eps @ L.T
 
     def reestimate(self, X, Z):
-        """Complete-data maximum likelihood on the N J completed pairs (x_n,
-        z_nj).
+        """Complete-data maximum likelihood on the N J pairs (x_n, z_nj).
 
         Implements eq-mcem-mstep:
         A^{k+1} = (sum_nj x_n z_nj^T)(sum_nj z_nj z_nj^T)^{-1} and
@@ -180,8 +176,7 @@ class SampledCompletion(_EMState):
 
 
 def em_step(X, A, D):
-    """One EM iteration with expected completion for a zero-mean LGM with
-    diagonal noise.
+    """One EM iteration (expected completion), zero-mean LGM, diagonal noise.
 
     Implements eq-em-estep and eq-em-mstep, through
     :func:`lgm.completion.complete_then_reestimate`. X is used as it is (no
@@ -208,8 +203,7 @@ def em_step(X, A, D):
 
 
 class LGM:
-    """Linear Gaussian model (factor analysis) x = mean + A z + e, fitted by
-    EM.
+    """Linear Gaussian model (factor analysis) x = mean + A z + e, fit by EM.
 
     z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z (eq-lgm-marginal). Fitted
     through the one loop :func:`lgm.completion.run`.

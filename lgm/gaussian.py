@@ -1,5 +1,4 @@
-"""The Gaussian toolkit (chapter 2): densities, conditioning, KL divergence,
-low-rank-plus-diagonal algebra.
+"""The Gaussian toolkit (chapter 2): densities, conditioning, KL, Woodbury.
 
 Every later model of the book is built from these few operations. Covariances
 are handled through Cholesky factors, never explicit inverses, and a covariance
@@ -15,8 +14,7 @@ LOG_2PI = np.log(2.0 * np.pi)
 
 
 def _symmetric(Sigma, name):
-    """``Sigma`` as a finite, square, symmetric float matrix (to rounding), or
-    a clear error."""
+    """``Sigma`` as a finite, symmetric float matrix, or a clear error."""
     Sigma = np.asarray(Sigma, dtype=float)
     if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
         raise ValueError(
@@ -32,8 +30,7 @@ def _symmetric(Sigma, name):
 
 
 def _cholesky(Sigma, name="Sigma"):
-    """Lower Cholesky factor of a symmetric positive definite matrix, or a
-    clear error."""
+    """Lower Cholesky factor of a positive definite matrix, or an error."""
     Sigma = _symmetric(Sigma, name)
     try:
         return linalg.cholesky(Sigma, lower=True)
@@ -98,8 +95,7 @@ def gaussian_logpdf(X, mu, Sigma):
 
 
 def condition_gaussian(mu, Sigma, obs_idx, x_obs):
-    """Mean and covariance of the unobserved block of a Gaussian given the
-    observed block.
+    """Mean and covariance of a Gaussian's unobserved block given the rest.
 
     Implements eq-gauss-condition (the Schur complement):
     m = mu_u + S_uo S_oo^{-1} (x_o - mu_o),  S = S_uu - S_uo S_oo^{-1} S_ou.

@@ -94,8 +94,7 @@ def posterior_map(A, D):
 
 
 def posterior(X, A, D):
-    """Posterior means and covariance of z for every row of X (zero-mean
-    model).
+    """Posterior means and covariance of z for every row of X (zero mean).
 
     Implements eq-lgm-posterior: p(z | x) = N(z; Sigma A^T D^{-1} x, Sigma)
     with Sigma = (I_K + A^T D^{-1} A)^{-1}, in O(N d K + d K^2).
@@ -182,8 +181,7 @@ def mean_log_likelihood(S, A, D):
 
 
 def m_step(sxx, Sxz, Szz):
-    """Maximum-likelihood A and D from (expected) second moments of completed
-    pairs (x, z).
+    """ML A and D from (expected) second moments of completed pairs (x, z).
 
     Implements eq-complete-data-ml in terms of normalised sums over the
     completed pairs, A = Sxz Szz^{-1} and D = diag(Sxx) - diag(A Sxz^T), where
@@ -220,8 +218,7 @@ def m_step(sxx, Sxz, Szz):
 
 
 def complete_data_ml(X, Z):
-    """Maximum-likelihood (A, D) of the zero-mean model when the latents Z are
-    observed.
+    """Maximum-likelihood (A, D) of the zero-mean model when Z is observed.
 
     Implements eq-complete-data-ml: A = (sum x z^T)(sum z z^T)^{-1} and
     D = (1/N) diag(sum x x^T - A sum z x^T), through :func:`m_step`.

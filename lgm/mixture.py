@@ -1,5 +1,6 @@
-"""A 1-D Gaussian mixture: the smallest latent-variable model, and the first
-one fitted by EM (chapter 3).
+"""A 1-D Gaussian mixture: the smallest latent-variable model (chapter 3).
+
+It is the first model the book fits by EM.
 
 The latent variable of a data point x is the label z in {0, ..., K-1} of the
 component that made it: z ~ Categorical(pi), then x | z ~ N(mu_z, var_z). The
@@ -19,13 +20,11 @@ from lgm._checks import check_option, check_positive, check_positive_int
 from lgm.gaussian import LOG_2PI
 
 PI_TOLERANCE = 1e-8
-"""How far ``sum(pi)`` may be from 1 (rounding of earlier updates) before it is
-rejected."""
+"""How far ``sum(pi)`` may be from 1 (rounding) before it is rejected."""
 
 
 def _check_x(x):
-    """``x`` as a finite float vector of shape (N,), N >= 1, or a clear
-    error."""
+    """``x`` as a finite float vector of shape (N,), N >= 1, or an error."""
     try:
         x = np.asarray(x, dtype=float)
     except (TypeError, ValueError) as err:
@@ -43,8 +42,7 @@ def _check_x(x):
 
 
 def _check_params(pi, mu, var):
-    """(pi, mu, var) as float vectors of one shape (K,), pi a probability
-    vector, var > 0."""
+    """(pi, mu, var) as float vectors (K,), pi a probability, var > 0."""
     pi, mu, var = (np.asarray(v, dtype=float) for v in (pi, mu, var))
     if (
         pi.ndim != 1
@@ -93,8 +91,7 @@ def gmm_log_joint(x, pi, mu, var):
 
 
 def gmm_log_likelihood(x, pi, mu, var):
-    """Log-likelihood of the data, sum_n log sum_k pi_k N(x_n; mu_k, var_k), by
-    logsumexp.
+    """Log-likelihood sum_n log sum_k pi_k N(x_n; mu_k, var_k), by logsumexp.
 
     Implements eq-gmm-loglik. The inner sum is taken in log space (logsumexp),
     so points far from every component give a finite, accurate value instead of
@@ -134,8 +131,7 @@ def gmm_responsibilities(x, pi, mu, var):
 
 
 def gmm_m_step(x, R, *, var_floor=1e-6):
-    """Re-estimate (pi, mu, var) from completed data: weighted maximum
-    likelihood.
+    """Re-estimate (pi, mu, var) from completed data: weighted ML.
 
     Implements eq-gmm-mstep. ``R[n, k]`` is the weight with which point n is
     assigned to component k: the responsibilities (expected completion) or the
@@ -190,8 +186,7 @@ def gmm_m_step(x, R, *, var_floor=1e-6):
 
 
 def gmm_em_step(x, pi, mu, var, *, var_floor=1e-6):
-    """One EM iteration for a 1-D Gaussian mixture: responsibilities, then
-    weighted ML.
+    """One EM iteration for the mixture: responsibilities, then weighted ML.
 
     Implements eq-gmm-responsibilities followed by eq-gmm-mstep. The
     log-likelihood (eq-gmm-loglik) at the output is never below that at the
@@ -263,8 +258,7 @@ class GaussianMixture1D:
         self.var_floor = check_positive(var_floor, "var_floor")
 
     def complete(self, x, rng):
-        """Fill in the labels: weights R (N, K) on the components for every
-        point.
+        """Fill in the labels: weights R (N, K) on the components per point.
 
         Parameters
         ----------
@@ -286,8 +280,7 @@ class GaussianMixture1D:
         return rng.multinomial(self.n_samples, R) / self.n_samples
 
     def reestimate(self, x, R):
-        """Set (pi, mu, var) to the weighted ML estimate from the completed
-        data (eq-gmm-mstep).
+        """Set (pi, mu, var) to the weighted ML estimate (eq-gmm-mstep).
 
         Parameters
         ----------
@@ -298,6 +291,5 @@ class GaussianMixture1D:
         self.pi, self.mu, self.var = gmm_m_step(x, R, var_floor=self.var_floor)
 
     def log_likelihood(self, x):
-        """Total log-likelihood of ``x`` under the current parameters
-        (eq-gmm-loglik), in nats."""
+        """Total log-likelihood of ``x`` in nats (eq-gmm-loglik)."""
         return gmm_log_likelihood(x, self.pi, self.mu, self.var)

@@ -1,5 +1,4 @@
-"""Principal component analysis (chapter 4): the SVD, the iterative estimator,
-and subspace tools.
+"""Principal component analysis (chapter 4): SVD, iterative estimator, angles.
 
 PCA finds the K-dimensional subspace that is closest to the centred data in
 squared distance. The SVD gives it in one step (:class:`PCA`); the iterative
@@ -176,8 +175,7 @@ def pca_als(X, n_components, n_iter, W0=None, random_state=None,
 
 
 def _check_rank(n_components, N, d):
-    """n_components as an int in 1..d that is also at most N, or a clear
-    error."""
+    """n_components as an int in 1..min(d, N), or a clear error."""
     K = check_n_components(n_components, d)
     if K > N:
         raise ValueError(
@@ -188,8 +186,10 @@ def _check_rank(n_components, N, d):
 
 
 def _least_squares_rows(Y, B, name, iteration):
-    """Solve min_C ||Y - C B^T||_F for C = Y B (B^T B)^{-1}, with a clear error
-    if B lost rank."""
+    """C = Y B (B^T B)^{-1}, minimising ||Y - C B^T||_F, or an error.
+
+    The error names the rank-deficient B.
+    """
     try:
         return linalg.solve(B.T @ B, B.T @ Y.T, assume_a="pos").T
     except (linalg.LinAlgError, ValueError):
@@ -201,8 +201,7 @@ def _least_squares_rows(Y, B, name, iteration):
 
 
 def rayleigh_ritz(W, S):
-    """Eigenvectors and eigenvalues of S restricted to span(W) (the
-    Rayleigh-Ritz procedure).
+    """Eigenpairs of S restricted to span(W) (the Rayleigh-Ritz procedure).
 
     Implements eq-rayleigh-ritz: orthonormalise W = Q R, diagonalise the K x K
     matrix Q^T S Q = Y diag(theta) Y^T, and return the Ritz vectors Q Y and
@@ -247,8 +246,7 @@ def rayleigh_ritz(W, S):
 
 
 def principal_angles(U, V):
-    """Principal angles between span(U) and span(V), in increasing order, in
-    radians.
+    """Principal angles between span(U) and span(V), increasing, in radians.
 
     Implements eq-principal-angles: with orthonormal bases Q_U, Q_V (from QR),
     the cosines of the angles are the singular values of Q_U^T Q_V. Small

@@ -1,5 +1,4 @@
-"""Probabilistic PCA (chapter 5): the linear Gaussian model with isotropic
-noise, in closed form.
+"""Probabilistic PCA (chapter 5): the LGM with isotropic noise, closed form.
 
 The model is z ~ N(0, I_K), e ~ N(0, sigma^2 I_d) independent of z, and
 x = mu + A z + e, so that x ~ N(mu, A A^T + sigma^2 I) (eq-ppca-marginal). Its
@@ -83,8 +82,7 @@ def ppca_ml(S, n_components):
 
 
 class PPCA:
-    """Probabilistic PCA fitted by its closed-form maximum likelihood
-    (:func:`ppca_ml`).
+    """Probabilistic PCA fitted by closed-form maximum likelihood (ppca_ml).
 
     Parameters
     ----------
@@ -137,8 +135,7 @@ class PPCA:
         return check_data(X, n_features=self.n_features_in_) - self.mean_
 
     def score_samples(self, X):
-        """Log-density log N(x_n; mu, A A^T + sigma^2 I) of every row, shape
-        (N,), in nats.
+        """log N(x_n; mu, A A^T + sigma^2 I) of every row, shape (N,), in nats.
 
         Implements eq-ppca-marginal through eq-lgm-loglik with D = sigma^2 I.
         """

@@ -19,8 +19,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def kl_to_standard_normal(mu, logvar):
-    """KL divergence from a diagonal Gaussian to the standard-normal prior, in
-    closed form.
+    """KL from a diagonal Gaussian to the standard-normal prior, closed form.
 
     Implements eq-kl-std-normal:
     KL( N(mu, diag(sigma^2)) || N(0, I_K) )
@@ -44,8 +43,7 @@ def kl_to_standard_normal(mu, logvar):
 
 
 def reparameterise(mu, logvar, eps):
-    """Turn standard-normal noise into samples of q(z | x) that are
-    differentiable in (mu, logvar).
+    """Reparameterised samples of q(z | x), differentiable in (mu, logvar).
 
     Implements eq-reparam: z = mu + sigma * eps with sigma = exp(logvar / 2),
     elementwise. The randomness is all in ``eps``, so dz/dmu = 1 and
@@ -94,8 +92,7 @@ def gaussian_log_likelihood(x, mean, logvar):
 
 
 def bernoulli_log_likelihood(x, logits):
-    """Log-probability of binary x under independent Bernoullis, summed over
-    the coordinates.
+    """Log-probability of binary x under independent Bernoullis, summed.
 
     Implements eq-bernoulli-decoder:
     log p(x | z) = sum_i [ x_i log y_i + (1 - x_i) log(1 - y_i) ]

@@ -42,8 +42,9 @@ from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
 
 
 class ELBOAscent:
-    """An NLGM and its optimisers, seen by :func:`lgm.completion.run` as a
-    model to complete and re-estimate.
+    """An NLGM and its optimisers, as a model for :func:`lgm.completion.run`.
+
+    The loop completes and re-estimates it.
 
     Parameters
     ----------
@@ -116,8 +117,7 @@ class ELBOAscent:
         self.optimisers[which].step()
 
     def epoch_elbo(self):
-        """Mean training ELBO over the batches since the last call (nats per
-        sample)."""
+        """Mean training ELBO (nats per sample) since the last call."""
         value = self.elbo_sum / max(self.elbo_count, 1)
         self.elbo_sum, self.elbo_count = 0.0, 0
         return value
@@ -146,8 +146,10 @@ def _resolve_device(device, model):
 
 
 def _validation_split(N, val_fraction, seed):
-    """Indices (train, val): a seeded permutation, its first round(val_fraction
-    * N) held out."""
+    """Indices (train, val) from a seeded permutation.
+
+    Its first round(val_fraction * N) entries are held out.
+    """
     n_val = int(round(val_fraction * N))
     if val_fraction > 0 and not 1 <= n_val < N:
         raise ValueError(
@@ -161,8 +163,7 @@ def _validation_split(N, val_fraction, seed):
 def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1,
         val_fraction=0.1, seed=0, progress=True, scheme="joint", patience=50,
         checkpoint=None, device=None, threads=None, initialise=True):
-    """Train an NLGM by maximising the ELBO of X with minibatches, through the
-    shared loop.
+    """Train an NLGM: maximise the ELBO of X with minibatches, in the one loop.
 
     Each epoch is one sweep of :func:`lgm.completion.run` over shuffled
     minibatches: for every batch, :meth:`ELBOAscent.complete` samples z from
@@ -339,8 +340,10 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1,
 
 
 def _write_checkpoint(path, model, trainer, rng, history, best, shape):
-    """Write atomically (a temporary file, then a rename), so Ctrl-C never
-    leaves half a file."""
+    """Write atomically (a temporary file, then a rename).
+
+    Ctrl-C therefore never leaves half a file.
+    """
     state = {
         "config": dict(model.config, hidden=list(model.config["hidden"])),
         "shape": list(shape),
