@@ -1,0 +1,202 @@
+"""The LGM with missing entries against independent references: scipy.stats on the observed
+sub-vector, Schur conditioning of the joint Gaussian of (z, x), complete-data EM, and a generic
+optimiser of the observed-data likelihood."""
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from lgm.em import em_step
+from lgm.gaussian import condition_gaussian
+from lgm.linear_gaussian import log_likelihood
+from lgm.missing import (
+    MissingData,
+    expected_moments,
+    impute,
+    m_step_with_mean,
+    observed_log_likelihood,
+    observed_posterior,
+)
+
+
+def random_problem(seed, N=60, d=6, K=2, share=0.3):
+    """A random model, N samples from it, and a copy with about ``share`` of the entries NaN
+    (every row keeps at least one entry; rows 0 and 1 keep all of them and only one)."""
+    rng = np.random.default_rng(seed)
+    A, D, mean = rng.normal(size=(d, K)), rng.uniform(0.2, 1.5, size=d), rng.normal(size=d)
+    X = mean + rng.normal(size=(N, K)) @ A.T + rng.normal(size=(N, d)) * np.sqrt(D)
+    hidden = rng.random((N, d)) < share
+    hidden[0] = False
+    hidden[1] = np.arange(d) != 2
+    hidden[hidden.all(axis=1), 0] = False
+    return np.where(hidden, np.nan, X), X, A, D, mean
+
+
+def joint_covariance(A, D):
+    """Covariance of (z, x) under z ~ N(0, I), x = A z + e: the dense reference."""
+    K = A.shape[1]
+    return np.block([[np.eye(K), A.T], [A, A @ A.T + np.diag(D)]])
+
+
+# ---------------------------------------------------------------- likelihood, posterior, imputation
+
+@pytest.mark.parametrize("seed", range(3))
+def test_observed_log_likelihood_marginalises_the_missing_entries(seed):
+    Xm, _, A, D, mean = random_problem(seed)
+    C = A @ A.T + np.diag(D)
+    reference = []
+    for x in Xm:
+        o = ~np.isnan(x)
+        reference.append(stats.multivariate_normal(mean[o], C[np.ix_(o, o)]).logpdf(x[o]))
+    # Woodbury per pattern vs a dense Cholesky of each C_oo: rounding only (entries ~ 1..10).
+    np.testing.assert_allclose(observed_log_likelihood(Xm, A, D, mean), reference, rtol=1e-11, atol=1e-11)
+
+
+def test_without_missing_entries_it_is_the_ordinary_likelihood():
+    _, X, A, D, mean = random_problem(3)
+    np.testing.assert_allclose(observed_log_likelihood(X, A, D, mean), log_likelihood(X - mean, A, D),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_posterior_and_imputation_equal_conditioning_of_the_joint(seed):
+    Xm, _, A, D, mean = random_problem(seed, N=20)
+    d, K = A.shape
+    means, covs = observed_posterior(Xm, A, D, mean)
+    X_hat = impute(Xm, A, D, mean)
+    joint = joint_covariance(A, D)
+    for n, x in enumerate(Xm):
+        o = np.flatnonzero(~np.isnan(x))
+        # condition (z, x) on x_o: what is left is (z, x_m)
+        m, V = condition_gaussian(np.concatenate([np.zeros(K), mean]), joint, K + o, x[o])
+        np.testing.assert_allclose(means[n], m[:K], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(covs[n], V[:K, :K], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(X_hat[n, np.isnan(x)], m[K:], rtol=1e-10, atol=1e-12)
+
+
+def test_imputation_leaves_observed_entries_untouched_bit_for_bit():
+    Xm, _, A, D, mean = random_problem(4)
+    X_hat = impute(Xm, A, D, mean)
+    observed = ~np.isnan(Xm)
+    assert not np.isnan(X_hat).any()
+    np.testing.assert_array_equal(X_hat[observed], Xm[observed])
+
+
+def test_rows_are_grouped_by_pattern():
+    Xm = np.array([[1.0, np.nan, 2.0], [3.0, np.nan, 4.0], [1.0, 2.0, 3.0], [np.nan, 1.0, 1.0]])
+    data = MissingData(Xm)
+    assert len(data.patterns) == 3 and data.counts.sum() == 4
+    np.testing.assert_array_equal(data.patterns[data.index], ~np.isnan(Xm))
+
+
+# ---------------------------------------------------------------- E-step and M-step
+
+@pytest.mark.parametrize("seed", range(2))
+def test_expected_moments_equal_per_row_conditioning(seed):
+    Xm, _, A, D, mean = random_problem(seed, N=25, d=5, K=2)
+    d, K = A.shape
+    joint = joint_covariance(A, D)
+    # Brute force: for every row, the joint posterior of w = (z, x) given x_o by Schur complements;
+    # E[w w^T] = Cov + E[w] E[w]^T, the observed x entries being fixed (zero variance).
+    sxx, Sxz, Szz = np.zeros(d), np.zeros((d, K + 1)), np.zeros((K + 1, K + 1))
+    for x in Xm:
+        o, u = np.flatnonzero(~np.isnan(x)), np.isnan(x)
+        m, V = condition_gaussian(np.concatenate([np.zeros(K), mean]), joint, K + o, x[o])
+        w, W = np.concatenate([m[:K], x]), np.zeros((K + d, K + d))
+        w[K:][u] = m[K:]
+        hidden = np.concatenate([np.ones(K, bool), u])
+        W[np.ix_(hidden, hidden)] = V
+        second = W + np.outer(w, w)  # E[(z, x)(z, x)^T | x_o]
+        sxx += np.diag(second)[K:]
+        Sxz[:, :K] += second[K:, :K]
+        Sxz[:, K] += w[K:]
+        Szz[:K, :K] += second[:K, :K]
+        Szz[:K, K] += w[:K]
+        Szz[K, :K] += w[:K]
+        Szz[K, K] += 1
+    N = len(Xm)
+    got = expected_moments(Xm, A, D, mean)
+    for value, reference in zip(got[:3], (sxx / N, Sxz / N, Szz / N)):
+        np.testing.assert_allclose(value, reference, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got[3], observed_log_likelihood(Xm, A, D, mean).mean(), rtol=1e-12)
+
+
+def test_without_missing_entries_the_step_is_complete_data_em():
+    _, X, A, D, _ = random_problem(5)
+    mean = X.mean(axis=0)
+    A_ref, D_ref = em_step(X - mean, A, D)
+    A_new, D_new, mean_new = m_step_with_mean(*expected_moments(X, A, D, mean)[:3])
+    # With every entry observed and the sample mean, the augmented M-step decouples: the same
+    # update by another order of operations (rounding only).
+    np.testing.assert_allclose(A_new, A_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(D_new, D_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mean_new, mean, rtol=1e-12, atol=1e-12)
+
+
+def run_em(Xm, A, D, mean, n_iter):
+    data, history = MissingData(Xm), []
+    for _ in range(n_iter):
+        *moments, loglik = expected_moments(data, A, D, mean)
+        history.append(loglik)
+        A, D, mean = m_step_with_mean(*moments)
+    return A, D, mean, np.array(history)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_em_never_decreases_the_observed_data_likelihood(seed):
+    Xm, _, A, D, _ = random_problem(seed, N=80, share=0.4)
+    rng = np.random.default_rng(seed)
+    *_, history = run_em(Xm, rng.normal(size=A.shape), np.ones_like(D), np.zeros_like(D), 150)
+    # exact EM: every change >= 0 up to rounding of a mean log-likelihood of size ~10
+    assert np.diff(history).min() > -1e-12
+    assert history[-1] > history[0]  # and it moved
+
+
+def test_em_optimum_equals_a_generic_optimiser():
+    # A small problem: d = 4, K = 1, 30% missing. L-BFGS on (A, log psi, mean) with numerical
+    # gradients of the observed-data likelihood must find the point EM converges to.
+    Xm, _, _, _, _ = random_problem(8, N=150, d=4, K=1, share=0.3)
+    d = Xm.shape[1]
+    mean0 = np.nanmean(Xm, axis=0)
+    A, D, mean, history = run_em(Xm, np.ones((d, 1)), np.nanvar(Xm, axis=0), mean0, 1000)
+    assert history[-1] - history[-2] < 1e-11
+
+    def negative(theta):
+        return -observed_log_likelihood(Xm, theta[:d, None], np.exp(theta[d:2 * d]), theta[2 * d:]).mean()
+
+    start = np.concatenate([np.ones(d), np.log(np.nanvar(Xm, axis=0)), mean0])
+    result = optimize.minimize(negative, start, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 5000})
+    ours = observed_log_likelihood(Xm, A, D, mean).mean()
+    # EM at least as high (L-BFGS with finite differences stops ~1e-9 short).
+    assert ours >= -result.fun - 1e-9
+    assert ours - (-result.fun) < 1e-6
+    # The same point: A up to its sign (K = 1), D and the mean (flat directions are ~1e-4 wide).
+    sign = np.sign(A[:, 0] @ result.x[:d])
+    np.testing.assert_allclose(sign * A[:, 0], result.x[:d], atol=2e-3)
+    np.testing.assert_allclose(D, np.exp(result.x[d:2 * d]), atol=2e-3)
+    np.testing.assert_allclose(mean, result.x[2 * d:], atol=2e-3)
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_a_row_with_every_entry_missing_is_refused():
+    Xm, _, A, D, mean = random_problem(0)
+    Xm[5] = np.nan
+    with pytest.raises(ValueError, match="Row 5 of X has every entry missing"):
+        observed_log_likelihood(Xm, A, D, mean)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda X: np.where(np.isnan(X), np.inf, X), "infinite values"),
+    (lambda X: X[:, :3], "features"),
+    (lambda X: X[0], "2-D"),
+])
+def test_bad_data_is_named(bad, match):
+    Xm, _, A, D, mean = random_problem(0)
+    with pytest.raises(ValueError, match=match):
+        impute(bad(Xm), A, D, mean)
+
+
+def test_bad_mean_is_named():
+    Xm, _, A, D, mean = random_problem(0)
+    with pytest.raises(ValueError, match="mean must be a finite vector of shape"):
+        impute(Xm, A, D, mean[:3])
