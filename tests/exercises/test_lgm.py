@@ -1,9 +1,9 @@
-"""Autograder tests of book/exercises/lgm.md (chapters 6 and 7): the linear Gaussian model and EM.
+"""Autograder tests of book/exercises/lgm.md (chapters 6 and 7): the linear Gaussian model, EM, imputation.
 
 Each test calls the student's function in its own process (the ``student`` fixture) and compares
-it with the package's implementation (``lgm.linear_gaussian``, ``lgm.em``), which each test also
-checks against an independent computation (dense scipy densities, Gaussian conditioning of the
-joint, least squares). Tolerances: 1e-8 relative where the inputs are well conditioned (a correct
+it with the package's implementation (``lgm.linear_gaussian``, ``lgm.em``, ``lgm.missing``), which
+each test also checks against an independent computation (dense scipy densities, Gaussian
+conditioning of the joint, least squares). Tolerances: 1e-8 relative where the inputs are well conditioned (a correct
 float64 computation is about 1e-13 off, and different correct orders of operations about 1e-12);
 looser only where a test says why.
 """
@@ -15,6 +15,7 @@ from autograder.compare import check, check_array, check_tuple
 from autograder.student import StudentFailure
 from lgm.em import em_step
 from lgm.linear_gaussian import complete_data_ml, log_likelihood, posterior
+from lgm.missing import impute
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -379,3 +380,81 @@ def test_mcem_step_approaches_em_step(student):
     check_array(D_new, D_em, "D_new from mcem_step with J = 1000, compared with the expected-completion step",
                 rtol=0.05, atol=0.05, mistakes=[("divide by N instead of NJ, the number of completed pairs",
                                                  D_em * 1000)])
+
+
+# ---------------------------------------------------------------------------------------------
+# impute_row(x, A, D, mean) -> (d,)
+
+
+def _impute_case(seed, d, K, n_missing):
+    """A random model with a mean, one sample from it, and n_missing of its entries set to NaN."""
+    rng = np.random.default_rng(80 + seed)
+    X, A, D = _model(rng, 1, d, K)
+    mean = rng.normal(size=d)
+    x = X[0] + mean
+    x[rng.choice(d, size=n_missing, replace=False)] = np.nan
+    return x, A, D, mean
+
+
+def _impute_mistakes(x, A, D, mean):
+    """What the classic mistakes of impute_row produce (the whole (d,) vector)."""
+    o = ~np.isnan(x)
+
+    def fill(m_z, rows=~o):
+        out = x.copy()
+        out[rows] = (mean + A @ m_z)[rows]
+        return out
+
+    def posterior_mean(A_, D_, r):
+        return np.linalg.solve(np.eye(A.shape[1]) + A_.T @ (A_ / D_[:, None]), A_.T @ (r / D_))
+
+    m = posterior_mean(A[o], D[o], x[o] - mean[o])
+    zero_filled = np.where(o, x, 0.0)
+    mean_filled = np.where(o, x, mean)
+    return [
+        ("treat each missing entry as an observed 0 and use all of A and D: the posterior given x_o uses only "
+         "the observed rows A_o, D_o and x_o", fill(posterior_mean(A, D, zero_filled - mean))),
+        ("fill the missing entries with the mean and use all of A and D: the posterior given x_o uses only the "
+         "observed rows A_o, D_o and x_o", fill(posterior_mean(A, D, mean_filled - mean))),
+        ("forget to subtract the mean mu_o from x_o before the posterior", fill(posterior_mean(A[o], D[o], x[o]))),
+        ("forget to add the mean mu_m to A_m m", np.where(o, x, A @ m)),
+        ("replace the observed entries too: keep them as they are and fill in only the missing ones",
+         fill(m, rows=np.ones_like(o))),
+    ]
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("d, K, n_missing, seed", [(8, 2, 3, 0), (5, 1, 4, 1), (30, 4, 12, 2), (6, 2, 0, 3)])
+def test_impute_row_matches_conditioning(student, d, K, n_missing, seed):
+    x, A, D, mean = _impute_case(seed, d, K, n_missing)
+    expected = impute(x[None], A, D, mean)[0]
+    # The reference agrees with conditioning the dense Gaussian N(mean, C) (a Schur complement).
+    o = ~np.isnan(x)
+    C = A @ A.T + np.diag(D)
+    dense = mean[~o] + C[np.ix_(~o, o)] @ np.linalg.solve(C[np.ix_(o, o)], x[o] - mean[o])
+    assert np.allclose(expected[~o], dense, rtol=1e-9, atol=1e-12) and np.array_equal(expected[o], x[o])
+    got = _with_shape_hint(lambda: student.impute_row(x, A, D, mean),
+                           "A[o] is (d_o, K), D[o] and x[o] are (d_o,); the posterior mean m is (K,).")
+    mistakes = _impute_mistakes(x, A, D, mean) if n_missing else []
+    check_array(got, expected, f"impute_row(x, A, D, mean) (d={d}, K={K}, {n_missing} missing)",
+                rtol=1e-8, atol=1e-10, mistakes=mistakes)
+
+
+@pytest.mark.points(1)
+def test_impute_row_keeps_observed_entries(student):
+    # The observed entries are data, not estimates: they must come back as the very same floats.
+    x, A, D, mean = _impute_case(4, 10, 3, 4)
+    got = check_array(student.impute_row(x.copy(), A, D, mean), impute(x[None], A, D, mean)[0],
+                      "impute_row(x, A, D, mean)", rtol=1e-8, atol=1e-10, mistakes=_impute_mistakes(x, A, D, mean))
+    o = ~np.isnan(x)
+    check(np.array_equal(got[o], x[o]),
+          "impute_row must return the observed entries of x unchanged (bit for bit); only NaN entries are filled in.")
+
+
+@pytest.mark.points(1)
+def test_impute_row_large_d(student):
+    # d = 20 000 with half the entries missing: the dense C_oo is 10 000 x 10 000 (0.8 GB, a 1e12-flop
+    # solve); the K x K form takes milliseconds. Sums of 1e4 terms round to ~1e-12; tolerance 1e-8.
+    x, A, D, mean = _impute_case(5, 20_000, 3, 10_000)
+    check_array(student.impute_row(x, A, D, mean), impute(x[None], A, D, mean)[0],
+                "impute_row(x, A, D, mean) with d = 20000, K = 3", rtol=1e-8, atol=1e-10)

@@ -11,6 +11,7 @@ HINTS = {
     "complete_data_ml": "lstsq(Z, X) solves Z B = X",
     "em_step": "use the old A^k instead of the new A^{k+1} in the D-update",
     "mcem_step": "divide by N instead of NJ",
+    "impute_row": "treat each missing entry as an observed 0",
 }
 
 
@@ -61,3 +62,12 @@ def mcem_step(X, A, D, eps):
     A_new = Xr.T @ Z @ np.linalg.inv(Z.T @ Z)
     D_new = (np.sum(Xr**2, axis=0) - np.sum(A_new * (Xr.T @ Z), axis=1)) / N
     return A_new, D_new
+
+
+def impute_row(x, A, D, mean):
+    # Mistake: the NaN are set to 0 and the posterior uses all of A and D, as if 0 had been observed.
+    o = ~np.isnan(x)
+    x0 = np.where(o, x, 0.0)
+    K = A.shape[1]
+    m = np.linalg.solve(np.eye(K) + A.T @ (A / D[:, None]), A.T @ ((x0 - mean) / D))
+    return np.where(o, x, mean + A @ m)

@@ -1,6 +1,6 @@
 """Reference solutions for book/exercises/lgm.md (kept out of the book).
 
-Every exercise calls the package (lgm.linear_gaussian, lgm.em), so each algorithm has one copy.
+Every exercise calls the package (lgm.linear_gaussian, lgm.em, lgm.missing), so each algorithm has one copy.
 """
 import numpy as np
 
@@ -9,6 +9,7 @@ from lgm.em import SampledCompletion
 from lgm.em import em_step as lgm_em_step
 from lgm.linear_gaussian import check_params, log_likelihood, posterior
 from lgm.linear_gaussian import complete_data_ml as lgm_complete_data_ml
+from lgm.missing import impute
 
 
 def lgm_posterior(X, A, D):
@@ -46,3 +47,7 @@ def mcem_step(X, A, D, eps):
     state = SampledCompletion(A, D, n_samples=eps.shape[0], floor=-np.inf)
     complete_then_reestimate(state, [np.asarray(X, dtype=float)], rng=GivenNoise(eps))
     return state.A, state.D
+
+
+def impute_row(x, A, D, mean):
+    return impute(np.reshape(x, (1, -1)), A, D, mean)[0]
