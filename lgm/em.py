@@ -13,7 +13,7 @@ methods,
 
 Expected completion works from the sample covariance S, computed once, so an
 iteration costs O(d^2 K) however many samples there are. :class:`LGM` is the
-scikit-learn-shaped estimator.
+scikit-learn estimator.
 """
 import warnings
 
@@ -22,20 +22,19 @@ from scipy import linalg
 
 from lgm._checks import (
     check_data,
-    check_fitted,
     check_n_components,
     check_option,
     check_positive,
     check_positive_int,
     check_random_state,
+    check_scale,
 )
 from lgm.completion import complete_then_reestimate, converged, run
+from lgm.estimator import LinearGaussianEstimator
 from lgm.linear_gaussian import (
     check_params,
-    log_likelihood,
     m_step,
     mean_log_likelihood,
-    posterior,
     posterior_map,
 )
 from lgm.ppca import ppca_ml
@@ -202,11 +201,13 @@ def em_step(X, A, D):
     return state.A, state.D
 
 
-class LGM:
+class LGM(LinearGaussianEstimator):
     """Linear Gaussian model (factor analysis) x = mean + A z + e, fit by EM.
 
     z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z (eq-lgm-marginal). Fitted
-    through the one loop :func:`lgm.completion.run`.
+    through the one loop :func:`lgm.completion.run`. Scoring, posterior,
+    transform and sampling are inherited from
+    :class:`lgm.estimator.LinearGaussianEstimator`.
 
     Parameters
     ----------
@@ -259,6 +260,8 @@ class LGM:
         iteration.
     n_iter_ : int
         Iterations run.
+    n_features_in_ : int
+        d.
     """
 
     def __init__(self, n_components, *, noise="diagonal",
@@ -266,20 +269,38 @@ class LGM:
                  init="ppca", noise_floor=1e-6, random_state=None,
                  progress=False):
         self.n_components = n_components
-        self.noise = check_option(noise, "noise", ("diagonal", "isotropic"))
-        self.completion = check_option(
-            completion, "completion", ("expected", "sampled")
-        )
-        self.n_samples = check_positive_int(n_samples, "n_samples")
-        self.max_iter = check_positive_int(max_iter, "max_iter")
-        self.tol = check_positive(tol, "tol", allow_zero=True)
-        if not (isinstance(init, tuple) and len(init) == 2):
-            check_option(init, "init", ("ppca", "random"))
+        self.noise = noise
+        self.completion = completion
+        self.n_samples = n_samples
+        self.max_iter = max_iter
+        self.tol = tol
         self.init = init
-        self.noise_floor = check_positive(noise_floor, "noise_floor")
-        check_random_state(random_state)
+        self.noise_floor = noise_floor
         self.random_state = random_state
-        self.progress = bool(progress)
+        self.progress = progress
+
+    def _check_params(self, d):
+        """Validate the constructor's arguments (at fit, as scikit-learn does).
+
+        Returns
+        -------
+        K : int
+            ``n_components``, checked against the data width d.
+        """
+        check_option(self.noise, "noise", ("diagonal", "isotropic"))
+        check_option(self.completion, "completion", ("expected", "sampled"))
+        check_positive_int(self.n_samples, "n_samples")
+        check_positive_int(self.max_iter, "max_iter")
+        check_positive(self.tol, "tol", allow_zero=True)
+        if not (isinstance(self.init, tuple) and len(self.init) == 2):
+            check_option(self.init, "init", ("ppca", "random"))
+        check_positive(self.noise_floor, "noise_floor")
+        check_random_state(self.random_state)
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(
+                f"progress must be True or False; got {self.progress!r}."
+            )
+        return check_n_components(self.n_components, d)
 
     def _start(self, S, K, rng, floor):
         """Starting (A, D) for EM."""
@@ -290,42 +311,49 @@ class LGM:
                 raise ValueError(
                     f"init: A0 must have shape ({d}, {K}); got {A.shape}."
                 )
-            return A.copy(), np.maximum(D, floor)
-        if self.init == "random":
+            A, D = A.copy(), np.maximum(D, floor)
+        elif self.init == "random":
             A = rng.standard_normal((d, K)) * np.sqrt(np.trace(S) / (d * K))
-            return A, np.maximum(np.diag(S).copy(), floor)
-        if K == d:
+            D = np.maximum(np.diag(S).copy(), floor)
+        elif K == d:
             raise ValueError(
-                f"init='ppca' needs n_components < d={d} (PPCA leaves no"
-                " variance for the noise otherwise); pass init='random' or"
-                " explicit (A0, D0)."
+                f"init='ppca' needs n_components={K} < the number of features"
+                f" (n_features={d}): PPCA leaves no variance for the noise"
+                " otherwise; pass init='random' or explicit (A0, D0)."
             )
-        A, sigma2 = ppca_ml(S, K)
-        return A, np.full(d, max(sigma2, floor))
+        else:
+            A, sigma2 = ppca_ml(S, K)
+            D = np.full(d, max(sigma2, floor))
+        if self.noise == "isotropic":
+            D = np.full(d, D.mean())
+        return A, D
 
-    def fit(self, X):
+    def fit(self, X, y=None):
         """Fit A, D and the mean to the rows of X by EM.
 
         Parameters
         ----------
         X : array_like, shape (N, d), N >= 2
+        y : ignored
+            There for scikit-learn's pipelines.
 
         Returns
         -------
         self
         """
-        X = check_data(X, min_samples=2)
+        X = self._validate_X(X, reset=True, min_samples=2)
         N, d = X.shape
-        K = check_n_components(self.n_components, d)
+        K = self._check_params(d)
         rng = check_random_state(self.random_state)
         mean = X.mean(axis=0)
+        check_scale(X, mean)
         S = sample_covariance(X, mean)
         floor = self.noise_floor * np.trace(S) / d
         if floor <= 0:
-            raise ValueError("X has no variance: every feature is constant.")
+            raise ValueError(
+                "X has no variance: every feature (column) is constant."
+            )
         A, D = self._start(S, K, rng, floor)
-        if self.noise == "isotropic":
-            D = np.full(d, D.mean())
         if self.completion == "expected":
             state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
             batch, stop = S, converged(self.tol)
@@ -345,77 +373,26 @@ class LGM:
                 " noise_floor."
             )
         if stop is not None and not stopped and len(history) == self.max_iter:
-            # scikit-learn's class, so one filter silences both; imported here
-            # because it is slow.
-            from sklearn.exceptions import ConvergenceWarning
-
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations"
-                " (last change in the mean log-likelihood:"
-                f" {history[-1] - history[-2]:.2e} nats >= tol={self.tol});"
-                " raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            _warn_not_converged(self.max_iter, history, self.tol)
         self.A_, self.D_, self.mean_ = state.A, state.D, mean
         self.loglik_, self.n_iter_ = np.asarray(history), len(history)
         return self
 
-    def _centred(self, X):
-        check_fitted(self, "A_")
-        return check_data(X, n_features=self.mean_.shape[0]) - self.mean_
+    def _noise(self):
+        return self.D_
 
-    def score_samples(self, X):
-        """Log-likelihood of each row of X in nats (eq-lgm-loglik).
 
-        Parameters
-        ----------
-        X : array_like, shape (N, d)
+def _warn_not_converged(max_iter, history, tol):
+    """Warn (ConvergenceWarning) that max_iter, not tol, stopped EM."""
+    # scikit-learn's class, so one filter silences both; imported here
+    # because it is slow.
+    from sklearn.exceptions import ConvergenceWarning
 
-        Returns
-        -------
-        ndarray, shape (N,)
-        """
-        return log_likelihood(self._centred(X), self.A_, self.D_)
-
-    def score(self, X):
-        """Mean log-likelihood per sample of the rows of X, in nats."""
-        return float(np.mean(self.score_samples(X)))
-
-    def posterior(self, X):
-        """Posterior of z for each row of X (eq-lgm-posterior).
-
-        Returns
-        -------
-        means : ndarray, shape (N, K)
-        cov : ndarray, shape (K, K)
-            The same for every row.
-        """
-        return posterior(self._centred(X), self.A_, self.D_)
-
-    def transform(self, X):
-        """Posterior means E[z | x], shape (N, K)."""
-        return self.posterior(X)[0]
-
-    def sample(self, n, random_state=None):
-        """Draw n samples x = mean + A z + e from the fitted model.
-
-        Parameters
-        ----------
-        n : int
-        random_state : None, int or numpy.random.Generator
-
-        Returns
-        -------
-        X : ndarray, shape (n, d)
-        """
-        check_fitted(self, "A_")
-        n = check_positive_int(n, "n")
-        rng = check_random_state(random_state)
-        d, K = self.A_.shape
-        Z = rng.standard_normal((n, K))
-        return (
-            self.mean_
-            + Z @ self.A_.T
-            + rng.standard_normal((n, d)) * np.sqrt(self.D_)
-        )
+    last = history[-1] - history[-2] if len(history) > 1 else float("nan")
+    warnings.warn(
+        f"EM did not converge in max_iter={max_iter} iterations"
+        f" (last change in the mean log-likelihood: {last:.2e} nats >="
+        f" tol={tol}); raise max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )

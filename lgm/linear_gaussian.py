@@ -12,7 +12,7 @@ model; subtract the mean from the data first.
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import check_data
+from lgm._checks import as_real_array, check_data
 from lgm.gaussian import LOG_2PI, lowrank_solve_logdet
 
 
@@ -44,12 +44,7 @@ def check_params(A, D, n_features=None):
             f"A has {d} rows but the data have {n_features} features; A must"
             " be (d, K)."
         )
-    try:
-        D = np.asarray(D, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f"D must be a numeric array of shape (d,); {err}"
-        ) from None
+    D = as_real_array(D, "D")
     if D.shape != (d,):
         raise ValueError(
             f"D must be the (d,) diagonal of the noise covariance with d={d}"
