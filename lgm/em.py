@@ -12,7 +12,10 @@ methods,
   new A inside the update of D.
 
 Expected completion works from the sample covariance S, computed once, so an
-iteration costs O(d^2 K) however many samples there are. :class:`LGM` is the
+iteration costs O(d^2 K) however many samples there are, and S of a dask array
+is computed chunk by chunk (:mod:`lgm.sufficient_statistics`). With missing
+entries (NaN) the loop completes z and the missing x together
+(:class:`MissingCompletion`, :mod:`lgm.missing`). :class:`LGM` is the
 scikit-learn estimator.
 """
 import warnings
@@ -21,12 +24,14 @@ import numpy as np
 from scipy import linalg
 
 from lgm._checks import (
+    as_real_array,
     check_data,
     check_n_components,
     check_option,
     check_positive,
     check_positive_int,
     check_random_state,
+    check_fitted,
     check_scale,
 )
 from lgm.completion import complete_then_reestimate, converged, run
@@ -37,7 +42,16 @@ from lgm.linear_gaussian import (
     mean_log_likelihood,
     posterior_map,
 )
+from lgm.missing import (
+    MissingData,
+    expected_moments,
+    impute,
+    m_step_with_mean,
+    observed_log_likelihood,
+    observed_posterior,
+)
 from lgm.ppca import ppca_ml
+from lgm.sufficient_statistics import dask_statistics, is_dask_array
 
 #: Rows of X centred and accumulated at a time by :func:`sample_covariance`
 #: (bounds the memory).
@@ -174,6 +188,36 @@ class SampledCompletion(_EMState):
         self._update(*m_step(sxx, Sxz, Szz))
 
 
+class MissingCompletion(_EMState):
+    """EM with missing entries: z and the missing x are completed together.
+
+    The batch is a :class:`lgm.missing.MissingData` (X with NaN, grouped by
+    missingness pattern); the mean is re-estimated with A and D.
+
+    Parameters
+    ----------
+    mean : ndarray, shape (d,)
+        The starting mean.
+    """
+
+    def __init__(self, A, D, mean, *, noise="diagonal", floor=0.0):
+        super().__init__(A, D, noise=noise, floor=floor)
+        self.mean = mean
+
+    def complete(self, data, rng):
+        """Expected moments of (z, x) given the observed entries (old parameters).
+
+        Implements eq-missing-estep through
+        :func:`lgm.missing.expected_moments`. ``rng`` is unused.
+        """
+        return expected_moments(data, self.A, self.D, self.mean)[:3]
+
+    def reestimate(self, data, moments):
+        """[A, mean] and D from the completed moments (eq-missing-mstep)."""
+        A, D, self.mean = m_step_with_mean(*moments)
+        self._update(A, D)
+
+
 def em_step(X, A, D):
     """One EM iteration (expected completion), zero-mean LGM, diagonal noise.
 
@@ -224,6 +268,17 @@ class LGM(LinearGaussianEstimator):
         ``tol`` is not used and exactly ``max_iter`` iterations run.
     n_samples : int
         J, the completions per sample for ``completion="sampled"``.
+    missing : {"error", "em"}
+        What ``fit`` does with NaN in X. ``"error"``: refuse them.
+        ``"em"``: NaN entries are missing at random; EM completes z and the
+        missing entries together from their posterior given the observed ones
+        (eq-missing-estep) and re-estimates the mean with A and D
+        (eq-missing-mstep), with expected completion, O(N d K + P d K^2) per
+        iteration for P missingness patterns. ``loglik_`` is then the
+        observed-data log-likelihood (eq-missing-loglik), and ``score``,
+        ``score_samples``, ``posterior`` and ``transform`` accept NaN and use
+        the observed entries of each row. Data without NaN are fitted exactly
+        as with ``"error"``.
     max_iter : int
         The most EM iterations.
     tol : float
@@ -247,6 +302,11 @@ class LGM(LinearGaussianEstimator):
     progress : bool
         Show a progress bar.
 
+    ``fit`` also takes a ``dask.array`` (expected completion, no NaN): N, the
+    mean and S are computed chunk by chunk with dask, in one pass
+    (:func:`lgm.sufficient_statistics.dask_statistics`), and EM runs from
+    them, so the data never have to fit in memory.
+
     Attributes
     ----------
     A_ : ndarray, shape (d, K)
@@ -254,10 +314,11 @@ class LGM(LinearGaussianEstimator):
     D_ : ndarray, shape (d,)
         Noise variances.
     mean_ : ndarray, shape (d,)
-        The sample mean.
+        The sample mean (with missing entries: the maximum-likelihood mean,
+        fitted by EM).
     loglik_ : ndarray, shape (n_iter_,)
         Mean log-likelihood per sample (nats) on the training data after each
-        iteration.
+        iteration (of the observed entries, with missing entries).
     n_iter_ : int
         Iterations run.
     n_features_in_ : int
@@ -265,13 +326,14 @@ class LGM(LinearGaussianEstimator):
     """
 
     def __init__(self, n_components, *, noise="diagonal",
-                 completion="expected", n_samples=1, max_iter=1000, tol=1e-7,
-                 init="ppca", noise_floor=1e-6, random_state=None,
-                 progress=False):
+                 completion="expected", n_samples=1, missing="error",
+                 max_iter=1000, tol=1e-7, init="ppca", noise_floor=1e-6,
+                 random_state=None, progress=False):
         self.n_components = n_components
         self.noise = noise
         self.completion = completion
         self.n_samples = n_samples
+        self.missing = missing
         self.max_iter = max_iter
         self.tol = tol
         self.init = init
@@ -290,6 +352,7 @@ class LGM(LinearGaussianEstimator):
         check_option(self.noise, "noise", ("diagonal", "isotropic"))
         check_option(self.completion, "completion", ("expected", "sampled"))
         check_positive_int(self.n_samples, "n_samples")
+        check_option(self.missing, "missing", ("error", "em"))
         check_positive_int(self.max_iter, "max_iter")
         check_positive(self.tol, "tol", allow_zero=True)
         if not (isinstance(self.init, tuple) and len(self.init) == 2):
@@ -333,7 +396,8 @@ class LGM(LinearGaussianEstimator):
 
         Parameters
         ----------
-        X : array_like, shape (N, d), N >= 2
+        X : array_like or dask.array.Array, shape (N, d), N >= 2
+            NaN marks a missing entry if ``missing="em"``.
         y : ignored
             There for scikit-learn's pipelines.
 
@@ -341,18 +405,72 @@ class LGM(LinearGaussianEstimator):
         -------
         self
         """
-        X = self._validate_X(X, reset=True, min_samples=2)
-        N, d = X.shape
-        K = self._check_params(d)
-        rng = check_random_state(self.random_state)
-        mean = X.mean(axis=0)
-        check_scale(X, mean)
-        S = sample_covariance(X, mean)
-        floor = self.noise_floor * np.trace(S) / d
+        if is_dask_array(X):
+            run_ = self._fit_dask(X)
+        elif (data := self._missing_data(X, reset=True)) is not None:
+            run_ = self._fit_missing(data)
+        else:
+            X = self._validate_X(X, reset=True, min_samples=2)
+            mean = X.mean(axis=0)
+            check_scale(X, mean)
+            run_ = self._fit_statistics(mean, sample_covariance(X, mean), X)
+        state, mean, history, stopped, stop = run_
+        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+            raise ValueError(
+                "EM diverged (non-finite parameters); try a larger"
+                " noise_floor."
+            )
+        if stop is not None and not stopped and len(history) == self.max_iter:
+            _warn_not_converged(self.max_iter, history, self.tol)
+        self.A_, self.D_, self.mean_ = state.A, state.D, mean
+        self.loglik_, self.n_iter_ = np.asarray(history), len(history)
+        return self
+
+    def _fit_dask(self, X):
+        """Fit from N, mean and S of a dask array (expected completion).
+
+        Returns the run, as :meth:`_fit_statistics`.
+        """
+        self._check_params(X.shape[1])
+        if self.completion == "sampled":
+            raise ValueError(
+                "completion='sampled' draws completions of every row in every"
+                " iteration, so it does not take a dask array; use"
+                " completion='expected' (it needs only the mean and the sample"
+                " covariance, which dask computes in one pass), or X.compute()."
+            )
+        if self.missing == "em":
+            raise ValueError(
+                "missing='em' needs every row in every iteration, so it does"
+                " not take a dask array; pass a numpy array (X.compute()), or"
+                " missing='error' for data without NaN."
+            )
+        _, mean, S = dask_statistics(X, min_samples=2)
+        self.n_features_in_ = S.shape[0]
+        return self._fit_statistics(mean, S, None)
+
+    def _floor(self, S):
+        """The noise floor, noise_floor * tr(S) / d, or an error if it is 0."""
+        floor = self.noise_floor * np.trace(S) / S.shape[0]
         if floor <= 0:
             raise ValueError(
                 "X has no variance: every feature (column) is constant."
             )
+        return floor
+
+    def _fit_statistics(self, mean, S, X):
+        """EM from the mean and S (and the data X for sampled completion).
+
+        Returns
+        -------
+        state, mean, history, stopped, stop
+            The fitted state, the mean, the scores, whether ``stop`` ended the
+            run, and the stopping rule (None: run ``max_iter`` iterations).
+        """
+        d = S.shape[0]
+        K = self._check_params(d)
+        rng = check_random_state(self.random_state)
+        floor = self._floor(S)
         A, D = self._start(S, K, rng, floor)
         if self.completion == "expected":
             state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
@@ -367,16 +485,135 @@ class LGM(LinearGaussianEstimator):
             score=lambda: mean_log_likelihood(S, state.A, state.D),
             progress=self.progress, desc=f"EM ({self.completion} completion)",
         )
-        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+        return state, mean, history, stopped, stop
+
+    def _fit_missing(self, data):
+        """EM with missing entries (eq-missing-estep, eq-missing-mstep).
+
+        Returns the run, as :meth:`_fit_statistics`.
+        """
+        N, d = data.shape
+        K = self._check_params(d)
+        if self.completion == "sampled":
             raise ValueError(
-                "EM diverged (non-finite parameters); try a larger"
-                " noise_floor."
+                "missing='em' runs EM with expected completion; with"
+                " completion='sampled' X must not contain NaN."
             )
-        if stop is not None and not stopped and len(history) == self.max_iter:
-            _warn_not_converged(self.max_iter, history, self.tol)
-        self.A_, self.D_, self.mean_ = state.A, state.D, mean
-        self.loglik_, self.n_iter_ = np.asarray(history), len(history)
-        return self
+        if N < 2:
+            raise ValueError(f"X needs at least 2 samples (rows); got {N}.")
+        empty = np.flatnonzero(~data.observed.any(axis=0))
+        if empty.size:
+            raise ValueError(
+                f"Column {empty[0]} of X is missing (NaN) in every row; nothing"
+                " can be learnt about that feature: drop it."
+            )
+        rng = check_random_state(self.random_state)
+        # start: the mean of each column's observed entries, and S of the data
+        # with every missing entry set to that mean
+        mean = np.nanmean(data.X, axis=0)
+        X0 = np.where(data.observed, data.X, mean)
+        check_scale(X0, mean)
+        S0 = sample_covariance(X0, mean)
+        floor = self._floor(S0)
+        A, D = self._start(S0, K, rng, floor)
+        state = MissingCompletion(A, D, mean, noise=self.noise, floor=floor)
+        stop = converged(self.tol)
+        history, stopped = run(
+            state, lambda: [data], n_iter=self.max_iter, rng=rng, stop=stop,
+            score=lambda: observed_log_likelihood(
+                data, state.A, state.D, state.mean
+            ).mean(),
+            progress=self.progress, desc="EM (missing entries)",
+        )
+        return state, state.mean, history, stopped, stop
+
+    def _missing_data(self, X, *, reset=False, always=False):
+        """X grouped by missingness pattern if it is a 2-D array with NaN.
+
+        Returns None if X has no NaN (the caller treats it as complete data);
+        NaN are an error unless ``missing="em"`` (or ``always``).
+        """
+        if not reset:
+            check_fitted(self, "A_")
+        check_option(self.missing, "missing", ("error", "em"))
+        arr = as_real_array(X, "X")
+        if arr.ndim != 2 or not np.isnan(arr).any():
+            return None
+        if not (always or self.missing == "em"):
+            row, column = np.argwhere(np.isnan(arr))[0]
+            raise ValueError(
+                f"X contains NaN (first at row {row}, column {column}), and"
+                " this LGM has missing='error'. Pass missing='em' to fit NaN"
+                " as entries missing at random, or remove or impute them."
+            )
+        data = MissingData(
+            arr, n_features=None if reset else self.n_features_in_
+        )
+        if reset:
+            self.n_features_in_ = arr.shape[1]
+        return data
+
+    def score_samples(self, X):
+        """Log-likelihood of each row of X in nats (eq-lgm-loglik).
+
+        With ``missing="em"``, rows with NaN get the log-likelihood of their
+        observed entries (eq-missing-loglik).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+
+        Returns
+        -------
+        ndarray, shape (N,)
+        """
+        data = self._missing_data(X)
+        if data is None:
+            return super().score_samples(X)
+        return observed_log_likelihood(data, self.A_, self.D_, self.mean_)
+
+    def posterior(self, X):
+        """Posterior of z for each row of X (eq-lgm-posterior).
+
+        With ``missing="em"`` and NaN in X, the posterior given the observed
+        entries of each row (eq-missing-posterior).
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+
+        Returns
+        -------
+        means : ndarray, shape (N, K)
+        cov : ndarray, shape (K, K), the same for every row; or (N, K, K)
+            when X has NaN (it depends on which entries a row has).
+        """
+        data = self._missing_data(X)
+        if data is None:
+            return super().posterior(X)
+        return observed_posterior(data, self.A_, self.D_, self.mean_)
+
+    def impute(self, X):
+        """X with each missing (NaN) entry replaced by its posterior mean.
+
+        Implements eq-missing-impute, E[x_m | x_o] = mean_m + A_m E[z | x_o],
+        whatever ``missing`` is (it says how ``fit`` treats NaN). Observed
+        entries are returned as they are.
+
+        Parameters
+        ----------
+        X : array_like, shape (N, d)
+            NaN where an entry is missing; every row needs an observed entry.
+
+        Returns
+        -------
+        ndarray, shape (N, d)
+            A new array without NaN.
+        """
+        data = self._missing_data(X, always=True)
+        if data is None:
+            return self._validate_X(X, reset=False).copy()
+        return impute(data, self.A_, self.D_, self.mean_)
 
     def _noise(self):
         return self.D_

@@ -25,6 +25,7 @@ from lgm._checks import (
     check_scale,
     check_symmetric,
 )
+from lgm.sufficient_statistics import dask_statistics, is_dask_array
 
 
 def orient_columns(U):
@@ -93,16 +94,28 @@ class PCA(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Fit the principal subspace to X (N, d). Returns self.
 
-        ``y`` is ignored (it is there for scikit-learn's pipelines).
+        X may be a ``dask.array``: the top K eigenvectors of the sample
+        covariance S, which dask computes chunk by chunk
+        (:mod:`lgm.sufficient_statistics`), are then the components. ``y`` is
+        ignored (it is there for scikit-learn's pipelines).
         """
-        X = check_data(X, min_samples=2)
-        N, d = X.shape
-        K = _check_rank(self.n_components, N, d)
-        mean = X.mean(axis=0)
-        check_scale(X, mean)
-        _, s, Vt = linalg.svd(X - mean, full_matrices=False)
-        components = orient_columns(Vt[:K].T).T
-        eigenvalues = s**2 / N
+        if is_dask_array(X):
+            N, d = X.shape
+            K = _check_rank(self.n_components, N, d)
+            _, mean, S = dask_statistics(X, min_samples=2)
+            # the eigenvectors of S are the right singular vectors of X - mean
+            eigenvalues, V = linalg.eigh(S)
+            eigenvalues, V = np.maximum(eigenvalues[::-1], 0.0), V[:, ::-1]
+            components = orient_columns(V[:, :K]).T
+        else:
+            X = check_data(X, min_samples=2)
+            N, d = X.shape
+            K = _check_rank(self.n_components, N, d)
+            mean = X.mean(axis=0)
+            check_scale(X, mean)
+            _, s, Vt = linalg.svd(X - mean, full_matrices=False)
+            components = orient_columns(Vt[:K].T).T
+            eigenvalues = s**2 / N
         if not eigenvalues[0] > 0:
             raise ValueError(
                 "X has zero variance (every row is the same); PCA needs"

@@ -14,6 +14,7 @@ from scipy import linalg
 from lgm._checks import check_n_components, check_scale, check_symmetric
 from lgm.estimator import LinearGaussianEstimator
 from lgm.pca import orient_columns
+from lgm.sufficient_statistics import dask_statistics, is_dask_array
 
 
 def ppca_ml(S, n_components):
@@ -105,16 +106,22 @@ class PPCA(LinearGaussianEstimator):
     def fit(self, X, y=None):
         """Fit the maximum-likelihood parameters to X (N, d). Returns self.
 
-        ``y`` is ignored (it is there for scikit-learn's pipelines).
+        X may be a ``dask.array``: the mean and the sample covariance are then
+        computed chunk by chunk (:mod:`lgm.sufficient_statistics`). ``y`` is
+        ignored (it is there for scikit-learn's pipelines).
         """
-        X = self._validate_X(X, reset=True, min_samples=2)
-        check_n_components(self.n_components, X.shape[1])
-        mean = X.mean(axis=0)
-        Xc = X - mean
-        check_scale(X, mean)
-        self.A_, self.noise_variance_ = ppca_ml(
-            Xc.T @ Xc / X.shape[0], self.n_components
-        )
+        if is_dask_array(X):
+            check_n_components(self.n_components, X.shape[1])
+            _, mean, S = dask_statistics(X, min_samples=2)
+            self.n_features_in_ = S.shape[0]
+        else:
+            X = self._validate_X(X, reset=True, min_samples=2)
+            check_n_components(self.n_components, X.shape[1])
+            mean = X.mean(axis=0)
+            Xc = X - mean
+            check_scale(X, mean)
+            S = Xc.T @ Xc / X.shape[0]
+        self.A_, self.noise_variance_ = ppca_ml(S, self.n_components)
         self.mean_ = mean
         return self
 
