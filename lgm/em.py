@@ -51,7 +51,11 @@ from lgm.missing import (
     observed_posterior,
 )
 from lgm.ppca import ppca_ml
-from lgm.sufficient_statistics import dask_statistics, is_dask_array
+from lgm.sufficient_statistics import (
+    check_dask_array,
+    dask_statistics,
+    is_dask_array,
+)
 
 #: Rows of X centred and accumulated at a time by :func:`sample_covariance`
 #: (bounds the memory).
@@ -431,7 +435,7 @@ class LGM(LinearGaussianEstimator):
 
         Returns the run, as :meth:`_fit_statistics`.
         """
-        self._check_params(X.shape[1])
+        self._check_params(check_dask_array(X)[1])
         if self.completion == "sampled":
             raise ValueError(
                 "completion='sampled' draws completions of every row in every"
@@ -445,7 +449,7 @@ class LGM(LinearGaussianEstimator):
                 " not take a dask array; pass a numpy array (X.compute()), or"
                 " missing='error' for data without NaN."
             )
-        _, mean, S = dask_statistics(X, min_samples=2)
+        _, mean, S = dask_statistics(X)
         self.n_features_in_ = S.shape[0]
         return self._fit_statistics(mean, S, None)
 

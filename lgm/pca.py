@@ -25,7 +25,11 @@ from lgm._checks import (
     check_scale,
     check_symmetric,
 )
-from lgm.sufficient_statistics import dask_statistics, is_dask_array
+from lgm.sufficient_statistics import (
+    check_dask_array,
+    dask_statistics,
+    is_dask_array,
+)
 
 
 def orient_columns(U):
@@ -100,9 +104,9 @@ class PCA(TransformerMixin, BaseEstimator):
         ignored (it is there for scikit-learn's pipelines).
         """
         if is_dask_array(X):
-            N, d = X.shape
+            N, d = check_dask_array(X)
             K = _check_rank(self.n_components, N, d)
-            _, mean, S = dask_statistics(X, min_samples=2)
+            _, mean, S = dask_statistics(X)
             # the eigenvectors of S are the right singular vectors of X - mean
             eigenvalues, V = linalg.eigh(S)
             eigenvalues, V = np.maximum(eigenvalues[::-1], 0.0), V[:, ::-1]

@@ -14,7 +14,11 @@ from scipy import linalg
 from lgm._checks import check_n_components, check_scale, check_symmetric
 from lgm.estimator import LinearGaussianEstimator
 from lgm.pca import orient_columns
-from lgm.sufficient_statistics import dask_statistics, is_dask_array
+from lgm.sufficient_statistics import (
+    check_dask_array,
+    dask_statistics,
+    is_dask_array,
+)
 
 
 def ppca_ml(S, n_components):
@@ -111,8 +115,8 @@ class PPCA(LinearGaussianEstimator):
         ignored (it is there for scikit-learn's pipelines).
         """
         if is_dask_array(X):
-            check_n_components(self.n_components, X.shape[1])
-            _, mean, S = dask_statistics(X, min_samples=2)
+            check_n_components(self.n_components, check_dask_array(X)[1])
+            _, mean, S = dask_statistics(X)
             self.n_features_in_ = S.shape[0]
         else:
             X = self._validate_X(X, reset=True, min_samples=2)

@@ -21,6 +21,39 @@ def is_dask_array(X):
     return da is not None and isinstance(X, da.Array)
 
 
+def check_dask_array(X, name="X", *, min_samples=2):
+    """The shape (N, d) of a dask array, or a clear error (nothing is computed).
+
+    Parameters
+    ----------
+    X : dask.array.Array
+    name : str
+        The argument's name, for error messages.
+    min_samples : int
+        The smallest N accepted.
+
+    Returns
+    -------
+    N, d : int
+    """
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D dask array of shape (N, d) with one sample per row; got shape"
+            f" {X.shape}."
+        )
+    N, d = X.shape
+    if np.isnan(N) or np.isnan(d):
+        raise ValueError(
+            f"{name} is a dask array of unknown shape {X.shape}; call"
+            f" {name}.compute_chunk_sizes() first."
+        )
+    if N < min_samples:
+        raise ValueError(f"{name} needs at least {min_samples} samples (rows); got {N}.")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be a real numeric dask array; got dtype {X.dtype}.")
+    return int(N), int(d)
+
+
 def dask_statistics(X, name="X", *, min_samples=2):
     """N, the mean and the sample covariance of a dask array, in one pass over its row blocks.
 
@@ -48,21 +81,7 @@ def dask_statistics(X, name="X", *, min_samples=2):
     import dask
     import dask.array as da
 
-    if X.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D dask array of shape (N, d) with one sample per row; got shape"
-            f" {X.shape}."
-        )
-    N, d = X.shape
-    if np.isnan(N) or np.isnan(d):
-        raise ValueError(
-            f"{name} is a dask array of unknown shape {X.shape}; call"
-            f" {name}.compute_chunk_sizes() first."
-        )
-    if N < min_samples:
-        raise ValueError(f"{name} needs at least {min_samples} samples (rows); got {N}.")
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be a real numeric dask array; got dtype {X.dtype}.")
+    N, _ = check_dask_array(X, name, min_samples=min_samples)
     X = X.astype(np.float64)
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
