@@ -198,15 +198,27 @@ class MissingCompletion(_EMState):
     The batch is a :class:`lgm.missing.MissingData` (X with NaN, grouped by
     missingness pattern); the mean is re-estimated with A and D.
 
+    The E-step at new parameters also gives their observed-data
+    log-likelihood, which the loop records after each iteration: so
+    ``reestimate`` ends by computing it (in ``loglik``) and keeps it for the
+    next ``complete``, rather than computing the posteriors twice.
+
     Parameters
     ----------
     mean : ndarray, shape (d,)
         The starting mean.
+
+    Attributes
+    ----------
+    loglik : float
+        Mean observed-data log-likelihood per row at the current parameters
+        (eq-missing-loglik), after a ``reestimate``.
     """
 
     def __init__(self, A, D, mean, *, noise="diagonal", floor=0.0):
         super().__init__(A, D, noise=noise, floor=floor)
         self.mean = mean
+        self._next = None  # expected_moments at the current parameters
 
     def complete(self, data, rng):
         """Expected moments of (z, x) given the observed entries (old parameters).
@@ -214,12 +226,17 @@ class MissingCompletion(_EMState):
         Implements eq-missing-estep through
         :func:`lgm.missing.expected_moments`. ``rng`` is unused.
         """
-        return expected_moments(data, self.A, self.D, self.mean)[:3]
+        if self._next is None:
+            self._next = expected_moments(data, self.A, self.D, self.mean)
+        moments, self._next = self._next[:3], None
+        return moments
 
     def reestimate(self, data, moments):
         """[A, mean] and D from the completed moments (eq-missing-mstep)."""
         A, D, self.mean = m_step_with_mean(*moments)
         self._update(A, D)
+        self._next = expected_moments(data, self.A, self.D, self.mean)
+        self.loglik = self._next[3]
 
 
 def em_step(X, A, D):
@@ -524,9 +541,7 @@ class LGM(LinearGaussianEstimator):
         stop = converged(self.tol)
         history, stopped = run(
             state, lambda: [data], n_iter=self.max_iter, rng=rng, stop=stop,
-            score=lambda: observed_log_likelihood(
-                data, state.A, state.D, state.mean
-            ).mean(),
+            score=lambda: state.loglik,
             progress=self.progress, desc="EM (missing entries)",
         )
         return state, state.mean, history, stopped, stop
