@@ -31,6 +31,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/lgm_vs_sklearn.py
 	$(PY) benchmarks/vae_vs_lgm.py
+	$(PY) benchmarks/lgm_missing.py
+	$(PY) benchmarks/lgm_dask.py
 
 clean:
 	rm -rf book/_build
