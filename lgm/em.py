@@ -487,10 +487,13 @@ def _warn_not_converged(max_iter, history, tol):
     from sklearn.exceptions import ConvergenceWarning
 
     left = remaining_gain(history)
+    how_much = (
+        "its gains are not yet shrinking" if np.isinf(left) else
+        f"it may still rise by about {left:.2e} nats per sample > tol={tol}"
+    )
     warnings.warn(
         f"The fit did not converge in max_iter={max_iter} iterations (the"
-        f" mean log-likelihood may still rise by about {left:.2e} nats per"
-        f" sample > tol={tol}); raise max_iter or tol.",
+        f" mean log-likelihood: {how_much}); raise max_iter or tol.",
         ConvergenceWarning,
         stacklevel=3,
     )

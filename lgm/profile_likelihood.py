@@ -68,8 +68,9 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
                      on_iteration=None):
     """Maximise the profile log-likelihood over D >= floor by L-BFGS-B.
 
-    The variables are log D (bounded below by log floor), so the steps are
-    relative changes of the variances and a variance heading to the floor
+    The variables are log D, bounded below by log floor and above by
+    log S_ii (at a maximum D_i = S_ii - sum_k A_ik^2 <= S_ii), so the steps
+    are relative changes of the variances and a variance heading to the floor
     gets there in a few steps.
 
     Parameters
@@ -112,10 +113,11 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
                 loglik = negative(log_D)[0] * -1.0
             on_iteration(loglik)
 
-    lower = np.log(floor)
+    lower = np.full(len(D0), np.log(floor))
+    upper = np.log(np.maximum(np.diag(S), floor))
     result = optimize.minimize(
-        negative, np.maximum(np.log(D0), lower), jac=True, method="L-BFGS-B",
-        bounds=[(lower, None)] * len(D0), callback=callback,
+        negative, np.clip(np.log(D0), lower, upper), jac=True,
+        method="L-BFGS-B", bounds=list(zip(lower, upper)), callback=callback,
         # ftol=0: stop on the projected gradient, never on a small gain
         options={"maxiter": max_iter, "ftol": 0.0, "gtol": tol},
     )
