@@ -90,14 +90,14 @@ def remaining_gain(history):
 
 
 def aitken_converged(tol):
-    """A stopping rule: less than ``tol`` is left to gain.
+    """A stopping rule: at most ``tol`` is left to gain.
 
     The remainder is :func:`remaining_gain`, so a slow crawl is not mistaken
     for convergence the way :func:`converged` mistakes it.
     """
 
     def stop(history):
-        return remaining_gain(history) < tol
+        return remaining_gain(history) <= tol
 
     return stop
 

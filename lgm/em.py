@@ -241,14 +241,15 @@ class LGM(LinearGaussianEstimator):
         (:mod:`lgm.profile_likelihood`, eq-lgm-profile) from the start.
         ``"auto"``: EM, switching to the profile solver when EM crawls (when
         finishing by EM is predicted to cost more than about 30 d / K
-        further iterations, as near a Heywood case). Other settings always
-        use EM.
+        further iterations, as near a Heywood case; never with ``tol=0``).
+        Other settings always use EM.
     max_iter : int
         The most iterations (EM and quasi-Newton together).
     tol : float
         EM stops when Aitken's extrapolation of the mean log-likelihood per
-        sample (:func:`lgm.completion.remaining_gain`) leaves less than
-        ``tol`` nats to gain, so a slow crawl is not taken for convergence;
+        sample (:func:`lgm.completion.remaining_gain`) leaves at most
+        ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
+        a slow crawl is not taken for convergence;
         the profile solver stops when its projected gradient is below
         ``tol``. A :class:`sklearn.exceptions.ConvergenceWarning` is issued
         when ``max_iter`` stops the fit instead.
@@ -472,9 +473,11 @@ def _em_crawls(history, tol, budget):
     if np.any(gains <= 0):
         return False
     r = (gains[-1] / gains[0]) ** (1.0 / 3.0)
-    if r >= 1.0 or tol <= 0:
+    if tol <= 0:  # asked for EM until no gain at all: never hand over
+        return False
+    if r >= 1.0:
         return True
-    if remaining_gain(history) < tol or r < 1e-3:
+    if remaining_gain(history) <= tol or r < 1e-3:
         return False
     left = np.log(tol * (1.0 - r) / (gains[-1] * r)) / np.log(r)
     return left > budget
