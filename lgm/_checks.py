@@ -9,12 +9,12 @@ from numbers import Integral
 
 import numpy as np
 
-#: Data whose centred values exceed this in magnitude have variances
-#: (squares, summed over samples) too close to the float64 overflow (1.8e308).
-LARGEST_SCALE = 1e150
-#: Data whose centred values are all below this in magnitude have variances
-#: in the subnormal range or underflowing to zero (below 2.2e-308).
-SMALLEST_SCALE = 1e-150
+#: Variances above this are too close to the float64 overflow (1.8e308) for
+#: the products and sums of a fit.
+LARGEST_VARIANCE = 1e250
+#: Variances below this are too close to the float64 underflow (2.2e-308)
+#: for a noise floor and the products of a fit.
+SMALLEST_VARIANCE = 1e-250
 
 
 def as_real_array(X, name):
@@ -113,39 +113,36 @@ def check_data(X, name="X", *, min_samples=1, n_features=None,
     return X
 
 
-def check_scale(X, mean, name="X"):
-    """Refuse data whose variances float64 cannot hold.
+def check_variance_scale(variance, X, name="X"):
+    """Refuse data whose variances float64 cannot hold, naming the data.
+
+    Cheap when the data are fine: it looks at one number already computed
+    (the largest variance of a feature or principal direction) and reads X
+    again only to tell tiny data from constant data.
 
     Parameters
     ----------
-    X : ndarray, shape (N, d), finite
-    mean : ndarray, shape (d,)
-        The mean that will be subtracted (no centred copy is made).
+    variance : float
+        The largest variance found in X (inf or NaN if computing it overflowed).
+    X : ndarray, shape (N, d)
+        The data.
     name : str
         The argument's name, used in the error message.
-
-    Returns
-    -------
-    float
-        The largest magnitude of X - mean (0 for constant data).
     """
-    scale = float(np.max(
-        np.maximum(X.max(axis=0) - mean, mean - X.min(axis=0)), initial=0.0
-    ))
-    if scale > LARGEST_SCALE:
+    if not variance <= LARGEST_VARIANCE:  # NaN too
         raise ValueError(
-            f"{name} is too large in scale: its values vary by up to"
-            f" {scale:.1e}, so their variances (squares) overflow float64."
-            f" Divide {name} by a constant (or standardise its columns) first."
+            f"{name} is too large in scale: its variances (up to {variance:.1e})"
+            f" exceed {LARGEST_VARIANCE:.0e}, too close to the float64 overflow"
+            f" for the fit. Divide {name} by a constant (or standardise its"
+            " columns) first."
         )
-    if 0 < scale < SMALLEST_SCALE:
+    if variance < SMALLEST_VARIANCE and np.ptp(X, axis=0).max() > 0:
         raise ValueError(
-            f"{name} is too small in scale: its values vary by at most"
-            f" {scale:.1e}, so their variances (squares) underflow float64."
-            f" Multiply {name} by a constant (or standardise its columns)"
-            " first."
+            f"{name} is too small in scale: its variances (at most"
+            f" {variance:.1e}) are below {SMALLEST_VARIANCE:.0e}, too close to"
+            f" the float64 underflow for the fit. Multiply {name} by a constant"
+            " (or standardise its columns) first."
         )
-    return scale
 
 
 def check_symmetric(S, name, *, shape=None):

@@ -26,15 +26,20 @@ from scipy import linalg
 from lgm._checks import (
     as_real_array,
     check_data,
+    check_fitted,
     check_n_components,
     check_option,
     check_positive,
     check_positive_int,
     check_random_state,
-    check_fitted,
-    check_scale,
+    check_variance_scale,
 )
-from lgm.completion import complete_then_reestimate, converged, run
+from lgm.completion import (
+    aitken_converged,
+    complete_then_reestimate,
+    remaining_gain,
+    run,
+)
 from lgm.estimator import LinearGaussianEstimator
 from lgm.linear_gaussian import (
     check_params,
@@ -50,7 +55,9 @@ from lgm.missing import (
     observed_log_likelihood,
     observed_posterior,
 )
+from lgm.pca import orient_columns
 from lgm.ppca import ppca_ml
+from lgm.profile_likelihood import maximise_profile
 from lgm.sufficient_statistics import (
     check_dask_array,
     dask_statistics,
@@ -82,9 +89,12 @@ def sample_covariance(X, mean):
     """
     N, d = X.shape
     S = np.zeros((d, d))
-    for start in range(0, N, _CHUNK_ROWS):
-        Xc = X[start:start + _CHUNK_ROWS] - mean
-        S += Xc.T @ Xc
+    # data too large for float64 squares give inf, which callers refuse
+    # (lgm._checks.check_variance_scale) with a message naming the data
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, N, _CHUNK_ROWS):
+            Xc = X[start:start + _CHUNK_ROWS] - mean
+            S += Xc.T @ Xc
     S /= N
     return 0.5 * (S + S.T)
 
@@ -289,6 +299,15 @@ class LGM(LinearGaussianEstimator):
         ``tol`` is not used and exactly ``max_iter`` iterations run.
     n_samples : int
         J, the completions per sample for ``completion="sampled"``.
+    solver : {"auto", "em", "profile"}
+        How expected completion with diagonal noise maximises the likelihood.
+        ``"em"``: EM only. ``"profile"``: a quasi-Newton method (L-BFGS-B) on
+        the profile log-likelihood in the noise variances
+        (:mod:`lgm.profile_likelihood`, eq-lgm-profile) from the start.
+        ``"auto"``: EM, switching to the profile solver when EM crawls (when
+        finishing by EM is predicted to cost more than about 30 d / K
+        further iterations, as near a Heywood case; never with ``tol=0``).
+        Other settings, and missing entries, always use EM.
     missing : {"error", "em"}
         What ``fit`` does with NaN in X. ``"error"``: refuse them.
         ``"em"``: NaN entries are missing at random; EM completes z and the
@@ -301,12 +320,15 @@ class LGM(LinearGaussianEstimator):
         the observed entries of each row. Data without NaN are fitted exactly
         as with ``"error"``.
     max_iter : int
-        The most EM iterations.
+        The most iterations (EM and quasi-Newton together).
     tol : float
-        Expected completion stops when the mean log-likelihood per sample rose
-        by less than ``tol`` nats in one iteration. A
-        :class:`sklearn.exceptions.ConvergenceWarning` is issued when
-        ``max_iter`` stops it instead.
+        EM stops when Aitken's extrapolation of the mean log-likelihood per
+        sample (:func:`lgm.completion.remaining_gain`) leaves at most
+        ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
+        a slow crawl is not taken for convergence;
+        the profile solver stops when its projected gradient is below
+        ``tol``. A :class:`sklearn.exceptions.ConvergenceWarning` is issued
+        when ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)
         ``"ppca"``: the closed-form probabilistic PCA fit
         (:func:`lgm.ppca.ppca_ml`), a good start that needs few iterations.
@@ -317,7 +339,9 @@ class LGM(LinearGaussianEstimator):
         Every noise variance is kept at least ``noise_floor`` times the mean
         feature variance (tr S / d), so a constant feature (the digits have
         three) gets a small, finite variance and a finite likelihood instead of
-        an infinitely tall density.
+        an infinitely tall density. Small enough that the likelihood at the
+        floor is within a few 1e-6 nats per sample of its supremum in a
+        Heywood case.
     random_state : None, int or numpy.random.Generator
         Seeds the random start and the sampled completions.
     progress : bool
@@ -325,7 +349,7 @@ class LGM(LinearGaussianEstimator):
 
     ``fit`` also takes a ``dask.array`` (expected completion, no NaN): N, the
     mean and S are computed chunk by chunk with dask, in one pass
-    (:func:`lgm.sufficient_statistics.dask_statistics`), and EM runs from
+    (:func:`lgm.sufficient_statistics.dask_statistics`), and the fit runs from
     them, so the data never have to fit in memory.
 
     Attributes
@@ -339,7 +363,9 @@ class LGM(LinearGaussianEstimator):
         fitted by EM).
     loglik_ : ndarray, shape (n_iter_,)
         Mean log-likelihood per sample (nats) on the training data after each
-        iteration (of the observed entries, with missing entries).
+        iteration (EM, then quasi-Newton if the profile solver ran; of the
+        observed entries, with missing entries); it never decreases with
+        expected completion.
     n_iter_ : int
         Iterations run.
     n_features_in_ : int
@@ -347,13 +373,14 @@ class LGM(LinearGaussianEstimator):
     """
 
     def __init__(self, n_components, *, noise="diagonal",
-                 completion="expected", n_samples=1, missing="error",
-                 max_iter=1000, tol=1e-7, init="ppca", noise_floor=1e-6,
-                 random_state=None, progress=False):
+                 completion="expected", n_samples=1, solver="auto",
+                 missing="error", max_iter=1000, tol=1e-7, init="ppca",
+                 noise_floor=1e-8, random_state=None, progress=False):
         self.n_components = n_components
         self.noise = noise
         self.completion = completion
         self.n_samples = n_samples
+        self.solver = solver
         self.missing = missing
         self.max_iter = max_iter
         self.tol = tol
@@ -373,7 +400,16 @@ class LGM(LinearGaussianEstimator):
         check_option(self.noise, "noise", ("diagonal", "isotropic"))
         check_option(self.completion, "completion", ("expected", "sampled"))
         check_positive_int(self.n_samples, "n_samples")
+        check_option(self.solver, "solver", ("auto", "em", "profile"))
         check_option(self.missing, "missing", ("error", "em"))
+        if self.solver == "profile" and (
+            self.noise != "diagonal" or self.completion != "expected"
+        ):
+            raise ValueError(
+                "solver='profile' needs noise='diagonal' and"
+                f" completion='expected'; got noise={self.noise!r} and"
+                f" completion={self.completion!r}."
+            )
         check_positive_int(self.max_iter, "max_iter")
         check_positive(self.tol, "tol", allow_zero=True)
         if not (isinstance(self.init, tuple) and len(self.init) == 2):
@@ -413,7 +449,9 @@ class LGM(LinearGaussianEstimator):
         return A, D
 
     def fit(self, X, y=None):
-        """Fit A, D and the mean to the rows of X by EM.
+        """Fit A, D and the mean to the rows of X by maximum likelihood.
+
+        EM, and the profile-likelihood solver when ``solver`` asks for it.
 
         Parameters
         ----------
@@ -427,31 +465,54 @@ class LGM(LinearGaussianEstimator):
         self
         """
         if is_dask_array(X):
-            run_ = self._fit_dask(X)
+            mean, S = self._dask_statistics(X)
         elif (data := self._missing_data(X, reset=True)) is not None:
-            run_ = self._fit_missing(data)
+            A, D, mean, history, converged = self._fit_missing(data)
+            if not converged:
+                _warn_not_converged(self.max_iter, history, self.tol)
+            return self._store(A, D, mean, history)
         else:
             X = self._validate_X(X, reset=True, min_samples=2)
+            self._check_params(X.shape[1])
             mean = X.mean(axis=0)
-            check_scale(X, mean)
-            run_ = self._fit_statistics(mean, sample_covariance(X, mean), X)
-        state, mean, history, stopped, stop = run_
-        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+            S = sample_covariance(X, mean)
+        check_variance_scale(np.max(np.diag(S)), X)
+        d = S.shape[0]
+        K = self._check_params(d)
+        rng = check_random_state(self.random_state)
+        floor = self.noise_floor * np.trace(S) / d
+        if floor <= 0:
             raise ValueError(
-                "EM diverged (non-finite parameters); try a larger"
-                " noise_floor."
+                "X has no variance: every feature (column) is constant."
             )
-        if stop is not None and not stopped and len(history) == self.max_iter:
+        A, D = self._start(S, K, rng, floor)
+        history, converged = [], False
+        if self.solver != "profile":
+            A, D, history, converged = self._em(X, mean, S, A, D, rng, floor)
+        if (self.noise == "diagonal" and self.completion == "expected"
+                and self.solver != "em" and not converged):
+            n_before, budget = len(history), self.max_iter - len(history)
+            if budget > 0:
+                A, D, last = maximise_profile(
+                    S, D, K, floor=floor, max_iter=budget, tol=self.tol,
+                    on_iteration=history.append,
+                )
+                A = orient_columns(A)
+                converged = len(history) - n_before < budget
+                if len(history) == n_before:  # already at the maximum
+                    history.append(last)
+        if not converged and self.completion == "expected":
             _warn_not_converged(self.max_iter, history, self.tol)
-        self.A_, self.D_, self.mean_ = state.A, state.D, mean
+        return self._store(A, D, mean, history)
+
+    def _store(self, A, D, mean, history):
+        """Store the fit; return self."""
+        self.A_, self.D_, self.mean_ = A, D, mean
         self.loglik_, self.n_iter_ = np.asarray(history), len(history)
         return self
 
-    def _fit_dask(self, X):
-        """Fit from N, mean and S of a dask array (expected completion).
-
-        Returns the run, as :meth:`_fit_statistics`.
-        """
+    def _dask_statistics(self, X):
+        """The mean and S of a dask array, in one pass, or a clear refusal."""
         self._check_params(check_dask_array(X)[1])
         if self.completion == "sampled":
             raise ValueError(
@@ -468,57 +529,28 @@ class LGM(LinearGaussianEstimator):
             )
         _, mean, S = dask_statistics(X)
         self.n_features_in_ = S.shape[0]
-        return self._fit_statistics(mean, S, None)
-
-    def _floor(self, S):
-        """The noise floor, noise_floor * tr(S) / d, or an error if it is 0."""
-        floor = self.noise_floor * np.trace(S) / S.shape[0]
-        if floor <= 0:
-            raise ValueError(
-                "X has no variance: every feature (column) is constant."
-            )
-        return floor
-
-    def _fit_statistics(self, mean, S, X):
-        """EM from the mean and S (and the data X for sampled completion).
-
-        Returns
-        -------
-        state, mean, history, stopped, stop
-            The fitted state, the mean, the scores, whether ``stop`` ended the
-            run, and the stopping rule (None: run ``max_iter`` iterations).
-        """
-        d = S.shape[0]
-        K = self._check_params(d)
-        rng = check_random_state(self.random_state)
-        floor = self._floor(S)
-        A, D = self._start(S, K, rng, floor)
-        if self.completion == "expected":
-            state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
-            batch, stop = S, converged(self.tol)
-        else:
-            state = SampledCompletion(
-                A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
-            )
-            batch, stop = X - mean, None
-        history, stopped = run(
-            state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
-            score=lambda: mean_log_likelihood(S, state.A, state.D),
-            progress=self.progress, desc=f"EM ({self.completion} completion)",
-        )
-        return state, mean, history, stopped, stop
+        return mean, S
 
     def _fit_missing(self, data):
         """EM with missing entries (eq-missing-estep, eq-missing-mstep).
 
-        Returns the run, as :meth:`_fit_statistics`.
+        Returns
+        -------
+        A, D, mean : ndarray
+        history : list of float
+            The mean observed-data log-likelihood per row after each
+            iteration.
+        converged : bool
+            Whether the stopping rule (not max_iter) ended it, or the user
+            interrupted it.
         """
         N, d = data.shape
         K = self._check_params(d)
-        if self.completion == "sampled":
+        if self.completion == "sampled" or self.solver == "profile":
             raise ValueError(
                 "missing='em' runs EM with expected completion; with"
-                " completion='sampled' X must not contain NaN."
+                f" completion={self.completion!r} and solver={self.solver!r}"
+                " X must not contain NaN."
             )
         if N < 2:
             raise ValueError(f"X needs at least 2 samples (rows); got {N}.")
@@ -533,18 +565,72 @@ class LGM(LinearGaussianEstimator):
         # with every missing entry set to that mean
         mean = np.nanmean(data.X, axis=0)
         X0 = np.where(data.observed, data.X, mean)
-        check_scale(X0, mean)
         S0 = sample_covariance(X0, mean)
-        floor = self._floor(S0)
+        check_variance_scale(np.max(np.diag(S0)), X0)
+        floor = self.noise_floor * np.trace(S0) / d
+        if floor <= 0:
+            raise ValueError(
+                "X has no variance: every feature (column) is constant."
+            )
         A, D = self._start(S0, K, rng, floor)
         state = MissingCompletion(A, D, mean, noise=self.noise, floor=floor)
-        stop = converged(self.tol)
+        done = aitken_converged(self.tol)
         history, stopped = run(
-            state, lambda: [data], n_iter=self.max_iter, rng=rng, stop=stop,
-            score=lambda: state.loglik,
-            progress=self.progress, desc="EM (missing entries)",
+            state, lambda: [data], n_iter=self.max_iter, rng=rng, stop=done,
+            score=lambda: state.loglik, progress=self.progress,
+            desc="EM (missing entries)",
         )
-        return state, state.mean, history, stopped, stop
+        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+            raise ValueError(
+                "EM diverged (non-finite parameters); try a larger"
+                " noise_floor."
+            )
+        converged = stopped or len(history) < self.max_iter
+        return state.A, state.D, state.mean, history, converged
+
+    def _em(self, X, mean, S, A, D, rng, floor):
+        """EM through the one loop from (A, D).
+
+        Returns
+        -------
+        A, D : ndarray
+        history : list of float
+            The mean log-likelihood per sample after each iteration.
+        converged : bool
+            Whether the stopping rule (not max_iter, not a crawl) ended it,
+            or the user interrupted it (then nothing else runs).
+        """
+        crawls = (
+            self.solver == "auto" and self.noise == "diagonal"
+            and self.completion == "expected"
+        )
+        d, K = A.shape
+        if self.completion == "expected":
+            state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
+            batch, done = S, aitken_converged(self.tol)
+
+            def stop(history):
+                return done(history) or (
+                    crawls and _em_crawls(history, self.tol, 30 * d / K)
+                )
+        else:
+            state = SampledCompletion(
+                A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
+            )
+            batch, done, stop = X - mean, None, None
+        history, stopped = run(
+            state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
+            score=lambda: mean_log_likelihood(S, state.A, state.D),
+            progress=self.progress, desc=f"EM ({self.completion} completion)",
+        )
+        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+            raise ValueError(
+                "EM diverged (non-finite parameters); try a larger"
+                " noise_floor."
+            )
+        interrupted = not stopped and len(history) < self.max_iter
+        converged = done is None or interrupted or (stopped and done(history))
+        return state.A, state.D, history, converged
 
     def _missing_data(self, X, *, reset=False, always=False):
         """X grouped by missingness pattern if it is a 2-D array with NaN.
@@ -638,17 +724,43 @@ class LGM(LinearGaussianEstimator):
         return self.D_
 
 
+def _em_crawls(history, tol, budget):
+    """Whether EM is predicted to need more than ``budget`` more iterations.
+
+    The gains shrink by about r = (g_k / g_{k-3})^{1/3} per iteration, so
+    :func:`lgm.completion.remaining_gain` falls below tol after about
+    log(tol (1 - r) / (g_k r)) / log r more; r >= 1 is a crawl.
+    """
+    if len(history) < 10:
+        return False
+    gains = np.diff(history[-5:])
+    if np.any(gains <= 0):
+        return False
+    r = (gains[-1] / gains[0]) ** (1.0 / 3.0)
+    if tol <= 0:  # asked for EM until no gain at all: never hand over
+        return False
+    if r >= 1.0:
+        return True
+    if remaining_gain(history) <= tol or r < 1e-3:
+        return False
+    left = np.log(tol * (1.0 - r) / (gains[-1] * r)) / np.log(r)
+    return left > budget
+
+
 def _warn_not_converged(max_iter, history, tol):
-    """Warn (ConvergenceWarning) that max_iter, not tol, stopped EM."""
+    """Warn (ConvergenceWarning) that max_iter, not tol, stopped the fit."""
     # scikit-learn's class, so one filter silences both; imported here
     # because it is slow.
     from sklearn.exceptions import ConvergenceWarning
 
-    last = history[-1] - history[-2] if len(history) > 1 else float("nan")
+    left = remaining_gain(history)
+    how_much = (
+        "its gains are not yet shrinking" if np.isinf(left) else
+        f"it may still rise by about {left:.2e} nats per sample > tol={tol}"
+    )
     warnings.warn(
-        f"EM did not converge in max_iter={max_iter} iterations"
-        f" (last change in the mean log-likelihood: {last:.2e} nats >="
-        f" tol={tol}); raise max_iter or tol.",
+        f"The fit did not converge in max_iter={max_iter} iterations (the"
+        f" mean log-likelihood: {how_much}); raise max_iter or tol.",
         ConvergenceWarning,
         stacklevel=3,
     )

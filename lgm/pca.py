@@ -22,8 +22,8 @@ from lgm._checks import (
     check_n_components,
     check_positive_int,
     check_random_state,
-    check_scale,
     check_symmetric,
+    check_variance_scale,
 )
 from lgm.sufficient_statistics import (
     check_dask_array,
@@ -116,10 +116,11 @@ class PCA(TransformerMixin, BaseEstimator):
             N, d = X.shape
             K = _check_rank(self.n_components, N, d)
             mean = X.mean(axis=0)
-            check_scale(X, mean)
             _, s, Vt = linalg.svd(X - mean, full_matrices=False)
             components = orient_columns(Vt[:K].T).T
-            eigenvalues = s**2 / N
+            with np.errstate(over="ignore"):  # refused below
+                eigenvalues = s**2 / N
+        check_variance_scale(eigenvalues[0], X)
         if not eigenvalues[0] > 0:
             raise ValueError(
                 "X has zero variance (every row is the same); PCA needs"

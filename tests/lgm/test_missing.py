@@ -234,7 +234,7 @@ def test_fit_with_nan_climbs_the_observed_data_likelihood():
 
 def test_transform_and_impute_use_the_observed_entries():
     Xm, X, *_ = random_problem(12, N=200, d=6, K=2)
-    model = LGM(2, missing="em", tol=1e-5).fit(Xm)
+    model = LGM(2, missing="em", tol=1e-3).fit(Xm)
     means, covs = model.posterior(Xm)
     assert covs.shape == (200, 2, 2)
     np.testing.assert_array_equal(model.transform(Xm), means)
@@ -253,7 +253,7 @@ def test_missing_entries_are_refused_clearly():
         LGM(2).fit(Xm)
     with pytest.raises(ValueError, match="missing must be one of"):
         LGM(2, missing="drop").fit(Xm)
-    with pytest.raises(ValueError, match="completion='sampled' X must not contain NaN"):
+    with pytest.raises(ValueError, match="with completion='sampled'.*must not contain NaN"):
         LGM(2, missing="em", completion="sampled").fit(Xm)
     all_missing = Xm.copy()
     all_missing[3] = np.nan
@@ -263,7 +263,7 @@ def test_missing_entries_are_refused_clearly():
     column[:, 4] = np.nan
     with pytest.raises(ValueError, match="Column 4 of X is missing"):
         LGM(2, missing="em").fit(column)
-    model = LGM(2, missing="em", tol=1e-5).fit(Xm)
+    model = LGM(2, missing="em", tol=1e-3).fit(Xm)
     for method in (model.score_samples, model.transform, model.impute):
         with pytest.raises(ValueError, match="Row 3 of X has every entry missing"):
             method(all_missing)
@@ -276,6 +276,7 @@ def test_missing_entries_are_refused_clearly():
     assert not np.isnan(plain.impute(Xm)).any()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 100 iterations suffice here
 @pytest.mark.parametrize("loader, K", [(load_diabetes, 3), (load_breast_cancer, 6)])
 def test_imputation_on_real_data_beats_the_column_means(loader, K):
     # Hide 20% of the entries (completely at random) of a bundled data set, standardised so that
@@ -288,7 +289,7 @@ def test_imputation_on_real_data_beats_the_column_means(loader, K):
     hidden = rng.random(X.shape) < 0.2
     hidden[hidden.all(axis=1), 0] = False
     Xm = np.where(hidden, np.nan, X)
-    ours = LGM(K, missing="em", tol=1e-4).fit(Xm).impute(Xm)
+    ours = LGM(K, missing="em", max_iter=100).fit(Xm).impute(Xm)
     means = SimpleImputer().fit_transform(Xm)
 
     def rmse(X_hat):
