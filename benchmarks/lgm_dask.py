@@ -15,7 +15,8 @@ scheduler and one BLAS thread per worker:
 - "LGM fit": ``lgm.LGM(K).fit(X)``, i.e. one pass for N, the mean and the Gram matrix
   (:func:`lgm.sufficient_statistics.dask_statistics`) plus EM from S, which does not depend on N;
 
-and prints seconds per GB and the ratio fit / pass, with the peak resident memory of the process.
+and prints wall-clock and CPU seconds per GB and the ratio fit / pass (wall), with the peak
+resident memory of the process and the machine's load average.
 On a dask.distributed cluster the same ``fit`` runs on the cluster's workers (see README.md).
 """
 import argparse
@@ -45,9 +46,10 @@ def lazy_data(n_bytes, d, K, chunk_rows, seed=0):
 
 
 def timed(fn):
-    start = time.perf_counter()
+    """fn(), with its (wall-clock, CPU) seconds (CPU: all threads of this process)."""
+    start = np.array([time.perf_counter(), time.process_time()])
     out = fn()
-    return out, time.perf_counter() - start
+    return out, np.array([time.perf_counter(), time.process_time()]) - start
 
 
 def main(argv=None):
@@ -63,8 +65,9 @@ def main(argv=None):
     chunk_rows = max(1, int(args.chunk_mb * 1e6 // (8 * args.d)))
     dask.config.set(num_workers=args.workers)
     print(f"d={args.d}, K={args.K}, blocks of {chunk_rows} rows ({args.chunk_mb:g} MB),"
-          f" {args.workers} dask threads, {os.cpu_count()} CPUs")
-    print(f"{'GB':>6} {'pass s/GB':>10} {'fit s/GB':>10} {'fit/pass':>9} {'angle deg':>10} {'peak RSS GB':>12}")
+          f" {args.workers} dask threads, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'GB':>6} {'pass s/GB':>16} {'fit s/GB':>16} {'fit/pass':>9} {'angle deg':>10} {'peak RSS GB':>12}")
+    print(f"{'':>6} {'wall':>8}{'CPU':>8} {'wall':>8}{'CPU':>8}")
     for gb in sizes:
         X, A = lazy_data(gb * 1e9, args.d, args.K, chunk_rows)
         size = X.nbytes / 1e9
@@ -72,8 +75,8 @@ def main(argv=None):
         model, t_fit = timed(lambda: LGM(args.K).fit(X))
         angle = np.degrees(principal_angles(model.A_, A).max())
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
-        print(f"{size:6.2f} {t_pass / size:10.2f} {t_fit / size:10.2f} {t_fit / t_pass:9.2f}"
-              f" {angle:10.3f} {peak:12.2f}")
+        print(f"{size:6.2f} {t_pass[0] / size:8.2f}{t_pass[1] / size:8.2f} {t_fit[0] / size:8.2f}"
+              f"{t_fit[1] / size:8.2f} {t_fit[0] / t_pass[0]:9.2f} {angle:10.3f} {peak:12.2f}")
 
 
 if __name__ == "__main__":
