@@ -408,7 +408,7 @@ class LGM(LinearGaussianEstimator):
                     history.append(last)
         if not converged and self.completion == "expected":
             _warn_not_converged(self.max_iter, history, self.tol)
-        self.A_, self.D_, self.mean_ = A, D, mean
+        self.A_, self.D_, self.mean_, self.n_features_in_ = A, D, mean, d
         self.loglik_, self.n_iter_ = np.asarray(history), len(history)
         return self
 

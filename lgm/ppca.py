@@ -116,8 +116,9 @@ class PPCA(LinearGaussianEstimator):
         with np.errstate(over="ignore", invalid="ignore"):  # refused below
             S = Xc.T @ Xc / X.shape[0]
         check_variance_scale(np.max(np.diag(S)), X)
-        self.A_, self.noise_variance_ = ppca_ml(S, self.n_components)
-        self.mean_ = mean
+        A, sigma2 = ppca_ml(S, self.n_components)
+        self.A_, self.noise_variance_, self.mean_ = A, sigma2, mean
+        self.n_features_in_ = X.shape[1]
         return self
 
     def _noise(self):

@@ -180,3 +180,13 @@ def test_sparse_input_is_named():
     X = sparse.random(20, 5, density=0.5, format="csr", random_state=0)
     with pytest.raises(TypeError, match="sparse input is not supported"):
         LGM(1).fit(X)
+
+
+@pytest.mark.parametrize("Model", [PPCA, LGM])
+def test_a_failed_refit_leaves_the_fitted_model_usable(Model, data):
+    model = Model(2).fit(data)
+    before = model.score(data)
+    with pytest.raises(ValueError, match="n_components"):
+        model.set_params(n_components=5).fit(data[:, :3])  # K > d: refused
+    assert model.n_features_in_ == data.shape[1]
+    assert model.score(data) == before
