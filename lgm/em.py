@@ -506,8 +506,9 @@ class LGM(LinearGaussianEstimator):
         return self._store(A, D, mean, history)
 
     def _store(self, A, D, mean, history):
-        """Store the fit; return self."""
+        """Store the fit (every fitted attribute at the end); return self."""
         self.A_, self.D_, self.mean_ = A, D, mean
+        self.n_features_in_ = A.shape[0]
         self.loglik_, self.n_iter_ = np.asarray(history), len(history)
         return self
 
@@ -528,7 +529,6 @@ class LGM(LinearGaussianEstimator):
                 " missing='error' for data without NaN."
             )
         _, mean, S = dask_statistics(X)
-        self.n_features_in_ = S.shape[0]
         return mean, S
 
     def _fit_missing(self, data):
@@ -651,12 +651,9 @@ class LGM(LinearGaussianEstimator):
                 " this LGM has missing='error'. Pass missing='em' to fit NaN"
                 " as entries missing at random, or remove or impute them."
             )
-        data = MissingData(
+        return MissingData(
             arr, n_features=None if reset else self.n_features_in_
         )
-        if reset:
-            self.n_features_in_ = arr.shape[1]
-        return data
 
     def score_samples(self, X):
         """Log-likelihood of each row of X in nats (eq-lgm-loglik).

@@ -30,7 +30,7 @@ class LinearGaussianEstimator(TransformerMixin, BaseEstimator):
     """Base class: scoring, posterior, transform and sampling of a fitted LGM.
 
     A subclass's ``fit`` sets ``A_`` (d, K), ``mean_`` (d,) and
-    ``n_features_in_`` and implements :meth:`_noise`.
+    ``n_features_in_`` (all at the end) and implements :meth:`_noise`.
     """
 
     def _noise(self):
@@ -40,13 +40,13 @@ class LinearGaussianEstimator(TransformerMixin, BaseEstimator):
     def _validate_X(self, X, *, reset, min_samples=1):
         """X as a finite float array (N, d): the one entry point for data.
 
-        ``reset=True`` (in ``fit``) records ``n_features_in_``; otherwise X
-        must have the fitted width.
+        ``reset=True`` (in ``fit``) accepts any width d; ``fit`` records it
+        in ``n_features_in_`` with the other fitted attributes, at the end,
+        so a fit that fails leaves a fitted model as it was. Otherwise X must
+        have the fitted width.
         """
         if reset:
-            X = check_data(X, min_samples=min_samples)
-            self.n_features_in_ = X.shape[1]
-            return X
+            return check_data(X, min_samples=min_samples)
         check_fitted(self, "A_")
         return check_data(
             X, min_samples=min_samples, n_features=self.n_features_in_,

@@ -119,7 +119,6 @@ class PPCA(LinearGaussianEstimator):
         if is_dask_array(X):
             check_n_components(self.n_components, check_dask_array(X)[1])
             _, mean, S = dask_statistics(X)
-            self.n_features_in_ = S.shape[0]
         else:
             X = self._validate_X(X, reset=True, min_samples=2)
             check_n_components(self.n_components, X.shape[1])
@@ -128,8 +127,9 @@ class PPCA(LinearGaussianEstimator):
             with np.errstate(over="ignore", invalid="ignore"):  # refused below
                 S = Xc.T @ Xc / X.shape[0]
         check_variance_scale(np.max(np.diag(S)), X)
-        self.A_, self.noise_variance_ = ppca_ml(S, self.n_components)
-        self.mean_ = mean
+        A, sigma2 = ppca_ml(S, self.n_components)
+        self.A_, self.noise_variance_, self.mean_ = A, sigma2, mean
+        self.n_features_in_ = mean.shape[0]
         return self
 
     def _noise(self):

@@ -85,6 +85,28 @@ def test_pipelines_with_all_three(data):
         {"ppca__n_components": [1, 3]}, cv=3,
     ).fit(data)
     assert search.best_params_ == {"ppca__n_components": 3}
+    # PCA has no score of its own: it is tuned inside a pipeline scored by LGM
+    pipeline = make_pipeline(PCA(3), LGM(1, tol=1e-5))
+    folds = KFold(3, shuffle=True, random_state=0)
+    scores = cross_val_score(pipeline, data, cv=folds)
+    by_hand = [
+        clone(pipeline).fit(data[train]).score(data[test])
+        for train, test in folds.split(data)
+    ]
+    np.testing.assert_allclose(scores, by_hand, rtol=1e-12)
+    # (a grid over PCA's K would compare densities of different spaces; the
+    # grid is over the LGM's)
+    search = GridSearchCV(pipeline, {"lgm__n_components": [1, 2]}, cv=folds)
+    means = [
+        np.mean([
+            clone(pipeline).set_params(lgm__n_components=K)
+            .fit(data[train]).score(data[test])
+            for train, test in folds.split(data)
+        ])
+        for K in (1, 2)
+    ]
+    best = search.fit(data).best_params_["lgm__n_components"]
+    assert best == (1, 2)[int(np.argmax(means))]
 
 
 def test_sample_takes_n_samples_in_both_models(data):
@@ -180,3 +202,13 @@ def test_sparse_input_is_named():
     X = sparse.random(20, 5, density=0.5, format="csr", random_state=0)
     with pytest.raises(TypeError, match="sparse input is not supported"):
         LGM(1).fit(X)
+
+
+@pytest.mark.parametrize("Model", [PPCA, LGM])
+def test_a_failed_refit_leaves_the_fitted_model_usable(Model, data):
+    model = Model(2).fit(data)
+    before = model.score(data)
+    with pytest.raises(ValueError, match="n_components"):
+        model.set_params(n_components=5).fit(data[:, :3])  # K > d: refused
+    assert model.n_features_in_ == data.shape[1]
+    assert model.score(data) == before

@@ -296,3 +296,15 @@ def test_imputation_on_real_data_beats_the_column_means(loader, K):
         return np.sqrt(np.mean((X_hat[hidden] - X[hidden]) ** 2))
 
     assert rmse(ours) < 0.9 * rmse(means)
+
+
+def test_a_failed_refit_with_missing_entries_leaves_the_model_as_it_was():
+    Xm, *_ = random_problem(14)
+    model = LGM(2, missing="em", tol=1e-3).fit(Xm)
+    before = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(model).items()}
+    wider = np.column_stack([Xm, np.full(len(Xm), np.nan)])  # a column with nothing observed
+    with pytest.raises(ValueError, match="Column 6 of X is missing"):
+        model.fit(wider)
+    for k, v in before.items():
+        np.testing.assert_array_equal(vars(model)[k], v)
+    np.testing.assert_array_equal(model.impute(Xm), impute(Xm, model.A_, model.D_, model.mean_))
