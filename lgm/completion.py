@@ -15,6 +15,7 @@ A model is any object with those two methods. ``lgm.LGM`` uses the loop for EM
 with expected or sampled completion (one batch: the whole data set);
 ``nlgm.fit`` uses it for the VAE (many minibatches, one gradient step each).
 """
+import math
 import warnings
 
 from tqdm import TqdmWarning
@@ -53,6 +54,50 @@ def converged(tol):
 
     def stop(history):
         return len(history) >= 2 and history[-1] - history[-2] < tol
+
+    return stop
+
+
+def remaining_gain(history):
+    """Aitken's estimate of how much the score will still rise.
+
+    With the last two gains g_{k-1} and g_k and their ratio r = g_k / g_{k-1},
+    a linearly converging sequence still has g_k (r + r^2 + ...) =
+    g_k r / (1 - r) to gain (Aitken's delta-squared extrapolation, used to
+    stop EM by Bohning et al. 1994). A crawl has r near 1 and a large
+    remainder, however small each step is.
+
+    Parameters
+    ----------
+    history : list of float
+        The scores so far.
+
+    Returns
+    -------
+    float
+        ``inf`` with fewer than three scores or gains that do not shrink; 0
+        when the last step gained nothing (a fixed point, to rounding).
+    """
+    if len(history) < 3:
+        return math.inf
+    gain_before, gain = history[-2] - history[-3], history[-1] - history[-2]
+    if gain <= 0:
+        return 0.0
+    if gain_before <= 0 or gain >= gain_before:
+        return math.inf
+    r = gain / gain_before
+    return gain * r / (1.0 - r)
+
+
+def aitken_converged(tol):
+    """A stopping rule: at most ``tol`` is left to gain.
+
+    The remainder is :func:`remaining_gain`, so a slow crawl is not mistaken
+    for convergence the way :func:`converged` mistakes it.
+    """
+
+    def stop(history):
+        return remaining_gain(history) <= tol
 
     return stop
 

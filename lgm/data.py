@@ -124,6 +124,30 @@ def make_manifold_data(n_samples, *, kind="arc", noise=0.1, random_state=None):
     return F + noise * rng.standard_normal(F.shape), z
 
 
+def split_indices(n_samples, n_held_out, seed):
+    """Indices (kept, held_out) of a seeded random split of range(n_samples).
+
+    The held-out indices are the first ``n_held_out`` entries of the
+    permutation that ``numpy.random.default_rng(seed)`` draws, the kept ones
+    the rest, each part in the permutation's order. The one split of the
+    package: the digits' test set, and the held-out rows of ``nlgm``.
+
+    Parameters
+    ----------
+    n_samples : int
+    n_held_out : int
+        Between 0 and n_samples.
+    seed : int
+
+    Returns
+    -------
+    kept : ndarray of int, shape (n_samples - n_held_out,)
+    held_out : ndarray of int, shape (n_held_out,)
+    """
+    order = np.random.default_rng(seed).permutation(n_samples)
+    return order[n_held_out:], order[:n_held_out]
+
+
 def load_digits(*, split=True, dequantise=True, random_state=0, return_labels=False):
     """scikit-learn's bundled 8x8 handwritten digits, scaled to [0, 1], with a fixed split.
 
@@ -169,9 +193,8 @@ def load_digits(*, split=True, dequantise=True, random_state=0, return_labels=Fa
         X = V / 16.0
     if not split:
         return (X, y) if return_labels else X
-    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(X))
     n_test = int(np.floor(DIGITS_TEST_FRACTION * len(X)))
-    test, train = order[:n_test], order[n_test:]
+    train, test = split_indices(len(X), n_test, DIGITS_SPLIT_SEED)
     if return_labels:
         return X[train], X[test], y[train], y[test]
     return X[train], X[test]

@@ -13,7 +13,7 @@ methods,
 
 Expected completion works from the sample covariance S, computed once, so an
 iteration costs O(d^2 K) however many samples there are. :class:`LGM` is the
-scikit-learn-shaped estimator.
+scikit-learn estimator.
 """
 import warnings
 
@@ -22,23 +22,29 @@ from scipy import linalg
 
 from lgm._checks import (
     check_data,
-    check_fitted,
     check_n_components,
     check_option,
     check_positive,
     check_positive_int,
     check_random_state,
+    check_variance_scale,
 )
-from lgm.completion import complete_then_reestimate, converged, run
+from lgm.completion import (
+    aitken_converged,
+    complete_then_reestimate,
+    remaining_gain,
+    run,
+)
+from lgm.estimator import LinearGaussianEstimator
 from lgm.linear_gaussian import (
     check_params,
-    log_likelihood,
     m_step,
     mean_log_likelihood,
-    posterior,
     posterior_map,
 )
+from lgm.pca import orient_columns
 from lgm.ppca import ppca_ml
+from lgm.profile_likelihood import maximise_profile
 
 #: Rows of X centred and accumulated at a time by :func:`sample_covariance`
 #: (bounds the memory).
@@ -65,9 +71,12 @@ def sample_covariance(X, mean):
     """
     N, d = X.shape
     S = np.zeros((d, d))
-    for start in range(0, N, _CHUNK_ROWS):
-        Xc = X[start:start + _CHUNK_ROWS] - mean
-        S += Xc.T @ Xc
+    # data too large for float64 squares give inf, which callers refuse
+    # (lgm._checks.check_variance_scale) with a message naming the data
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, N, _CHUNK_ROWS):
+            Xc = X[start:start + _CHUNK_ROWS] - mean
+            S += Xc.T @ Xc
     S /= N
     return 0.5 * (S + S.T)
 
@@ -202,11 +211,13 @@ def em_step(X, A, D):
     return state.A, state.D
 
 
-class LGM:
+class LGM(LinearGaussianEstimator):
     """Linear Gaussian model (factor analysis) x = mean + A z + e, fit by EM.
 
     z ~ N(0, I_K), e ~ N(0, diag(D)) independent of z (eq-lgm-marginal). Fitted
-    through the one loop :func:`lgm.completion.run`.
+    through the one loop :func:`lgm.completion.run`. Scoring, posterior,
+    transform and sampling are inherited from
+    :class:`lgm.estimator.LinearGaussianEstimator`.
 
     Parameters
     ----------
@@ -223,13 +234,25 @@ class LGM:
         ``tol`` is not used and exactly ``max_iter`` iterations run.
     n_samples : int
         J, the completions per sample for ``completion="sampled"``.
+    solver : {"auto", "em", "profile"}
+        How expected completion with diagonal noise maximises the likelihood.
+        ``"em"``: EM only. ``"profile"``: a quasi-Newton method (L-BFGS-B) on
+        the profile log-likelihood in the noise variances
+        (:mod:`lgm.profile_likelihood`, eq-lgm-profile) from the start.
+        ``"auto"``: EM, switching to the profile solver when EM crawls (when
+        finishing by EM is predicted to cost more than about 30 d / K
+        further iterations, as near a Heywood case; never with ``tol=0``).
+        Other settings always use EM.
     max_iter : int
-        The most EM iterations.
+        The most iterations (EM and quasi-Newton together).
     tol : float
-        Expected completion stops when the mean log-likelihood per sample rose
-        by less than ``tol`` nats in one iteration. A
-        :class:`sklearn.exceptions.ConvergenceWarning` is issued when
-        ``max_iter`` stops it instead.
+        EM stops when Aitken's extrapolation of the mean log-likelihood per
+        sample (:func:`lgm.completion.remaining_gain`) leaves at most
+        ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
+        a slow crawl is not taken for convergence;
+        the profile solver stops when its projected gradient is below
+        ``tol``. A :class:`sklearn.exceptions.ConvergenceWarning` is issued
+        when ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)
         ``"ppca"``: the closed-form probabilistic PCA fit
         (:func:`lgm.ppca.ppca_ml`), a good start that needs few iterations.
@@ -240,7 +263,9 @@ class LGM:
         Every noise variance is kept at least ``noise_floor`` times the mean
         feature variance (tr S / d), so a constant feature (the digits have
         three) gets a small, finite variance and a finite likelihood instead of
-        an infinitely tall density.
+        an infinitely tall density. Small enough that the likelihood at the
+        floor is within a few 1e-6 nats per sample of its supremum in a
+        Heywood case.
     random_state : None, int or numpy.random.Generator
         Seeds the random start and the sampled completions.
     progress : bool
@@ -256,30 +281,61 @@ class LGM:
         The sample mean.
     loglik_ : ndarray, shape (n_iter_,)
         Mean log-likelihood per sample (nats) on the training data after each
-        iteration.
+        iteration (EM, then quasi-Newton if the profile solver ran); it never
+        decreases with expected completion.
     n_iter_ : int
         Iterations run.
+    n_features_in_ : int
+        d.
     """
 
     def __init__(self, n_components, *, noise="diagonal",
-                 completion="expected", n_samples=1, max_iter=1000, tol=1e-7,
-                 init="ppca", noise_floor=1e-6, random_state=None,
-                 progress=False):
+                 completion="expected", n_samples=1, solver="auto",
+                 max_iter=1000, tol=1e-7, init="ppca", noise_floor=1e-8,
+                 random_state=None, progress=False):
         self.n_components = n_components
-        self.noise = check_option(noise, "noise", ("diagonal", "isotropic"))
-        self.completion = check_option(
-            completion, "completion", ("expected", "sampled")
-        )
-        self.n_samples = check_positive_int(n_samples, "n_samples")
-        self.max_iter = check_positive_int(max_iter, "max_iter")
-        self.tol = check_positive(tol, "tol", allow_zero=True)
-        if not (isinstance(init, tuple) and len(init) == 2):
-            check_option(init, "init", ("ppca", "random"))
+        self.noise = noise
+        self.completion = completion
+        self.n_samples = n_samples
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
         self.init = init
-        self.noise_floor = check_positive(noise_floor, "noise_floor")
-        check_random_state(random_state)
+        self.noise_floor = noise_floor
         self.random_state = random_state
-        self.progress = bool(progress)
+        self.progress = progress
+
+    def _check_params(self, d):
+        """Validate the constructor's arguments (at fit, as scikit-learn does).
+
+        Returns
+        -------
+        K : int
+            ``n_components``, checked against the data width d.
+        """
+        check_option(self.noise, "noise", ("diagonal", "isotropic"))
+        check_option(self.completion, "completion", ("expected", "sampled"))
+        check_positive_int(self.n_samples, "n_samples")
+        check_option(self.solver, "solver", ("auto", "em", "profile"))
+        if self.solver == "profile" and (
+            self.noise != "diagonal" or self.completion != "expected"
+        ):
+            raise ValueError(
+                "solver='profile' needs noise='diagonal' and"
+                f" completion='expected'; got noise={self.noise!r} and"
+                f" completion={self.completion!r}."
+            )
+        check_positive_int(self.max_iter, "max_iter")
+        check_positive(self.tol, "tol", allow_zero=True)
+        if not (isinstance(self.init, tuple) and len(self.init) == 2):
+            check_option(self.init, "init", ("ppca", "random"))
+        check_positive(self.noise_floor, "noise_floor")
+        check_random_state(self.random_state)
+        if not isinstance(self.progress, (bool, np.bool_)):
+            raise TypeError(
+                f"progress must be True or False; got {self.progress!r}."
+            )
+        return check_n_components(self.n_components, d)
 
     def _start(self, S, K, rng, floor):
         """Starting (A, D) for EM."""
@@ -290,50 +346,102 @@ class LGM:
                 raise ValueError(
                     f"init: A0 must have shape ({d}, {K}); got {A.shape}."
                 )
-            return A.copy(), np.maximum(D, floor)
-        if self.init == "random":
+            A, D = A.copy(), np.maximum(D, floor)
+        elif self.init == "random":
             A = rng.standard_normal((d, K)) * np.sqrt(np.trace(S) / (d * K))
-            return A, np.maximum(np.diag(S).copy(), floor)
-        if K == d:
+            D = np.maximum(np.diag(S).copy(), floor)
+        elif K == d:
             raise ValueError(
-                f"init='ppca' needs n_components < d={d} (PPCA leaves no"
-                " variance for the noise otherwise); pass init='random' or"
-                " explicit (A0, D0)."
+                f"init='ppca' needs n_components={K} < the number of features"
+                f" (n_features={d}): PPCA leaves no variance for the noise"
+                " otherwise; pass init='random' or explicit (A0, D0)."
             )
-        A, sigma2 = ppca_ml(S, K)
-        return A, np.full(d, max(sigma2, floor))
+        else:
+            A, sigma2 = ppca_ml(S, K)
+            D = np.full(d, max(sigma2, floor))
+        if self.noise == "isotropic":
+            D = np.full(d, D.mean())
+        return A, D
 
-    def fit(self, X):
-        """Fit A, D and the mean to the rows of X by EM.
+    def fit(self, X, y=None):
+        """Fit A, D and the mean to the rows of X by maximum likelihood.
+
+        EM, and the profile-likelihood solver when ``solver`` asks for it.
 
         Parameters
         ----------
         X : array_like, shape (N, d), N >= 2
+        y : ignored
+            There for scikit-learn's pipelines.
 
         Returns
         -------
         self
         """
-        X = check_data(X, min_samples=2)
+        X = self._validate_X(X, reset=True, min_samples=2)
         N, d = X.shape
-        K = check_n_components(self.n_components, d)
+        K = self._check_params(d)
         rng = check_random_state(self.random_state)
         mean = X.mean(axis=0)
         S = sample_covariance(X, mean)
+        check_variance_scale(np.max(np.diag(S)), X)
         floor = self.noise_floor * np.trace(S) / d
         if floor <= 0:
-            raise ValueError("X has no variance: every feature is constant.")
+            raise ValueError(
+                "X has no variance: every feature (column) is constant."
+            )
         A, D = self._start(S, K, rng, floor)
-        if self.noise == "isotropic":
-            D = np.full(d, D.mean())
+        history, converged = [], False
+        if self.solver != "profile":
+            A, D, history, converged = self._em(X, mean, S, A, D, rng, floor)
+        if (self.noise == "diagonal" and self.completion == "expected"
+                and self.solver != "em" and not converged):
+            n_before, budget = len(history), self.max_iter - len(history)
+            if budget > 0:
+                A, D, last = maximise_profile(
+                    S, D, K, floor=floor, max_iter=budget, tol=self.tol,
+                    on_iteration=history.append,
+                )
+                A = orient_columns(A)
+                converged = len(history) - n_before < budget
+                if len(history) == n_before:  # already at the maximum
+                    history.append(last)
+        if not converged and self.completion == "expected":
+            _warn_not_converged(self.max_iter, history, self.tol)
+        self.A_, self.D_, self.mean_, self.n_features_in_ = A, D, mean, d
+        self.loglik_, self.n_iter_ = np.asarray(history), len(history)
+        return self
+
+    def _em(self, X, mean, S, A, D, rng, floor):
+        """EM through the one loop from (A, D).
+
+        Returns
+        -------
+        A, D : ndarray
+        history : list of float
+            The mean log-likelihood per sample after each iteration.
+        converged : bool
+            Whether the stopping rule (not max_iter, not a crawl) ended it,
+            or the user interrupted it (then nothing else runs).
+        """
+        crawls = (
+            self.solver == "auto" and self.noise == "diagonal"
+            and self.completion == "expected"
+        )
+        d, K = A.shape
         if self.completion == "expected":
             state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
-            batch, stop = S, converged(self.tol)
+            batch, done = S, aitken_converged(self.tol)
+
+            def stop(history):
+                return done(history) or (
+                    crawls and _em_crawls(history, self.tol, 30 * d / K)
+                )
         else:
             state = SampledCompletion(
                 A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
             )
-            batch, stop = X - mean, None
+            batch, done, stop = X - mean, None, None
         history, stopped = run(
             state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
             score=lambda: mean_log_likelihood(S, state.A, state.D),
@@ -344,78 +452,51 @@ class LGM:
                 "EM diverged (non-finite parameters); try a larger"
                 " noise_floor."
             )
-        if stop is not None and not stopped and len(history) == self.max_iter:
-            # scikit-learn's class, so one filter silences both; imported here
-            # because it is slow.
-            from sklearn.exceptions import ConvergenceWarning
+        interrupted = not stopped and len(history) < self.max_iter
+        converged = done is None or interrupted or (stopped and done(history))
+        return state.A, state.D, history, converged
 
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations"
-                " (last change in the mean log-likelihood:"
-                f" {history[-1] - history[-2]:.2e} nats >= tol={self.tol});"
-                " raise max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self.A_, self.D_, self.mean_ = state.A, state.D, mean
-        self.loglik_, self.n_iter_ = np.asarray(history), len(history)
-        return self
+    def _noise(self):
+        return self.D_
 
-    def _centred(self, X):
-        check_fitted(self, "A_")
-        return check_data(X, n_features=self.mean_.shape[0]) - self.mean_
 
-    def score_samples(self, X):
-        """Log-likelihood of each row of X in nats (eq-lgm-loglik).
+def _em_crawls(history, tol, budget):
+    """Whether EM is predicted to need more than ``budget`` more iterations.
 
-        Parameters
-        ----------
-        X : array_like, shape (N, d)
+    The gains shrink by about r = (g_k / g_{k-3})^{1/3} per iteration, so
+    :func:`lgm.completion.remaining_gain` falls below tol after about
+    log(tol (1 - r) / (g_k r)) / log r more; r >= 1 is a crawl.
+    """
+    if len(history) < 10:
+        return False
+    gains = np.diff(history[-5:])
+    if np.any(gains <= 0):
+        return False
+    r = (gains[-1] / gains[0]) ** (1.0 / 3.0)
+    if tol <= 0:  # asked for EM until no gain at all: never hand over
+        return False
+    if r >= 1.0:
+        return True
+    if remaining_gain(history) <= tol or r < 1e-3:
+        return False
+    left = np.log(tol * (1.0 - r) / (gains[-1] * r)) / np.log(r)
+    return left > budget
 
-        Returns
-        -------
-        ndarray, shape (N,)
-        """
-        return log_likelihood(self._centred(X), self.A_, self.D_)
 
-    def score(self, X):
-        """Mean log-likelihood per sample of the rows of X, in nats."""
-        return float(np.mean(self.score_samples(X)))
+def _warn_not_converged(max_iter, history, tol):
+    """Warn (ConvergenceWarning) that max_iter, not tol, stopped the fit."""
+    # scikit-learn's class, so one filter silences both; imported here
+    # because it is slow.
+    from sklearn.exceptions import ConvergenceWarning
 
-    def posterior(self, X):
-        """Posterior of z for each row of X (eq-lgm-posterior).
-
-        Returns
-        -------
-        means : ndarray, shape (N, K)
-        cov : ndarray, shape (K, K)
-            The same for every row.
-        """
-        return posterior(self._centred(X), self.A_, self.D_)
-
-    def transform(self, X):
-        """Posterior means E[z | x], shape (N, K)."""
-        return self.posterior(X)[0]
-
-    def sample(self, n, random_state=None):
-        """Draw n samples x = mean + A z + e from the fitted model.
-
-        Parameters
-        ----------
-        n : int
-        random_state : None, int or numpy.random.Generator
-
-        Returns
-        -------
-        X : ndarray, shape (n, d)
-        """
-        check_fitted(self, "A_")
-        n = check_positive_int(n, "n")
-        rng = check_random_state(random_state)
-        d, K = self.A_.shape
-        Z = rng.standard_normal((n, K))
-        return (
-            self.mean_
-            + Z @ self.A_.T
-            + rng.standard_normal((n, d)) * np.sqrt(self.D_)
-        )
+    left = remaining_gain(history)
+    how_much = (
+        "its gains are not yet shrinking" if np.isinf(left) else
+        f"it may still rise by about {left:.2e} nats per sample > tol={tol}"
+    )
+    warnings.warn(
+        f"The fit did not converge in max_iter={max_iter} iterations (the"
+        f" mean log-likelihood: {how_much}); raise max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )

@@ -8,30 +8,14 @@ determinant lemma, which cost O(d K^2) instead of O(d^3).
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import check_data
+from lgm._checks import as_real_array, check_data, check_symmetric
 
 LOG_2PI = np.log(2.0 * np.pi)
 
 
-def _symmetric(Sigma, name):
-    """``Sigma`` as a finite, symmetric float matrix, or a clear error."""
-    Sigma = np.asarray(Sigma, dtype=float)
-    if Sigma.ndim != 2 or Sigma.shape[0] != Sigma.shape[1]:
-        raise ValueError(
-            f"{name} must be a square (d, d) matrix; got shape {Sigma.shape}."
-        )
-    if not np.all(np.isfinite(Sigma)):
-        raise ValueError(f"{name} contains NaN or infinite values.")
-    if not np.allclose(
-        Sigma, Sigma.T, rtol=1e-10, atol=1e-12 * np.abs(Sigma).max(initial=0.0)
-    ):
-        raise ValueError(f"{name} must be symmetric.")
-    return Sigma
-
-
 def _cholesky(Sigma, name="Sigma"):
     """Lower Cholesky factor of a positive definite matrix, or an error."""
-    Sigma = _symmetric(Sigma, name)
+    Sigma = check_symmetric(Sigma, name)
     try:
         return linalg.cholesky(Sigma, lower=True)
     except linalg.LinAlgError:
@@ -44,7 +28,7 @@ def _cholesky(Sigma, name="Sigma"):
 
 def _vector(v, name, n):
     """``v`` as a finite float vector of shape (n,), or a clear error."""
-    v = np.asarray(v, dtype=float)
+    v = as_real_array(v, name)
     if v.shape != (n,):
         raise ValueError(
             f"{name} must have shape ({n},); got shape {v.shape}."
@@ -117,7 +101,7 @@ def condition_gaussian(mu, Sigma, obs_idx, x_obs):
     m : ndarray, shape (n - len(obs_idx),)
     S : ndarray, shape (n - len(obs_idx), n - len(obs_idx))
     """
-    Sigma = _symmetric(Sigma, "Sigma")
+    Sigma = check_symmetric(Sigma, "Sigma")
     n = Sigma.shape[0]
     mu = _vector(mu, "mu", n)
     o = np.asarray(obs_idx)

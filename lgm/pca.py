@@ -14,16 +14,39 @@ equations write samples as columns, so the book's X is this module's ``X.T``.
 import numpy as np
 from scipy import linalg
 
+from sklearn.base import BaseEstimator, TransformerMixin
+
 from lgm._checks import (
     check_data,
     check_fitted,
     check_n_components,
     check_positive_int,
     check_random_state,
+    check_symmetric,
+    check_variance_scale,
 )
 
 
-class PCA:
+def orient_columns(U):
+    """Flip the sign of each column of U so its largest-magnitude entry is
+    positive.
+
+    Eigenvectors and singular vectors are defined only up to sign; this fixes
+    one, so that fits are reproducible across machines and libraries.
+
+    Parameters
+    ----------
+    U : ndarray, shape (d, K)
+
+    Returns
+    -------
+    ndarray, shape (d, K)
+    """
+    K = U.shape[1]
+    return U * np.sign(U[np.argmax(np.abs(U), axis=0), np.arange(K)])
+
+
+class PCA(TransformerMixin, BaseEstimator):
     """Principal component analysis by the singular value decomposition.
 
     Implements eq-pca-svd: with the centred data X_c = U_s diag(s) V^T, the
@@ -67,20 +90,20 @@ class PCA:
     def __init__(self, n_components):
         self.n_components = n_components
 
-    def fit(self, X):
-        """Fit the principal subspace to X (N, d). Returns self."""
+    def fit(self, X, y=None):
+        """Fit the principal subspace to X (N, d). Returns self.
+
+        ``y`` is ignored (it is there for scikit-learn's pipelines).
+        """
         X = check_data(X, min_samples=2)
         N, d = X.shape
         K = _check_rank(self.n_components, N, d)
         mean = X.mean(axis=0)
         _, s, Vt = linalg.svd(X - mean, full_matrices=False)
-        components = (
-            Vt[:K]
-            * np.sign(Vt[np.arange(K), np.argmax(np.abs(Vt[:K]), axis=1)])[
-                :, None
-            ]
-        )
-        eigenvalues = s**2 / N
+        components = orient_columns(Vt[:K].T).T
+        with np.errstate(over="ignore"):  # refused below
+            eigenvalues = s**2 / N
+        check_variance_scale(eigenvalues[0], X)
         if not eigenvalues[0] > 0:
             raise ValueError(
                 "X has zero variance (every row is the same); PCA needs"
@@ -99,7 +122,7 @@ class PCA:
         Z = (X - mean) V_K.
         """
         check_fitted(self, "components_")
-        X = check_data(X, n_features=self.n_features_in_)
+        X = check_data(X, n_features=self.n_features_in_, estimator="PCA")
         return (X - self.mean_) @ self.components_.T
 
     def inverse_transform(self, Z):
@@ -225,14 +248,7 @@ def rayleigh_ritz(W, S):
     """
     W = check_data(W, "W")
     d, K = W.shape
-    S = check_data(S, "S")
-    if S.shape != (d, d) or not np.allclose(
-        S, S.T, rtol=1e-10, atol=1e-12 * np.abs(S).max(initial=1.0)
-    ):
-        raise ValueError(
-            f"S must be a symmetric ({d}, {d}) matrix to match W of shape"
-            f" {W.shape}."
-        )
+    S = check_symmetric(S, "S", shape=(d, d))
     if K > d:
         raise ValueError(f"W must have at most d={d} columns; got {K}.")
     Q, R = linalg.qr(W, mode="economic")

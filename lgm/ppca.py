@@ -3,22 +3,17 @@
 The model is z ~ N(0, I_K), e ~ N(0, sigma^2 I_d) independent of z, and
 x = mu + A z + e, so that x ~ N(mu, A A^T + sigma^2 I) (eq-ppca-marginal). Its
 maximum-likelihood parameters come from the eigendecomposition of the sample
-covariance (Tipping & Bishop 1999, :func:`ppca_ml`). Densities and posteriors
-are those of the general linear Gaussian model with D = sigma^2 I, so
-:class:`PPCA` calls :mod:`lgm.linear_gaussian` for them rather than repeating
-the algebra.
+covariance (Tipping & Bishop 1999, :func:`ppca_ml`). Densities, posteriors and
+samples are those of the general linear Gaussian model with D = sigma^2 I, so
+:class:`PPCA` inherits them from :class:`lgm.estimator.LinearGaussianEstimator`
+rather than repeating the algebra.
 """
 import numpy as np
 from scipy import linalg
 
-from lgm import linear_gaussian
-from lgm._checks import (
-    check_data,
-    check_fitted,
-    check_n_components,
-    check_positive_int,
-    check_random_state,
-)
+from lgm._checks import check_n_components, check_symmetric, check_variance_scale
+from lgm.estimator import LinearGaussianEstimator
+from lgm.pca import orient_columns
 
 
 def ppca_ml(S, n_components):
@@ -49,40 +44,37 @@ def ppca_ml(S, n_components):
     sigma2 : float
         The noise variance, > 0.
     """
-    S = check_data(S, "S")
+    S = check_symmetric(S, "S")
     d = S.shape[1]
-    if S.shape != (d, d) or not np.allclose(
-        S, S.T, rtol=1e-10, atol=1e-12 * np.abs(S).max(initial=1.0)
-    ):
-        raise ValueError(
-            "S must be a symmetric (d, d) sample covariance; got shape"
-            f" {S.shape}."
-        )
     K = check_n_components(n_components, d)
     if K == d:
         raise ValueError(
-            f"n_components must be smaller than d={d} for PPCA: the noise"
+            f"n_components={K} must be smaller than the number of features"
+            f" (n_features={d}) for PPCA: the noise"
             " variance is the mean of the d - K discarded eigenvalues, so at"
             " least one must be discarded."
         )
-    lam, U = linalg.eigh(S)
+    # only the K largest eigenpairs (about a third of the work of all d); the
+    # d - K discarded eigenvalues enter only through their sum, tr S - sum_K
+    lam, U = linalg.eigh(S, subset_by_index=[d - K, d - 1])
     lam, U = lam[::-1], U[:, ::-1]
-    sigma2 = lam[K:].mean()
+    sigma2 = (np.trace(S) - lam.sum()) / (d - K)
     if not sigma2 > 1e-12 * max(lam[0], 1e-300):
         raise ValueError(
             f"The {d - K} smallest eigenvalues of S are (numerically) zero, so"
             " the ML noise variance is 0 and PPCA has no density; use fewer"
             " components or data that fill all dimensions."
         )
-    U_K = U[:, :K] * np.sign(
-        U[np.argmax(np.abs(U[:, :K]), axis=0), np.arange(K)]
-    )
-    A = U_K * np.sqrt(np.maximum(lam[:K] - sigma2, 0.0))
+    A = orient_columns(U[:, :K]) * np.sqrt(np.maximum(lam[:K] - sigma2, 0.0))
     return A, float(sigma2)
 
 
-class PPCA:
+class PPCA(LinearGaussianEstimator):
     """Probabilistic PCA fitted by closed-form maximum likelihood (ppca_ml).
+
+    Densities, posteriors and samples are those of the linear Gaussian model
+    with D = sigma^2 1 (eq-ppca-marginal, eq-ppca-posterior), inherited from
+    :class:`lgm.estimator.LinearGaussianEstimator`.
 
     Parameters
     ----------
@@ -112,70 +104,22 @@ class PPCA:
     def __init__(self, n_components):
         self.n_components = n_components
 
-    def fit(self, X):
-        """Fit the maximum-likelihood parameters to X (N, d). Returns self."""
-        X = check_data(X, min_samples=2)
+    def fit(self, X, y=None):
+        """Fit the maximum-likelihood parameters to X (N, d). Returns self.
+
+        ``y`` is ignored (it is there for scikit-learn's pipelines).
+        """
+        X = self._validate_X(X, reset=True, min_samples=2)
         check_n_components(self.n_components, X.shape[1])
         mean = X.mean(axis=0)
         Xc = X - mean
-        A, sigma2 = ppca_ml(Xc.T @ Xc / X.shape[0], self.n_components)
-        self.A_, self.noise_variance_, self.mean_, self.n_features_in_ = (
-            A,
-            sigma2,
-            mean,
-            X.shape[1],
-        )
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below
+            S = Xc.T @ Xc / X.shape[0]
+        check_variance_scale(np.max(np.diag(S)), X)
+        A, sigma2 = ppca_ml(S, self.n_components)
+        self.A_, self.noise_variance_, self.mean_ = A, sigma2, mean
+        self.n_features_in_ = X.shape[1]
         return self
 
-    def _D(self):
+    def _noise(self):
         return np.full(self.n_features_in_, self.noise_variance_)
-
-    def _centred(self, X):
-        check_fitted(self, "A_")
-        return check_data(X, n_features=self.n_features_in_) - self.mean_
-
-    def score_samples(self, X):
-        """log N(x_n; mu, A A^T + sigma^2 I) of every row, shape (N,), in nats.
-
-        Implements eq-ppca-marginal through eq-lgm-loglik with D = sigma^2 I.
-        """
-        return linear_gaussian.log_likelihood(
-            self._centred(X), self.A_, self._D()
-        )
-
-    def score(self, X):
-        """Mean log-likelihood per sample of X (N, d), in nats."""
-        return float(np.mean(self.score_samples(X)))
-
-    def posterior(self, X):
-        """The posterior of z for every row of X.
-
-        p(z | x_n) = N(M^{-1} A^T (x_n - mu), sigma^2 M^{-1}),
-        M = A^T A + sigma^2 I.
-
-        Implements eq-ppca-posterior, through eq-lgm-posterior with
-        D = sigma^2 I.
-
-        Returns
-        -------
-        means : ndarray, shape (N, K)
-        cov : ndarray, shape (K, K)
-            The same for every sample.
-        """
-        return linear_gaussian.posterior(self._centred(X), self.A_, self._D())
-
-    def transform(self, X):
-        """Posterior means E[z | x_n], shape (N, K)."""
-        return self.posterior(X)[0]
-
-    def sample(self, n_samples, random_state=None):
-        """Draw x = mu + A z + e with z ~ N(0, I_K), e ~ N(0, sigma^2 I);
-        returns (n_samples, d)."""
-        check_fitted(self, "A_")
-        n = check_positive_int(n_samples, "n_samples")
-        rng = check_random_state(random_state)
-        Z = rng.standard_normal((n, self.A_.shape[1]))
-        E = rng.standard_normal((n, self.n_features_in_)) * np.sqrt(
-            self.noise_variance_
-        )
-        return self.mean_ + Z @ self.A_.T + E

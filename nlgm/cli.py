@@ -105,16 +105,16 @@ def _common(sub):
 
 def load_split(data, key=None):
     """(X_train, X_test) for ``--data``: the digits' fixed split, or a seeded split of a file."""
-    from lgm.data import load_data_file, load_digits
+    from lgm.data import load_data_file, load_digits, split_indices
 
     if data == "digits":
         return load_digits(split=True, dequantise=True, random_state=0)
     X = load_data_file(data, key=key)
     if len(X) < 10:
         raise ValueError(f"data file {data!r} has {len(X)} rows; at least 10 are needed for the splits.")
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(X))
     n_test = int(round(TEST_FRACTION * len(X)))
-    return X[np.sort(order[n_test:])], X[np.sort(order[:n_test])]
+    train, test = split_indices(len(X), n_test, SPLIT_SEED)
+    return X[np.sort(train)], X[np.sort(test)]
 
 
 def _train(args):

@@ -38,6 +38,7 @@ from lgm._checks import (
     check_positive_int,
 )
 from lgm.completion import run
+from lgm.data import split_indices
 from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
 
 
@@ -156,8 +157,8 @@ def _validation_split(N, val_fraction, seed):
             f"val_fraction={val_fraction} leaves no validation or no training"
             f" rows of N={N}."
         )
-    order = np.random.default_rng(seed).permutation(N)
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    train, val = split_indices(N, n_val, seed)
+    return np.sort(train), np.sort(val)
 
 
 def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1,

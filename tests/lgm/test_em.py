@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import FactorAnalysis
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from threadpoolctl import threadpool_limits
 
 from lgm.data import load_digits, make_lgm_data
@@ -227,8 +227,22 @@ def test_interrupted_fit_keeps_the_last_completed_iteration(monkeypatch):
     ],
 )
 def test_bad_options_are_named(kwargs, error, match):
+    X, _ = make_lgm_data(50, 4, 1, random_state=0)
+    model = LGM(2, **kwargs)  # scikit-learn's rule: __init__ only stores
     with pytest.raises(error, match=match):
-        LGM(2, **kwargs)
+        model.fit(X)
+
+
+def test_options_set_after_construction_are_validated_at_fit():
+    # set_params (what GridSearchCV does) and plain assignment must not fit
+    # silently with something else
+    X, _ = make_lgm_data(50, 4, 1, random_state=0)
+    model = LGM(1).fit(X)
+    model.noise = "full"
+    with pytest.raises(ValueError, match="noise must be one of"):
+        model.fit(X)
+    with pytest.raises(ValueError, match="max_iter must be a positive"):
+        LGM(2).set_params(max_iter=0).fit(X)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +253,7 @@ def test_bad_options_are_named(kwargs, error, match):
         (np.ones((1, 3)), 1, "at least 2 samples"),
         (np.random.default_rng(0).normal(size=(10, 3)), 0, "n_components must be between 1"),
         (np.random.default_rng(0).normal(size=(10, 3)), 4, "n_components must be between 1"),
-        (np.random.default_rng(0).normal(size=(10, 3)), 3, "init='ppca' needs n_components < d"),
+        (np.random.default_rng(0).normal(size=(10, 3)), 3, "init='ppca' needs n_components=3 < the number of features"),
         (np.ones((10, 3)), 1, "no variance"),
     ],
 )
@@ -255,12 +269,12 @@ def test_n_components_must_be_an_integer():
 
 def test_fitted_model_checks_its_input():
     X, _ = make_lgm_data(50, 4, 1, random_state=0)
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LGM(1).score(X)
     model = LGM(1).fit(X)
     with pytest.raises(ValueError, match="has 3 features"):
         model.score(X[:, :3])
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         model.sample(0)
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.exceptions import NotFittedError
 
 from lgm import PCA, pca_als, principal_angles, rayleigh_ritz
 
@@ -80,7 +81,7 @@ def test_pca_bad_input():
         PCA(1).fit(Xnan)
     with pytest.raises(ValueError, match="zero variance"):
         PCA(1).fit(np.ones((5, 3)))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         PCA(1).transform(X)
     pca = PCA(2).fit(X)
     with pytest.raises(ValueError, match="features"):

@@ -4,6 +4,7 @@ import pytest
 from scipy import linalg
 from scipy.stats import multivariate_normal
 from sklearn.decomposition import PCA as SklearnPCA
+from sklearn.exceptions import NotFittedError
 
 from lgm import PPCA, condition_gaussian, make_lgm_data, ppca_ml, principal_angles
 
@@ -139,11 +140,11 @@ def test_bad_input(data):
     with pytest.raises(ValueError, match="NaN"):
         PPCA(1).fit(bad)
     for method in ("score", "score_samples", "posterior", "transform"):
-        with pytest.raises(RuntimeError, match="not fitted"):
+        with pytest.raises(NotFittedError, match="not fitted"):
             getattr(PPCA(1), method)(data)
         with pytest.raises(ValueError, match="features"):
             getattr(PPCA(1).fit(data), method)(data[:, :4])
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         PPCA(1).sample(3)
     with pytest.raises(ValueError, match="n_samples"):
         PPCA(1).fit(data).sample(0)
@@ -152,7 +153,7 @@ def test_bad_input(data):
 def test_ppca_ml_bad_input():
     with pytest.raises(ValueError, match="symmetric"):
         ppca_ml(np.arange(9.0).reshape(3, 3), 1)
-    with pytest.raises(ValueError, match="smaller than d"):
+    with pytest.raises(ValueError, match="smaller than the number of features"):
         ppca_ml(np.eye(3), 3)
     S = np.diag([2.0, 1.0, 0.0])  # data confined to a plane: nothing left for the noise
     with pytest.raises(ValueError, match="noise variance is 0"):

@@ -1,0 +1,125 @@
+"""Factor analysis by its profile likelihood in the noise variances (ch. 6).
+
+For fixed noise variances D the best loading matrix A has a closed form
+(Joreskog 1967): scale the sample covariance to S* = D^{-1/2} S D^{-1/2}, take
+its eigenvalues theta_1 >= ... >= theta_d and eigenvectors w_k, and set
+A = D^{1/2} W_K (Theta_K - I)_+^{1/2}, as for PPCA but in the scaled space.
+What is left, the profile log-likelihood l(D) = max_A l(A, D), depends on d
+numbers only, and its gradient is cheap (eq-lgm-profile). A quasi-Newton
+method on log D with the noise floor as a bound (L-BFGS-B) reaches a
+maximum on the boundary (a Heywood case, some D_i at the floor) in tens of
+steps where EM crawls for tens of thousands. Each step costs one d x d
+eigendecomposition, O(d^3), against O(d^2 K) for an EM iteration.
+"""
+import numpy as np
+from scipy import linalg, optimize
+
+from lgm.gaussian import LOG_2PI
+
+
+def profile_log_likelihood(S, log_D, n_components):
+    """The profile log-likelihood l(D) = max_A l(A, D), its gradient, and A.
+
+    Implements eq-lgm-profile: with theta_k, w_k the eigenpairs of
+    S* = D^{-1/2} S D^{-1/2} and the "active" set a of the k <= K with
+    theta_k > 1,
+    l(D) = -1/2 [ d log 2pi + sum_i log D_i + sum_{k in a} (log theta_k + 1)
+    + sum_{k not in a} theta_k ],
+    dl / d log D_i = -1/2 sum_{k not in a} w_ik^2 (1 - theta_k),
+    and the maximising A = D^{1/2} W_K (Theta_K - I)_+^{1/2}.
+
+    Parameters
+    ----------
+    S : ndarray, shape (d, d)
+        Sample covariance (normalised by N) of the centred data.
+    log_D : ndarray, shape (d,)
+        Logarithms of the noise variances.
+    n_components : int
+        K.
+
+    Returns
+    -------
+    loglik : float
+        Mean log-likelihood per sample, in nats, at (A, D).
+    grad : ndarray, shape (d,)
+        Its gradient with respect to log D.
+    A : ndarray, shape (d, K)
+        The best loading matrix for this D.
+    """
+    K = n_components
+    d = S.shape[0]
+    D = np.exp(log_D)
+    r = 1.0 / np.sqrt(D)
+    theta, W = linalg.eigh(S * r[:, None] * r[None, :])
+    theta, W = theta[::-1], W[:, ::-1]
+    active = (np.arange(d) < K) & (theta > 1.0)
+    loglik = -0.5 * (
+        d * LOG_2PI + np.sum(log_D) + np.sum(np.log(theta[active]) + 1.0)
+        + np.sum(theta[~active])
+    )
+    grad = -0.5 * (W[:, ~active] ** 2 @ (1.0 - theta[~active]))
+    A = np.sqrt(D)[:, None] * W[:, :K] * np.sqrt(
+        np.maximum(theta[:K] - 1.0, 0.0)
+    )
+    return float(loglik), grad, A
+
+
+def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
+                     on_iteration=None):
+    """Maximise the profile log-likelihood over D >= floor by L-BFGS-B.
+
+    The variables are log D, bounded below by log floor and above by
+    log S_ii (at a maximum D_i = S_ii - sum_k A_ik^2 <= S_ii), so the steps
+    are relative changes of the variances and a variance heading to the floor
+    gets there in a few steps.
+
+    Parameters
+    ----------
+    S : ndarray, shape (d, d)
+        Sample covariance of the centred data.
+    D0 : ndarray, shape (d,), >= floor
+        Starting noise variances (for example EM's current ones).
+    n_components : int
+        K.
+    floor : float
+        The smallest noise variance allowed, > 0.
+    max_iter : int
+        The most quasi-Newton iterations.
+    tol : float
+        Stop when no component of the projected gradient (with respect to
+        log D, in nats per sample) exceeds ``tol``, or when no step gains
+        any more (the limit of float64).
+    on_iteration : callable, optional
+        ``on_iteration(loglik)`` after each iteration.
+
+    Returns
+    -------
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,)
+    loglik : float
+        The mean log-likelihood per sample at (A, D).
+    """
+    cache = {}
+
+    def negative(log_D):
+        loglik, grad, _ = profile_log_likelihood(S, log_D, n_components)
+        cache[log_D.tobytes()] = loglik
+        return -loglik, -grad
+
+    def callback(log_D):
+        if on_iteration is not None:
+            loglik = cache.get(log_D.tobytes())
+            if loglik is None:
+                loglik = negative(log_D)[0] * -1.0
+            on_iteration(loglik)
+
+    lower = np.full(len(D0), np.log(floor))
+    upper = np.log(np.maximum(np.diag(S), floor))
+    result = optimize.minimize(
+        negative, np.clip(np.log(D0), lower, upper), jac=True,
+        method="L-BFGS-B", bounds=list(zip(lower, upper)), callback=callback,
+        # ftol=0: stop on the projected gradient, never on a small gain
+        options={"maxiter": max_iter, "ftol": 0.0, "gtol": tol},
+    )
+    loglik, _, A = profile_log_likelihood(S, result.x, n_components)
+    return A, np.exp(result.x), loglik
