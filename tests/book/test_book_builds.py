@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jupytext
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 FORK = "a-fork/pca-to-vae-copy"  # tests/conftest.py FORK_URL
@@ -19,15 +20,21 @@ FORK = "a-fork/pca-to-vae-copy"  # tests/conftest.py FORK_URL
 MYST = re.compile(r"\{[a-z:-]+\}`|^(```|:::)\{|\$\$[ \t]*\(|^\([\w:.-]+\)=[ \t]*$", re.M)
 
 
+def _toc_files(node):
+    if isinstance(node, dict):
+        yield from (node[key] for key in ("root", "file") if key in node)
+        for value in node.values():
+            yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
 def _pages():
     """Every page of the book that is a notebook (all but the bibliography): docname -> source."""
-    pages = {}
-    for md in sorted((ROOT / "book").rglob("*.md")):
-        if "_build" in md.parts:
-            continue
-        if "kernelspec" in jupytext.read(md).metadata:
-            pages[md.relative_to(ROOT / "book").with_suffix("").as_posix()] = md
-    return pages
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    sources = {name: ROOT / "book" / f"{name}.md" for name in _toc_files(toc)}
+    return {name: md for name, md in sources.items() if "kernelspec" in jupytext.read(md).metadata}
 
 
 @pytest.mark.slow
