@@ -17,6 +17,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 FORK = "a-fork/pca-to-vae-copy"  # tests/conftest.py FORK_URL
 #: MyST that Jupyter and Colab would show as raw text.
+#: Code that works only inside a clone of the repository.
+LAYOUT = re.compile(r"\.\./|sys\.path|os\.chdir|__file__|\bopen\(|read_(csv|text)|np\.load\(|Path\(")
 MYST = re.compile(r"\{[a-z:-]+\}`|^(```|:::)\{|\$\$[ \t]*\(|^\([\w:.-]+\)=[ \t]*$", re.M)
 
 
@@ -61,9 +63,18 @@ def test_every_page_is_a_plain_notebook_beside_its_html_page(built_book):
                 text = "".join(cell["source"])
                 assert not MYST.search(text), f"{page}: MyST left in a Markdown cell: {MYST.search(text)[0]!r}"
         code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        # A notebook opened anywhere (Colab, a download folder) has no repository around it.
+        layout = LAYOUT.search(code)
+        assert layout is None, f"{page}: a cell relies on the repository's folders: {layout and layout[0]!r}"
+        for cell in cells:  # hidden in the book: collapsed in JupyterLab; raises-exception kept for Jupyter
+            tags = cell["metadata"].get("tags", [])
+            if "hide-input" in tags:
+                assert cell["metadata"]["jupyter"]["source_hidden"] is True
         if re.search(r"^\s*(from|import) (lgm|nlgm)\b", code, re.M):
             assert "setup" in cells[0]["metadata"].get("tags", []), f"{page}: no setup cell first"
             assert f"git+https://github.com/{FORK}@main" in "".join(cells[0]["source"])
+    em = json.loads((built_book.html / "exercises" / "em.ipynb").read_text())["cells"]
+    assert any("raises-exception" in c["metadata"].get("tags", []) for c in em), "stubs must keep raises-exception"
     requirements = (built_book.notebooks / "requirements.txt").read_text()
     assert f"git+https://github.com/{FORK}@main" in requirements and "torch==2.13.0" in requirements
 
