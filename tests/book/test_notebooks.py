@@ -7,8 +7,10 @@ built wheel and what Colab ships, nothing of this repository.
 import importlib.util
 import inspect
 import json
+import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,13 @@ def test_setup_cell_installs_only_where_the_package_does_not_import():
     assert "import lgm, nlgm\n" in nonlinear and '"pca-to-vae[nlgm] @ git+https://github.com/o/r@main"' in nonlinear
     # IPython turns the indented %pip into a call, so the cell is valid Python in a kernel.
     compile(TransformerManager().transform_cell(nonlinear), "setup", "exec")
+    # pip can read what the cell installs: this package, with an extra that pyproject.toml defines.
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = Requirement(re.search(r'%pip install --quiet "([^"]+)"', nonlinear)[1])
+    assert wanted.name == project["name"] and wanted.extras <= set(project["optional-dependencies"])
+    assert wanted.extras == {"nlgm"} and wanted.url == "git+https://github.com/o/r@main"
 
 
 def test_launch_urls_follow_the_repository_setting():
