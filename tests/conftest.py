@@ -26,17 +26,15 @@ def _make(*args, env=None):
     venv = Path(sys.prefix)
     command = ["make", "-C", str(ROOT), *args, f"VENV={venv}", "-o", str(venv / ".installed")]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{(result.stdout + result.stderr)[-6000:]}"
-    return result
+    assert result.returncode == 0, f"make {' '.join(args)} failed:\n{(result.stdout + result.stderr)[-6000:]}"
 
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
     """``make book`` into a temporary folder, published as the repository FORK_URL."""
     out = tmp_path_factory.mktemp("book")
-    result = _make("book", f"BOOK_OUT={out}", env={**os.environ, "BOOK_REPOSITORY_URL": FORK_URL})
-    return SimpleNamespace(html=out / "_build" / "html", notebooks=out / "_build" / "notebooks",
-                           log=result.stdout + result.stderr)
+    _make("book", f"BOOK_OUT={out}", env={**os.environ, "BOOK_REPOSITORY_URL": FORK_URL})
+    return SimpleNamespace(html=out / "_build" / "html", notebooks=out / "_build" / "notebooks")
 
 
 @pytest.fixture(scope="session")
