@@ -299,7 +299,7 @@ def test_gradescope_zip_grades_a_submission_in_gradescope_layout(tmp_path):
 
 
 def test_a_notebook_submission_is_graded(tmp_path):
-    # The page as students download it (jupytext, as book/_ext/exercise_notebooks.py writes it), with a
+    # The page as students download it (jupytext, as book/_ext/notebooks.py writes it), with a
     # last cell holding working functions: later definitions replace the stubs, so it scores full marks.
     import jupytext
     from nbformat.v4 import new_code_cell
