@@ -132,7 +132,8 @@ class Student:
         finally:
             self.load_seconds += time.monotonic() - start
         if self.defined is None:  # report load problems once, not after every restart
-            self.defined, self.imports = reply["defined"], reply["imports"]
+            self.defined = reply["defined"]
+            self.imports = sorted(set(self.imports) | set(reply.get("imports", [])))
             self.problems.extend(reply["problems"])
 
     @staticmethod
@@ -252,6 +253,7 @@ class Student:
                                   f" (each test may run your code for {self.time_limit:g} s in all)")
         finally:
             self._budget = max(self._budget - (time.monotonic() - start), 0.0)
+        self.imports = sorted(set(self.imports) | set(reply.get("imports", [])))
         status = reply["status"]
         if status == "ok":
             return codec.from_jsonable(reply["value"])

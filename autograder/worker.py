@@ -86,6 +86,26 @@ def call(namespace, name, args, kwargs):
 _RULES = None
 
 
+def _locations(names):
+    """Where this interpreter would find each blocked module (without importing it): an installed or
+    editable copy of the package is closed too, whatever path or finder leads to it."""
+    import importlib.util
+
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            found += [str(p) for p in spec.submodule_search_locations]
+        elif spec.origin and os.path.isfile(spec.origin):
+            found.append(spec.origin)
+    return found
+
+
 def main():
     global _RULES
     set_limits(os.environ.pop("AUTOGRADER_LIMITS", ""))
@@ -99,7 +119,7 @@ def main():
     os.dup2(2, 1)
     sys.stdin = open(os.devnull)
     sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")
-    _RULES = guard.install(modules, blocked, [os.getcwd()])
+    _RULES = guard.install(modules, blocked + _locations(modules), [os.getcwd()])
     namespace = {"__name__": "submission", "__builtins__": builtins}
     for line in requests:
         request = {}
@@ -114,6 +134,7 @@ def main():
         except Exception as error:  # a malformed request is the grader's bug: report it, keep serving
             reply = {"status": "protocol-error", "error": _describe(error)}
         reply["id"], reply["token"] = request.get("id"), request.get("token")
+        reply["imports"] = list(_RULES.refused)
         sys.stdout.flush()
         replies.write(codec.dumps(reply))
         replies.flush()

@@ -118,3 +118,8 @@ def test_gmm_em_step_never_lowers_the_likelihood(student):
         check(after >= before - 1e-9 * abs(before),
               f"An EM step lowered the log-likelihood from {before:.6f} to {after:.6f} (case {case}, K = {len(mu)}). "
               "EM never does: check the E-step (responsibilities) and the M-step (eq-gmm-mstep) against each other.")
+        # Real progress, not only no loss: a step that returns its inputs never lowers the likelihood either.
+        gain = lgm.gmm_log_likelihood(x, *lgm.gmm_em_step(x, pi, mu, var)) - before
+        check(after - before >= 0.5 * gain,
+              f"Your EM step raised the log-likelihood by {after - before:.2g} (case {case}, K = {len(mu)}); one EM step "
+              f"from there raises it by about {gain:.1g}. A step must move the parameters towards the maximum.")

@@ -193,6 +193,8 @@ def test_kl_gauss_zero_for_equal_and_positive_otherwise(student):
         kl = float(np.asarray(student.kl_gauss(m0, S0, m1, S1)))
         check(kl > 0, f"kl_gauss returned {kl:.6g} for two different Gaussians; a KL divergence is never negative "
                       "and is zero only for equal distributions. Check the sign of each term.")
+        # Positive is not enough (any constant is): the value must be the KL divergence.
+        check_array(kl, lgm.kl_gaussians(m0, S0, m1, S1), "kl_gauss for two different Gaussians", rtol=1e-6, atol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------

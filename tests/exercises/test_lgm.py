@@ -194,6 +194,10 @@ def test_complete_data_ml_shapes(student):
     check(A.shape == (5, 2), f"A from complete_data_ml must have shape (d, K) = (5, 2); got {A.shape}.{hint}")
     check(D.shape == (5,), f"D from complete_data_ml must be the (d,) = (5,) diagonal; got shape {D.shape}. "
                            "diag(A sum z x^T) has d entries: sum z x^T is K x d, so A sum z x^T is d x d.")
+    # Right shapes are not enough: A solves the normal equations A (Z^T Z) = X^T Z of least squares.
+    check(np.allclose(A @ (Z.T @ Z), X.T @ Z, rtol=1e-6, atol=1e-8) and np.all(np.isfinite(D)) and np.all(D >= 0),
+          "A from complete_data_ml does not solve the normal equations A (sum z z^T) = sum x z^T of least squares "
+          "(or D has negative or non-finite entries).")
 
 
 @pytest.mark.points(2)
@@ -305,7 +309,11 @@ def test_em_step_never_decreases_loglik(student):
     for seed, scale in _MONOTONE_STARTS:
         X, A, D = _em_case(seed, N=100, d=6, K=2, scale=scale)
         start = f"from the start with seed {seed} (initial A scaled by {scale:g})"
-        previous = log_likelihood(X, A, D).sum()
+        previous = initial = log_likelihood(X, A, D).sum()
+        A_ref, D_ref = A, D
+        for _ in range(30):  # what 30 EM steps gain from this start: real progress is asked, not only no loss
+            A_ref, D_ref = em_step(X, A_ref, D_ref)
+        gain = log_likelihood(X, A_ref, D_ref).sum() - initial
         for step in range(1, 31):
             A, D = _student_em_step(student, X, A, D)
             A, D = np.asarray(A, dtype=float), np.asarray(D, dtype=float)
@@ -321,6 +329,10 @@ def test_em_step_never_decreases_loglik(student):
                   f"{current:.10g}. EM never decreases it: check that the E-step uses the current (old) "
                   "parameters, and do not use the old A^k instead of the new A^{k+1} in the D-update.")
             previous = current
+        # An em_step that changes nothing (or almost nothing) never decreases the likelihood either.
+        check(previous - initial >= 0.5 * gain,
+              f"30 of your EM steps {start} raised the log-likelihood by {previous - initial:.2g}; EM raises it by "
+              f"about {gain:.1g} from there. A step must move (A, D) towards the maximum, not only avoid going down.")
 
 
 # ---------------------------------------------------------------------------------------------

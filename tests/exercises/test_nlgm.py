@@ -160,7 +160,7 @@ def test_sigma2_mle_zero_gradient_of_loss(student):
     gradient = (M * d / s - rss / s**2) / (M * d / s)
     check(abs(gradient) < 1e-8,
           f"At your sigma2 = {s:.6g} the loss L = M d log sigma2 + RSS / sigma2 is not stationary: dL/dsigma2 "
-          f"is {gradient:+.3g} times M d / sigma2. Its zero is RSS / (M d) = {rss / (M * d):.6g}."
+          f"is {gradient:+.3g} times M d / sigma2. Its zero is RSS / (M d), about {rss / (M * d):.2g}."
           + (" You are M times too large: each of the M pairs contributes its own d log sigma2."
              if abs(s - rss / d) < 1e-9 * rss else ""))
 

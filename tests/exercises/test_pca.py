@@ -94,3 +94,10 @@ def test_principal_angles_of_a_subspace_with_itself_are_zero(student):
     V = U @ rng.normal(size=(3, 3))
     check_array(student.principal_angles(U, V), np.zeros(3), "principal_angles(U, U R), a subspace with itself",
                 rtol=0, atol=1e-7)
+    # Zeros alone prove nothing (a function that returns zeros passes the first check): the planes
+    # span(e1, e2) and span(e1, cos t e2 + sin t e3) meet at the angles 0 and t.
+    t = 0.7
+    P, Q = np.eye(4)[:, :2], np.array([[1.0, 0.0], [0.0, np.cos(t)], [0.0, np.sin(t)], [0.0, 0.0]])
+    check_array(np.sort(np.asarray(student.principal_angles(P, Q), dtype=float).ravel()), [0.0, t],
+                f"principal_angles of span(e1, e2) and span(e1, cos({t}) e2 + sin({t}) e3), sorted",
+                rtol=1e-7, atol=1e-7)
