@@ -281,16 +281,21 @@ def test_harvested_expected_values_do_not_carry_over(repo, tmp_path):
                                "    _calls.append(1)\n    return _table[(len(_calls) - 1) % len(_table)]\n", "gaussians",
                                "-k", "kl_gauss_matches")
     assert second["tests"] and second["score"] == 0, second
-    # The same seed reproduces a run's inputs (for an instructor debugging a report).
-    runs = [grade_local(repo, tmp_path / f"seed{i}", "def kl_gauss(m0, S0, m1, S1):\n    return 0.0\n", "gaussians",
-                        "-k", "kl_gauss_matches", "--seed", "7")[0] for i in (mkdir(tmp_path / "seed0"),
-                                                                             mkdir(tmp_path / "seed1"))]
-    assert [t["output"] for t in runs[0]["tests"]] == [t["output"] for t in runs[1]["tests"]]
 
 
-def mkdir(path):
-    path.mkdir()
-    return path.name[-1]
+def test_inputs_change_with_every_run_and_a_seed_reproduces_them():
+    from autograder import inputs
+
+    saved = inputs.run_seed()
+    try:
+        inputs.set_run_seed(7)
+        first = inputs.rng(3).normal(size=4)
+        assert np.array_equal(first, inputs.rng(3).normal(size=4))  # --seed 7 reproduces a run
+        assert not np.array_equal(first, inputs.rng(4).normal(size=4))  # each test case has its own stream
+        inputs.set_run_seed(8)
+        assert not np.array_equal(first, inputs.rng(3).normal(size=4))  # another run, other inputs
+    finally:
+        inputs.set_run_seed(saved)
 
 
 @pytest.mark.slow
@@ -302,9 +307,11 @@ def test_slow_crashing_load_is_charged_once(repo, tmp_path):
                                                          "kl_gauss", "lowrank_solve_logdet"))
     results, elapsed, _ = grade_local(repo, tmp_path, source, "gaussians", "--load-time-limit", "3")
     assert results["score"] == 0 and len(results["tests"]) == 15
-    assert any("loading budget" in t["output"] for t in results["tests"]), [t["output"] for t in results["tests"]]
+    outputs = [t["output"] for t in results["tests"]]
+    # The budget runs out either between loads or during the last one (which then hits what is left of it).
+    assert any("loading budget" in o or "restarts included" in o for o in outputs), outputs
+    assert re.search(r"\((2|3|4) loads, budget 3 s\)", results["output"]), results["output"]
     assert elapsed < 30, elapsed
-    assert "3 loads" in results["output"] or "4 loads" in results["output"], results["output"]
 
 
 def test_one_broken_cell_costs_only_itself(tmp_path):
