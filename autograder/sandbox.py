@@ -50,8 +50,8 @@ class Limits:
     cpu_seconds : int
         CPU time of each process (RLIMIT_CPU): a backstop behind the grader's wall-clock limits.
     processes : int
-        Processes and threads of the sandbox user (RLIMIT_NPROC); with a sandbox user only, since
-        the limit counts every process of the user that runs the worker.
+        Processes and threads of the sandbox user (RLIMIT_NPROC); without a sandbox user, this many
+        more than the grading user runs already (not enforced for root).
     file_mb : int
         The largest file the submission may write (RLIMIT_FSIZE), in MiB.
     output_kb : int
@@ -64,10 +64,11 @@ class Limits:
     file_mb: int = 64
     output_kb: int = 256
 
-    def encode(self, *, with_processes):
+    def encode(self, *, sandbox_user):
         fields = {"as": self.memory_mb * 2**20, "cpu": self.cpu_seconds, "fsize": self.file_mb * 2**20}
-        if with_processes:
-            fields["nproc"] = self.processes
+        # RLIMIT_NPROC counts every process of the user: the sandbox user runs nothing else; the grading
+        # user (no sandbox user) gets this many on top of what it runs already (root ignores the limit).
+        fields["nproc" if sandbox_user else "nproc_more"] = self.processes
         return ",".join(f"{k}={v}" for k, v in fields.items())
 
 
@@ -252,7 +253,7 @@ class Sandbox:
         """What ``subprocess.Popen`` needs to start one worker: (argv, keyword arguments, workdir)."""
         workdir = fresh_workdir(self.user)
         env = environment(workdir, self.runtime, token, trusted=self.trusted)
-        env["AUTOGRADER_LIMITS"] = self.limits.encode(with_processes=self.user is not None)
+        env["AUTOGRADER_LIMITS"] = self.limits.encode(sandbox_user=self.user is not None)
         env["AUTOGRADER_BLOCKED"] = "" if self.trusted else os.pathsep.join(self.blocked)
         env["AUTOGRADER_BLOCKED_MODULES"] = "" if self.trusted else ",".join(BLOCKED_MODULES)
         argv = [sys.executable, "-s", "-m", "autograder.worker"]

@@ -44,10 +44,26 @@ def _describe(error):
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
+def _tasks_of(uid):
+    """How many processes and threads ``uid`` runs now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for name in (n for n in os.listdir("/proc") if n.isdigit()) if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{name}/status", "rb") as stream:
+                fields = dict(line.split(b":", 1) for line in stream if b":" in line)
+        except (OSError, ValueError):
+            continue
+        if int(fields.get(b"Uid", b"-1 ").split()[0]) == uid:
+            count += int(fields.get(b"Threads", b"1").strip())
+    return count
+
+
 def set_limits(text):
     """Apply ``name=value,...`` resource limits (soft and hard: the submission cannot raise them again)."""
     for item in filter(None, text.split(",")):
         name, value = item.split("=")
+        if name == "nproc_more" and _LIMITS["nproc"] is not None:
+            name, value = "nproc", _tasks_of(os.getuid()) + int(value)
         if _LIMITS.get(name) is not None:
             value = int(value)
             soft, hard = resource.getrlimit(_LIMITS[name])
