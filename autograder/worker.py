@@ -62,7 +62,9 @@ def set_limits(text):
     """Apply ``name=value,...`` resource limits (soft and hard: the submission cannot raise them again)."""
     for item in filter(None, text.split(",")):
         name, value = item.split("=")
-        if name == "nproc_more" and _LIMITS["nproc"] is not None:
+        if name == "nproc_more":
+            if _LIMITS["nproc"] is None or os.geteuid() == 0:
+                continue  # root is not held to RLIMIT_NPROC
             name, value = "nproc", _tasks_of(os.getuid()) + int(value)
         if _LIMITS.get(name) is not None:
             value = int(value)
