@@ -366,6 +366,18 @@ def test_feedback_shows_the_size_of_the_error_not_the_expected_value():
             check_array(bad, expected, "f(x)")
 
 
+def test_complex_returns_are_refused_not_truncated(tmp_path):
+    # A property test that converts with np.asarray(value, dtype=float) would drop an imaginary part
+    # silently; the grader refuses complex values as they come back.
+    (tmp_path / "complex.py").write_text("import numpy as np\n\ndef f():\n    return np.ones(2), [np.sqrt(-np.ones(1) + 0j)]\n")
+    student = Student(tmp_path / "complex.py", time_limit=20)
+    try:
+        with pytest.raises(StudentFailure, match="complex numbers"):
+            student.f()
+    finally:
+        student.close()
+
+
 def test_autograder_is_a_regular_package(tmp_path):
     # A module named autograder.py later on the path no longer wins over the package.
     (tmp_path / "autograder.py").write_text("raise SystemExit('the wrong autograder')\n")
