@@ -209,6 +209,11 @@ import importlib, os, subprocess, sys
 x = !echo shell
 %system echo shell
 y = os.system("echo loaded > {tmp_path / 'system.txt'}")
+z = get_ipython().system("echo loaded > {tmp_path / 'ipython.txt'}")
+get_ipython().system("echo loaded > {tmp_path / 'ipython.txt'}")
+
+def environment():
+    return {{"keys": sorted(os.environ), "path": sys.path, "home": os.environ.get("HOME"), "cwd": os.getcwd()}}
 
 def _try(action):
     try:
@@ -237,14 +242,22 @@ def tricks():
     out.append(_try(lambda: os.kill(os.getppid(), 9)))
     return " | ".join(out)
 ''')
+    os.environ["AUTOGRADER_TEST_SECRET"] = "the grader's own environment"
     student = Student(submission, time_limit=20)
     try:
+        seen = student.environment()
         with pytest.raises(StudentFailure, match="your own implementation") as failure:
             student.import_inside()
         assert "ImportError" in str(failure.value)
         outcome = student.tricks().split(" | ")
     finally:
         student.close()
+        del os.environ["AUTOGRADER_TEST_SECRET"]
+    # A minimal environment of its own, a fresh folder, and neither the repository nor the grader on its path.
+    assert "AUTOGRADER_TEST_SECRET" not in seen["keys"] and seen["home"] == seen["cwd"], seen
+    assert str(ROOT) not in seen["path"] and not any(p.startswith((str(ROOT / "tests"), str(ROOT / "autograder")))
+                                                     for p in seen["path"]), seen["path"]
+    assert not (tmp_path / "ipython.txt").exists()
     assert "allowed" not in outcome, outcome
     assert all("own implementation" in o for o in outcome[:4]) and "Error" in outcome[4], outcome
     assert all("PermissionError" in o for o in outcome[5:]), outcome
