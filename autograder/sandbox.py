@@ -25,6 +25,7 @@ After a worker, :func:`Sandbox.sweep` kills every process of the sandbox and wai
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -128,6 +129,27 @@ def fresh_workdir(user):
         finally:
             os.close(fd)
     return folder
+
+
+def remove_workdir(path, identity):
+    """Remove a worker's folder, also when the submission renamed it and put a link (or anything else) in
+    its place: the link is removed, never followed, and the folder is found again by its inode."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        status = None
+    if status is not None:
+        if stat.S_ISDIR(status.st_mode):
+            shutil.rmtree(path, ignore_errors=True)  # rmtree does not follow links inside it
+        else:
+            os.unlink(path)
+        if (status.st_dev, status.st_ino) == identity:
+            return
+    with os.scandir(os.path.dirname(path)) as entries:
+        moved = [e.path for e in entries if e.inode() == identity[1] and e.is_dir(follow_symlinks=False)
+                 and e.stat(follow_symlinks=False).st_dev == identity[0]]
+    for folder in moved:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def environment(workdir, runtime_dir, token, *, trusted):
@@ -258,7 +280,7 @@ class Sandbox:
             raise RuntimeError("the sandbox user must not be root")
         self.runtime = runtime()
         self.blocked = [] if trusted else blocked_dirs()
-        self._live = {}  # pid -> (token, workdir) of the workers started and not yet swept
+        self._live = {}  # pid -> (token, workdir, its (device, inode)) of the workers started and not yet swept
 
     def popen_arguments(self, token):
         """What ``subprocess.Popen`` needs to start one worker: (argv, keyword arguments, workdir)."""
@@ -274,7 +296,8 @@ class Sandbox:
         return argv, kwargs, workdir
 
     def started(self, pid, token, workdir):
-        self._live[pid] = (token, workdir)
+        status = os.lstat(workdir)
+        self._live[pid] = (token, workdir, (status.st_dev, status.st_ino))
         _LIVE.add(pid)
 
     def _targets(self, worker_pids, tokens):
@@ -335,9 +358,9 @@ class Sandbox:
                 raise RuntimeError(f"the grader could not end the submission's processes {sorted(targets)[:10]}")
         for pid in worker_pids:
             _LIVE.discard(pid)
-            _, workdir = self._live.pop(pid, (None, None))
+            _, workdir, identity = self._live.pop(pid, (None, None, None))
             if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+                remove_workdir(workdir, identity)
         return len(extra)
 
     def close(self):
