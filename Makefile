@@ -1,29 +1,38 @@
 # The two commands of the quickstart:
-#   make book   build the whole book, every cell executed, to book/_build/html/index.html
+#   make book   build the whole book, every cell executed, to book/_build/html/index.html,
+#               with every page also a notebook (<page>.ipynb beside <page>.html, and the tree
+#               book/_build/notebooks that the publishing workflow pushes to the branch `notebooks`)
 #   make test   run the test suite (which also builds the book once, in a temporary folder)
 # Both create (or reuse) the virtual environment .venv and install what they need.
+# The publishing workflow (.github/workflows/publish.yml) runs only these targets:
+#   make book, make dist (wheel and sdist in dist/), make autograder (Gradescope zips).
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+# Where the release files go, and (if set) where the book is built instead of book/_build.
+DIST     ?= dist
+BOOK_OUT ?=
+# Where pip finds torch==2.13.0; empty: PyPI. CI sets https://download.pytorch.org/whl/cpu (no CUDA).
+TORCH_INDEX_URL ?=
 # Two BLAS/torch thread pools fighting over a small machine can be ten times slower.
 export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 
-.PHONY: book test bench clean autograder
+.PHONY: book test bench clean autograder dist
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet "torch==2.13.0" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install --quiet -e ".[book,test]"
 	touch $(STAMP)
 
 book: $(STAMP)
-	$(VENV)/bin/jupyter-book build book -W -n --keep-going
-	@echo "Open book/_build/html/index.html"
+	$(VENV)/bin/jupyter-book build book -W -n --keep-going $(if $(BOOK_OUT),--path-output $(BOOK_OUT))
+	@echo "Open $(or $(BOOK_OUT),book)/_build/html/index.html; the notebooks are in $(or $(BOOK_OUT),book)/_build/notebooks"
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -35,8 +44,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/lgm_dask.py
 
 clean:
-	rm -rf book/_build
+	rm -rf book/_build $(DIST)
+
+# The wheel and the sdist of the package, checked for PyPI (twine check), in dist/.
+dist: $(STAMP)
+	rm -f $(DIST)/*.whl $(DIST)/*.tar.gz
+	$(PY) -m build --outdir $(DIST) .
+	$(PY) -m twine check --strict $(DIST)/*.whl $(DIST)/*.tar.gz
 
 # The Gradescope autograder zips, one per exercise page, in dist/autograder/ (book/exercises/instructors.md).
 autograder: $(STAMP)
-	$(PY) -m autograder build-zip --out dist/autograder
+	$(PY) -m autograder build-zip --out $(DIST)/autograder

@@ -1,31 +1,98 @@
 """The whole book builds with every cell executed, warnings as errors (-W -n --keep-going).
 
 A broken cell, a missing reference, an undefined label or a literalinclude of a package object
-that moved fails this test, and so CI. The sources are read where they are (the pages include
-``../lgm/*.py``), and the output goes to a temporary folder, so the test never disturbs the
-``book/_build`` of ``make book``.
+that moved fails this test, and so CI. The book is built once per session by ``make book`` into a
+temporary folder (tests/conftest.py), so the test never disturbs the ``book/_build`` of ``make
+book``, and with ``BOOK_REPOSITORY_URL`` set to another repository than ``_config.yml``'s, so the
+launch buttons can be seen to follow that one setting.
 """
-import subprocess
-import sys
+import json
+import re
 from pathlib import Path
 
+import jupytext
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+FORK = "a-fork/pca-to-vae-copy"  # tests/conftest.py FORK_URL
+#: MyST that Jupyter and Colab would show as raw text.
+#: Code that works only inside a clone of the repository.
+LAYOUT = re.compile(r"\.\./|sys\.path|os\.chdir|__file__|\bopen\(|read_(csv|text)|np\.load\(|Path\(")
+MYST = re.compile(r"\{[a-z:-]+\}`|^(```|:::)\{|\$\$[ \t]*\(|^\([\w:.-]+\)=[ \t]*$", re.M)
+
+
+def _toc_files(node):
+    if isinstance(node, dict):
+        yield from (node[key] for key in ("root", "file") if key in node)
+        for value in node.values():
+            yield from _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
+def _pages():
+    """Every page of the book that is a notebook (all but the bibliography): docname -> source."""
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    sources = {name: ROOT / "book" / f"{name}.md" for name in _toc_files(toc)}
+    return {name: md for name, md in sources.items() if "kernelspec" in jupytext.read(md).metadata}
 
 
 @pytest.mark.slow
-def test_book_builds_without_warnings(tmp_path):
-    exe = Path(sys.executable).with_name("jupyter-book")
-    result = subprocess.run(
-        [str(exe), "build", str(ROOT / "book"), "--path-output", str(tmp_path), "-W", "-n", "--keep-going"],
-        capture_output=True, text=True, cwd=ROOT,
-    )
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, "book build failed:\n" + log[-6000:]
-    html = tmp_path / "_build" / "html"
+def test_book_builds_without_warnings(built_book):
+    html = built_book.html
     assert (html / "index.html").exists()
     assert (html / "_static" / "mathjax" / "tex-chtml.js").exists(), "MathJax is not served locally"
-    notebooks = {p.stem for p in (html / "exercises").glob("*.ipynb")}
-    sheets = {p.stem for p in (ROOT / "book" / "exercises").glob("*.md")} - {"index", "instructors"}
-    assert notebooks == sheets, "every exercise page must be downloadable as a notebook"
+
+
+@pytest.mark.slow
+def test_every_page_is_a_plain_notebook_beside_its_html_page(built_book):
+    pages = _pages()
+    assert {"intro", "04_pca", "11_vae", "faq", "errata", "exercises/pca"} <= set(pages)
+    for page in pages:
+        notebook = built_book.html / f"{page}.ipynb"
+        assert notebook.exists(), f"{page} has no notebook"
+        assert (built_book.html / f"{page}.html").exists()
+        # The branch the launch buttons open holds the same notebook.
+        assert (built_book.notebooks / f"{page}.ipynb").read_bytes() == notebook.read_bytes()
+        cells = json.loads(notebook.read_text())["cells"]
+        for cell in cells:
+            assert cell.get("outputs", []) == [], f"{page}: a notebook without outputs"
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                assert not MYST.search(text), f"{page}: MyST left in a Markdown cell: {MYST.search(text)[0]!r}"
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        # A notebook opened anywhere (Colab, a download folder) has no repository around it.
+        layout = LAYOUT.search(code)
+        assert layout is None, f"{page}: a cell relies on the repository's folders: {layout and layout[0]!r}"
+        for cell in cells:  # hidden in the book: collapsed in JupyterLab; raises-exception kept for Jupyter
+            tags = cell["metadata"].get("tags", [])
+            if "hide-input" in tags:
+                assert cell["metadata"]["jupyter"]["source_hidden"] is True
+        if re.search(r"^\s*(from|import) (lgm|nlgm)\b", code, re.M):
+            assert "setup" in cells[0]["metadata"].get("tags", []), f"{page}: no setup cell first"
+            assert f"git+https://github.com/{FORK}@main" in "".join(cells[0]["source"])
+    em = json.loads((built_book.html / "exercises" / "em.ipynb").read_text())["cells"]
+    assert any("raises-exception" in c["metadata"].get("tags", []) for c in em), "stubs must keep raises-exception"
+    requirements = (built_book.notebooks / "requirements.txt").read_text()
+    assert f"git+https://github.com/{FORK}@main" in requirements and "torch==2.13.0" in requirements
+
+
+@pytest.mark.slow
+def test_every_notebook_page_has_a_download_link_and_launch_buttons(built_book):
+    pages = _pages()
+    for page in pages:
+        text = (built_book.html / f"{page}.html").read_text()
+        name = page.rsplit("/", 1)[-1]
+        assert f'href="{name}.ipynb"' in text, f"{page}: no .ipynb download link"
+        colab = f"https://colab.research.google.com/github/{FORK}/blob/notebooks/{page}.ipynb"
+        binder = f"https://mybinder.org/v2/gh/{FORK}/notebooks?urlpath=lab/tree/{page}.ipynb"
+        assert f'href="{colab}"' in text, f"{page}: no Colab button"
+        assert f'href="{binder}"' in text, f"{page}: no Binder button"
+        # Every launch URL names the repository of the setting, none the default of _config.yml.
+        launch = re.findall(r'href="(https://(?:colab\.research\.google\.com|mybinder\.org)[^"]*)"', text)
+        assert len(launch) == 2 and all(FORK in url for url in launch), launch
+    # The theme's own buttons (which point at <page>.md) are not there.
+    assert "/blob/main/book/" not in (built_book.html / "04_pca.html").read_text()
+    assert not (built_book.html / "references.ipynb").exists()

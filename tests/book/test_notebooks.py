@@ -1,0 +1,154 @@
+"""Every page is a notebook that runs where only the package is installed (book/_ext/notebooks.py).
+
+The fast tests convert MyST snippets and build launch URLs; the slow one takes notebooks from the
+built site into an empty folder and executes them in a fresh virtual environment that has the
+built wheel and what Colab ships, nothing of this repository.
+"""
+import importlib.util
+import inspect
+import json
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "book" / "_ext" / "notebooks.py")
+notebooks = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(notebooks)
+
+BOOK = notebooks.Book(
+    srcdir=ROOT / "book",
+    equations={"eq-here": ("05_ppca", 3), "eq-there": ("06_lgm", 7)},
+    titles={"06_lgm": "Linear Gaussian models", "exercises/index": "Exercises"},
+    citations={"tipping1999": "Tipping and Bishop (1999)"},
+)
+
+
+def convert(text, docname="05_ppca"):
+    return notebooks.plain_markdown(text, docname, BOOK)
+
+
+def test_literalinclude_becomes_the_source_of_the_object():
+    import lgm.completion
+    import lgm.ppca
+
+    text = convert("Before.\n\n```{literalinclude} ../lgm/completion.py\n:pyobject: complete_then_reestimate\n```\n")
+    expected = inspect.getsource(lgm.completion.complete_then_reestimate).rstrip()
+    assert text == f"Before.\n\n```python\n{expected}\n```\n"
+    # A method, dedented as the page asks: the fenced block starts at column 0.
+    method = convert("```{literalinclude} ../../lgm/ppca.py\n:pyobject: PPCA.fit\n:dedent: 4\n```",
+                     docname="exercises/x")
+    assert method.splitlines()[1].startswith("def fit(")
+    assert method.splitlines()[1:-1] == [ln[4:] for ln in inspect.getsource(lgm.ppca.PPCA.fit).rstrip().splitlines()]
+
+
+def test_roles_become_plain_text():
+    text = convert("By {eq}`eq-here` and {eq}`eq-there`, see {doc}`06_lgm` and "
+                   "{doc}`the exercises <exercises/index>`, {cite}`tipping1999`, {math}`x^2`.")
+    assert text == ("By (3) and (7) in *Linear Gaussian models*, see *Linear Gaussian models* and "
+                    "*the exercises*, Tipping and Bishop (1999), $x^2$.")
+    assert convert("{doc}`../06_lgm`", docname="exercises/pca") == "*Linear Gaussian models*"
+
+
+def test_labelled_equations_get_their_number_and_targets_go():
+    text = convert("(sec-x)=\n## Title\n\n$$\na = b\n$$ (eq-here)\n\n$$\n(c+d)^2\n$$\n\nand $$x$$ (not a label).")
+    assert text == "## Title\n\n$$\na = b\n\\tag{3}\n$$\n\n$$\n(c+d)^2\n$$\n\nand $$x$$ (not a label)."
+
+
+def test_admonitions_dropdowns_and_list_tables_become_markdown():
+    text = convert(":::{admonition} A note on the lecture\n:class: warning\nThe slide says $a|b$.\n\nIt is wrong.\n:::")
+    assert text == "> **A note on the lecture**\n>\n> The slide says $a|b$.\n>\n> It is wrong."
+    assert convert(":::{dropdown} Hint\nUse {eq}`eq-here`.\n:::") == \
+        "<details><summary>Hint</summary>\n\nUse (3).\n\n</details>"
+    table = convert("```{list-table}\n:header-rows: 1\n\n* - Item\n  - Value\n* - a | b\n  - $\\|x\\|$ and\n    more\n```")
+    assert table == "| Item | Value |\n| --- | --- |\n| a \\| b | $\\|x\\|$ and more |"
+
+
+def test_setup_cell_installs_only_where_the_package_does_not_import():
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    launch = notebooks.Launch("https://github.com/o/r", "main", "notebooks")
+    assert notebooks.setup_cell("import numpy as np", launch, "pca-to-vae") is None
+    linear = notebooks.setup_cell("from lgm import PPCA", launch, "pca-to-vae").source
+    nonlinear = notebooks.setup_cell("import torch", launch, "pca-to-vae").source
+    assert "import lgm\n" in linear and '"pca-to-vae @ git+https://github.com/o/r@main"' in linear
+    assert "import lgm, nlgm\n" in nonlinear and '"pca-to-vae[nlgm] @ git+https://github.com/o/r@main"' in nonlinear
+    # IPython turns the indented %pip into a call, so the cell is valid Python in a kernel.
+    compile(TransformerManager().transform_cell(nonlinear), "setup", "exec")
+    # pip can read what the cell installs: this package, with an extra that pyproject.toml defines.
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = Requirement(re.search(r'%pip install --quiet "([^"]+)"', nonlinear)[1])
+    assert wanted.name == project["name"] and wanted.extras <= set(project["optional-dependencies"])
+    assert wanted.extras == {"nlgm"} and wanted.url == "git+https://github.com/o/r@main"
+
+
+def test_launch_urls_follow_the_repository_setting():
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+    theme = {"repository_url": config["repository"]["url"], "repository_branch": config["repository"]["branch"]}
+    default = notebooks.Launch.from_config(theme, config["launch_buttons"], "notebooks", environ={})
+    fork = notebooks.Launch.from_config(theme, config["launch_buttons"], "notebooks", environ={
+        "BOOK_REPOSITORY_URL": "https://github.com/someone/fork.git", "BOOK_JUPYTERHUB_URL": "https://hub.example.edu/"})
+    owner_repo = config["repository"]["url"].removeprefix("https://github.com/")
+    assert default.urls("exercises/pca") == {
+        "Colab": f"https://colab.research.google.com/github/{owner_repo}/blob/notebooks/exercises/pca.ipynb",
+        "Binder": f"https://mybinder.org/v2/gh/{owner_repo}/notebooks?urlpath=lab/tree/exercises/pca.ipynb",
+    }
+    assert fork.urls("04_pca") == {
+        "Colab": "https://colab.research.google.com/github/someone/fork/blob/notebooks/04_pca.ipynb",
+        "Binder": "https://mybinder.org/v2/gh/someone/fork/notebooks?urlpath=lab/tree/04_pca.ipynb",
+        "JupyterHub": "https://hub.example.edu/hub/user-redirect/git-pull?repo=https%3A//github.com/someone/fork"
+                      "&branch=notebooks&urlpath=lab/tree/fork/04_pca.ipynb",
+    }
+    # Not on GitHub: Colab cannot open it, Binder takes the plain git URL.
+    gitlab = notebooks.Launch("https://gitlab.com/a/b", "main", "notebooks", "https://colab.research.google.com",
+                              "https://mybinder.org")
+    assert gitlab.urls("x") == {"Binder": "https://mybinder.org/v2/git/https%3A%2F%2Fgitlab.com%2Fa%2Fb/notebooks?urlpath=lab/tree/x.ipynb"}
+
+
+#: One linear chapter, one nonlinear chapter, one exercise sheet: short ones, to keep the test quick.
+RUN = ["05_ppca", "10_reparameterisation", "exercises/em"]
+
+RUNNER = """
+import json, sys
+import nbformat
+from nbclient import NotebookClient
+
+for name in sys.argv[1:]:
+    nb = nbformat.read(name, as_version=4)
+    # Observation only, after the page's own cells: which Python ran them, and which lgm.
+    nb.cells.append(nbformat.v4.new_code_cell("import sys, lgm; print(sys.executable); print(lgm.__file__)"))
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": "."}}).execute()
+    nbformat.write(nb, name + ".out")
+"""
+
+
+@pytest.mark.slow
+def test_downloaded_notebooks_run_unchanged_with_only_the_wheel(built_book, fresh_venv, clean_env, tmp_path):
+    """A new user's Colab: an empty folder, the wheel and Colab's packages, the site's notebooks."""
+    names = []
+    for page in RUN:
+        name = page.replace("/", "-") + ".ipynb"
+        shutil.copy(built_book.html / f"{page}.ipynb", tmp_path / name)
+        names.append(name)
+    (tmp_path / "run.py").write_text(RUNNER)
+    result = subprocess.run([str(fresh_venv.python), "run.py", *names], cwd=tmp_path, env=clean_env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    (tmp_path / "run.py").unlink()
+    for page, name in zip(RUN, names):
+        cells = json.loads((tmp_path / f"{name}.out").read_text())["cells"]
+        python, lgm_file = "".join(cells[-1]["outputs"][0]["text"]).split()
+        assert Path(python).parent.parent == fresh_venv.path, f"{page} ran in {python}"
+        assert Path(lgm_file).is_relative_to(fresh_venv.path), f"{page} imported {lgm_file}"
+        setup = cells[0]
+        if "setup" in setup["metadata"].get("tags", []):  # the package imports: nothing installed
+            assert setup["outputs"] == [], f"{page}: the setup cell did something: {setup['outputs']}"
+        else:
+            assert page.startswith("exercises/")
