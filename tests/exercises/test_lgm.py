@@ -402,7 +402,7 @@ def test_mcem_step_approaches_em_step(student):
 
 def _impute_case(seed, d, K, n_missing):
     """A random model with a mean, one sample from it, and n_missing of its entries set to NaN."""
-    rng = np.random.default_rng(80 + seed)
+    rng = inputs.rng(80 + seed)
     X, A, D = _model(rng, 1, d, K)
     mean = rng.normal(size=d)
     x = X[0] + mean
