@@ -268,8 +268,11 @@ def setup_cell(code, launch, package):
     if not imports & {"lgm", "nlgm", "torch"}:
         return None
     nonlinear = bool(imports & {"nlgm", "torch"})
-    modules = "lgm, nlgm" if nonlinear else "lgm"
-    requirement = f"{package}{'[nlgm]' if nonlinear else ''} @ git+{launch.repository_url}@{launch.branch}"
+    # the optional extras the page's imports need (pyproject.toml defines them)
+    extras = [extra for extra, needed in (("nlgm", nonlinear), ("dask", "dask" in imports)) if needed]
+    modules = ", ".join(["lgm", *extras])
+    wanted = f"[{','.join(extras)}]" if extras else ""
+    requirement = f"{package}{wanted} @ git+{launch.repository_url}@{launch.branch}"
     cell = nbformat.v4.new_code_cell(SETUP.format(modules=modules, requirement=requirement))
     cell.metadata["tags"] = ["setup"]
     return cell
@@ -313,7 +316,7 @@ BINDER_REQUIREMENTS = """\
 # Binder installs these before it opens the notebooks (written by book/_ext/notebooks.py).
 --extra-index-url https://download.pytorch.org/whl/cpu
 torch==2.13.0+cpu
-{package}[nlgm] @ git+{repository}@{branch}
+{package}[nlgm,dask] @ git+{repository}@{branch}
 """
 
 NOTEBOOKS_README = """\

@@ -87,6 +87,9 @@ def test_setup_cell_installs_only_where_the_package_does_not_import():
     wanted = Requirement(re.search(r'%pip install --quiet "([^"]+)"', nonlinear)[1])
     assert wanted.name == project["name"] and wanted.extras <= set(project["optional-dependencies"])
     assert wanted.extras == {"nlgm"} and wanted.url == "git+https://github.com/o/r@main"
+    # a page that imports dask (chapter 7) gets the optional extra that installs it
+    with_dask = notebooks.setup_cell("import lgm\nimport dask.array as da", launch, "pca-to-vae").source
+    assert "import lgm, dask\n" in with_dask and '"pca-to-vae[dask] @ git+https://github.com/o/r@main"' in with_dask
 
 
 def test_launch_urls_follow_the_repository_setting():
