@@ -9,6 +9,7 @@ log-likelihood. Errors are one line on stderr and a non-zero exit status.
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -69,18 +70,15 @@ def _parser():
     train.add_argument("--epochs", type=int, default=1000, help="the most epochs (default 1000)")
     train.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
     train.add_argument("--lr", type=float, default=None,
-                       help="Adam's initial learning rate (default: nlgm.fit's, 1e-3 with hidden layers, "
-                            "3e-2 without)")
+                       help="Adam's initial learning rate, annealed to 0 on a cosine over --epochs "
+                            "(default 1e-3 with hidden layers, 3e-2 for linear networks)")
     train.add_argument("--samples", type=int, default=1, help="J, samples of z per x and step (default 1)")
-    train.add_argument("--val-fraction", type=float, default=0.1,
+    train.add_argument("--val-fraction", type=float, default=None,
                        help="share of the training split held out for early stopping; 0 trains on "
-                            "all of it for --epochs (default 0.1)")
-    train.add_argument("--patience", type=int, default=20,
-                       help="epochs without a better validation ELBO that make a plateau: the learning "
-                            "rate is divided by 10, or training stops (default 20)")
-    train.add_argument("--decays", type=int, default=2,
-                       help="plateaus that divide the learning rate by 10 before one stops training "
-                            "(default 2)")
+                            "all of it for --epochs (default 0.1 with hidden layers, 0 for linear "
+                            "networks)")
+    train.add_argument("--patience", type=int, default=50,
+                       help="epochs without a better validation ELBO before stopping (default 50)")
     train.add_argument("--scheme", choices=("joint", "alternating"), default="joint",
                        help="one ELBO step for decoder and encoder together, or the lecture's "
                             "alternation (decoder step with z fixed, then encoder step) (default joint)")
@@ -142,7 +140,7 @@ def _train(args):
     history = fit(model, X_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   n_samples=args.samples, val_fraction=args.val_fraction, seed=args.seed,
                   progress=not args.no_progress, scheme=args.scheme, patience=args.patience,
-                  decays=args.decays, checkpoint=args.out / "checkpoint.pt", device=args.device)
+                  checkpoint=args.out / "checkpoint.pt", device=args.device)
     model.to("cpu").save(args.out / "model.pt")
     run = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     (args.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
@@ -158,10 +156,12 @@ def _train(args):
                       ("elbo", figures.plot_elbo_curve(history))]:
         fig.savefig(args.out / f"{name}.png", dpi=120)
         plt.close(fig)
-    n = len(history["epoch"])
-    print(f"trained {n} epochs in {history['seconds'][-1] if n else 0:.1f} s; kept epoch "
-          f"{history['best_epoch']} (validation ELBO {max(history['val_elbo'], default=float('nan')):.3f} "
-          f"nats per sample); wrote {args.out}")
+    n, kept = len(history["epoch"]), history["best_epoch"]
+    validated = kept and math.isfinite(history["val_elbo"][kept - 1])
+    which = "validation" if validated else "training"
+    score = history["val_elbo" if validated else "train_elbo"][kept - 1] if kept else float("nan")
+    print(f"trained {n} epochs in {history['seconds'][-1] if n else 0:.1f} s; kept epoch {kept} "
+          f"({which} ELBO {score:.3f} nats per sample); wrote {args.out}")
     return 0
 
 

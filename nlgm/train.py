@@ -279,8 +279,9 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     device = _resolve_device(device, model)
     x_all = model.to(device)._tensor(X, "X", min_samples=2)  # checked once
     train_idx, val_idx = _validation_split(len(x_all), val_fraction, seed)
-    x_train, x_val = x_all[train_idx], x_all[val_idx]
     validate = len(val_idx) > 0
+    x_train = x_all[train_idx] if validate else x_all  # no copy without a split
+    x_val = x_all[val_idx]
     checkpoint = _checkpoint_path(checkpoint)
     saved = (
         _read_checkpoint(checkpoint, model, x_all.shape, scheme)
