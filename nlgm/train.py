@@ -1,12 +1,12 @@
 """Training an NLGM by the book's one loop: complete, then re-estimate.
 
-The loop is the one that fits the linear Gaussian model by EM
-(:func:`lgm.completion.run`), written out so that each line can be read:
+:func:`fit` writes the loop out the way EM's loop (:func:`lgm.completion.run`)
+is written, so that each line can be read:
 
     for each epoch:
         complete, then re-estimate, batch by batch   (complete_then_reestimate)
         score the model                              (the validation ELBO)
-        stop when the score no longer rises          (the plateau rule)
+        stop?                                        (EarlyStopping)
 
 The sweep over the batches is :func:`lgm.completion.complete_then_reestimate`,
 the same function for both models. Side by side, for one batch of data:
@@ -27,10 +27,10 @@ the same function for both models. Side by side, for one batch of data:
 
 Both schemes climb the same objective, the sum of the ELBOs of the data
 (eq-elbo): the alternating one by coordinate ascent (theta, then phi), the
-joint one in all parameters at once. EM stops when an iteration gains less
-than ``tol``; stochastic gradient steps never settle exactly, so the NLGM's
-loop divides the learning rate by 10 whenever the score has stopped rising
-(:class:`Plateaus`), and stops after the last such division.
+joint one in all parameters at once. EM's closed-form steps land on the
+maximum of each sub-problem; gradient steps on minibatches only hover near a
+maximum, so the learning rate is annealed to 0 over the epochs
+(:func:`cosine_lr`).
 """
 import copy
 import math
