@@ -142,7 +142,7 @@ class ELBOAscent:
 
 
 def cosine_lr(lr, epoch, epochs):
-    """The learning rate of ``epoch`` (1..epochs): lr annealed to 0 on a cosine.
+    """The learning rate of ``epoch`` (1..epochs): lr annealed on a cosine.
 
     lr_e = lr (1 + cos(pi (e - 1) / epochs)) / 2: about ``lr`` for the first
     epochs, half of it halfway, and nearly 0 in the last epoch. Stochastic
@@ -181,7 +181,9 @@ class EarlyStopping:
 def minibatches(x, batch_size, rng):
     """The rows of x in a random order, ``batch_size`` at a time."""
     order = torch.randperm(x.shape[0], generator=rng, device=x.device)
-    return (x[order[i:i + batch_size]] for i in range(0, len(order), batch_size))
+    return (
+        x[order[i:i + batch_size]] for i in range(0, len(order), batch_size)
+    )
 
 
 def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
@@ -280,7 +282,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     x_all = model.to(device)._tensor(X, "X", min_samples=2)  # checked once
     train_idx, val_idx = _validation_split(len(x_all), val_fraction, seed)
     validate = len(val_idx) > 0
-    x_train = x_all[train_idx] if validate else x_all  # no copy without a split
+    x_train = x_all[train_idx] if validate else x_all  # no copy if no split
     x_val = x_all[val_idx]
     checkpoint = _checkpoint_path(checkpoint)
     saved = (
