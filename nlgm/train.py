@@ -48,7 +48,6 @@ from lgm.completion import complete_then_reestimate, tqdm
 from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
 
 
-
 class ELBOAscent:
     """An NLGM and its optimisers, completed and re-estimated by the loop.
 
@@ -323,12 +322,12 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
             val_elbo = validation_elbo() if validate else math.nan
             _record(history, epoch, train_elbo, val_elbo, trainer.lr,
                     time.perf_counter() - start)
-            bar.set_postfix(elbo=f"{val_elbo if validate else train_elbo:.4f}")
-            if not math.isfinite(train_elbo) or math.isinf(val_elbo) or (
-                    validate and math.isnan(val_elbo)):
+            score = val_elbo if validate else train_elbo
+            bar.set_postfix(elbo=f"{score:.4f}")
+            if not (math.isfinite(train_elbo) and math.isfinite(score)):
                 model.load_state_dict(best)
                 raise RuntimeError(_diverged(history, lr))
-            if stopping.update(val_elbo) or not validate:
+            if stopping.update(score) or not validate:
                 best = copy.deepcopy(model.state_dict())
                 history["best_epoch"] = epoch
             history["stopped_early"] = stopping.stop()
