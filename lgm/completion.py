@@ -12,8 +12,10 @@ encoder. Whatever the model, the loop is the same, and it is written only here
         model.reestimate(batch, completion)
 
 A model is any object with those two methods. ``lgm.LGM`` uses the loop for EM
-with expected or sampled completion (one batch: the whole data set);
-``nlgm.fit`` uses it for the VAE (many minibatches, one gradient step each).
+with expected or sampled completion (one batch: the whole data set), through
+:func:`run`; ``nlgm.fit`` runs :func:`complete_then_reestimate` once per epoch
+for the VAE (many minibatches, one gradient step each), in a loop of its own
+that adds a learning-rate schedule and early stopping.
 """
 import math
 import warnings

@@ -9,6 +9,7 @@ log-likelihood. Errors are one line on stderr and a non-zero exit status.
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -68,11 +69,14 @@ def _parser():
                        help="the hidden units' nonlinearity (default relu)")
     train.add_argument("--epochs", type=int, default=1000, help="the most epochs (default 1000)")
     train.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    train.add_argument("--lr", type=float, default=None,
+                       help="Adam's initial learning rate, annealed to 0 on a cosine over --epochs "
+                            "(default 1e-3 with hidden layers, 3e-2 for linear networks)")
     train.add_argument("--samples", type=int, default=1, help="J, samples of z per x and step (default 1)")
-    train.add_argument("--val-fraction", type=float, default=0.1,
+    train.add_argument("--val-fraction", type=float, default=None,
                        help="share of the training split held out for early stopping; 0 trains on "
-                            "all of it for --epochs (default 0.1)")
+                            "all of it for --epochs (default 0.1 with hidden layers, 0 for linear "
+                            "networks)")
     train.add_argument("--patience", type=int, default=50,
                        help="epochs without a better validation ELBO before stopping (default 50)")
     train.add_argument("--scheme", choices=("joint", "alternating"), default="joint",
@@ -131,18 +135,20 @@ def _train(args):
     X_train, X_test = load_split(args.data, args.key)
     model = NLGM(X_train.shape[1], args.latent, hidden=args.hidden, likelihood=args.likelihood,
                  noise=args.noise, decoder=args.decoder, activation=args.activation, seed=args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
+    _make_folder(args.out)
+    _set_threads(torch, args.threads)
     history = fit(model, X_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   n_samples=args.samples, val_fraction=args.val_fraction, seed=args.seed,
                   progress=not args.no_progress, scheme=args.scheme, patience=args.patience,
-                  checkpoint=args.out / "checkpoint.pt", device=args.device, threads=args.threads)
+                  checkpoint=args.out / "checkpoint.pt", device=args.device)
     model.to("cpu").save(args.out / "model.pt")
     run = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     (args.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    columns = ["epoch", "train_elbo", "val_elbo", "lr", "seconds"]
     with open(args.out / "history.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["epoch", "train_elbo", "val_elbo", "seconds"])
-        writer.writerows(zip(history["epoch"], history["train_elbo"], history["val_elbo"], history["seconds"]))
+        writer.writerow(columns)
+        writer.writerows(zip(*(history[c] for c in columns)))
     generator = torch.Generator().manual_seed(args.seed)
     for name, fig in [("samples", figures.plot_samples(model, generator=generator)),
                       ("reconstructions", figures.plot_reconstructions(model, X_test)),
@@ -150,10 +156,12 @@ def _train(args):
                       ("elbo", figures.plot_elbo_curve(history))]:
         fig.savefig(args.out / f"{name}.png", dpi=120)
         plt.close(fig)
-    n = len(history["epoch"])
-    print(f"trained {n} epochs in {history['seconds'][-1] if n else 0:.1f} s; kept epoch "
-          f"{history['best_epoch']} (validation ELBO {max(history['val_elbo'], default=float('nan')):.3f} "
-          f"nats per sample); wrote {args.out}")
+    n, kept = len(history["epoch"]), history["best_epoch"]
+    validated = kept and math.isfinite(history["val_elbo"][kept - 1])
+    which = "validation" if validated else "training"
+    score = history["val_elbo" if validated else "train_elbo"][kept - 1] if kept else float("nan")
+    print(f"trained {n} epochs in {history['seconds'][-1] if n else 0:.1f} s; kept epoch {kept} "
+          f"({which} ELBO {score:.3f} nats per sample); wrote {args.out}")
     return 0
 
 
@@ -164,11 +172,8 @@ def _evaluate(args):
 
     if not (args.run / "run.json").is_file() or not (args.run / "model.pt").is_file():
         raise ValueError(f"{args.run} is not a run folder of 'nlgm train' (no run.json or model.pt).")
-    run = json.loads((args.run / "run.json").read_text())
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be a positive integer; got {args.threads}.")
-        torch.set_num_threads(args.threads)
+    run = read_run(args.run / "run.json")
+    _set_threads(torch, args.threads)
     from nlgm.train import _resolve_device
 
     model = NLGM.load(args.run / "model.pt")
@@ -184,6 +189,47 @@ def _evaluate(args):
     return 0
 
 
+def _make_folder(path):
+    """Create the run folder ``path``, or say in one line why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(f"--out {path} cannot be written ({err.strerror or err}).") from None
+
+
+def _set_threads(torch, threads):
+    """Torch's CPU threads for this process (the library itself never changes them)."""
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"--threads must be a positive integer; got {threads}.")
+        torch.set_num_threads(threads)
+
+
+def read_run(path):
+    """The options of a run, from its ``run.json``; a clear error if it is corrupt or incomplete.
+
+    Returns
+    -------
+    dict
+        At least ``data`` (str) and ``key`` (str or None).
+    """
+    try:
+        run = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} could not be read as JSON ({err}).") from None
+    if not isinstance(run, dict):
+        raise ValueError(f"{path} must hold a JSON object of the run's options.")
+    for key, kind in (("data", str), ("key", (str, type(None)))):
+        if key not in run:
+            raise ValueError(f"{path} has no {key!r} entry; it was not written by 'nlgm train'.")
+        if not isinstance(run[key], kind):
+            raise ValueError(f"{path}: {key!r} must be a string; got {run[key]!r}.")
+    return run
+
+
 def main(argv=None):
     """Entry point of ``python -m nlgm`` and of the ``nlgm`` console script."""
     args = _parser().parse_args(argv)
@@ -191,4 +237,9 @@ def main(argv=None):
         return _train(args) if args.command == "train" else _evaluate(args)
     except (ValueError, TypeError, RuntimeError) as err:
         print(f"nlgm {args.command}: error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file that vanished or a disk that filled up during the run
+        where = f" {err.filename}" if err.filename else ""
+        print(f"nlgm {args.command}: error: cannot read or write{where} ({err.strerror or err})",
+              file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ import pickle
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lgm._checks import check_data, check_option, check_positive, check_positive_int
 from nlgm.elbo import (
@@ -40,14 +41,60 @@ NOISE_FLOOR = 1e-4
 _MAX_ELEMENTS = 2**22
 
 
-def _mlp(sizes, activation):
+def _layers(sizes, activation):
     """Linear layers between consecutive ``sizes`` with ``activation`` between them."""
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2:
             layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
+    return layers
+
+
+def _refuse_complex(value, name):
+    """A TypeError if ``value`` (array_like or Tensor) holds complex numbers.
+
+    (numpy would drop the imaginary parts with only a warning.)
+    """
+    if isinstance(value, torch.Tensor):
+        is_complex = value.is_complex()
+    else:
+        try:
+            is_complex = np.iscomplexobj(value)
+        except (TypeError, ValueError):  # ragged or odd input: the later checks name it
+            is_complex = False
+    if is_complex:
+        raise TypeError(f"{name} is complex; the model takes real numbers (take .real or abs() "
+                        "first if that is what you mean).")
+
+
+class GaussianEncoder(nn.Sequential):
+    """The encoder q(z | x; phi) = N(mu(x), diag(exp(logvar(x)))), an MLP with 2K outputs.
+
+    ``encoder(x)`` standardises x with the buffers ``x_shift`` and ``x_scale`` (set by
+    :meth:`NLGM.init_from_data`), runs the layers (``encoder[0]`` is the first linear layer) and
+    splits the 2K outputs into the means and the log-variances. It does not check x: the public
+    methods of :class:`NLGM` do that once per call.
+
+    Parameters
+    ----------
+    data_dim, latent_dim : int
+        d and K.
+    hidden : tuple of int
+        Widths of the hidden layers; ``()`` makes mu and logvar affine in x.
+    activation : {"relu", "tanh"}
+    """
+
+    def __init__(self, data_dim, latent_dim, hidden, activation):
+        super().__init__(*_layers((data_dim, *hidden, 2 * latent_dim), activation))
+        self.register_buffer("x_shift", torch.zeros(data_dim))
+        self.register_buffer("x_scale", torch.ones(data_dim))
+
+    def forward(self, x):
+        """(mu, logvar), each of shape (N, K), for x of shape (N, d)."""
+        out = super().forward((x - self.x_shift) / self.x_scale)
+        mu, logvar = out.chunk(2, dim=-1)
+        return mu, logvar
 
 
 class NLGM(nn.Module):
@@ -82,11 +129,12 @@ class NLGM(nn.Module):
 
     Attributes
     ----------
-    encoder : torch.nn.Sequential
-        x -> (mu, logvar), concatenated: output width 2K. Its input is standardised by the
+    encoder : GaussianEncoder
+        x -> (mu, logvar), the parameters of q(z | x) (phi). Its input is standardised by its
         buffers ``x_shift`` and ``x_scale`` (set by :meth:`init_from_data`).
     decoder : torch.nn.Module
-        z -> f(z) (Gaussian mean, or Bernoulli logits).
+        z -> f(z) (Gaussian mean, or Bernoulli logits): an MLP (``torch.nn.Sequential``) or
+        ``torch.nn.Linear`` (theta, with ``noise_raw``).
     noise_raw : torch.nn.Parameter, shape (1,) or (d,)
         The unconstrained noise parameter r (Gaussian likelihood only).
 
@@ -131,13 +179,12 @@ class NLGM(nn.Module):
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            self.encoder = _mlp((data_dim, *hidden, 2 * self.latent_dim), activation)
+            self.encoder = GaussianEncoder(data_dim, self.latent_dim, hidden, activation)
             if decoder == "linear":
                 self.decoder = nn.Linear(self.latent_dim, data_dim)
             else:
-                self.decoder = _mlp((self.latent_dim, *hidden[::-1], data_dim), activation)
-        self.register_buffer("x_shift", torch.zeros(data_dim))
-        self.register_buffer("x_scale", torch.ones(data_dim))
+                self.decoder = nn.Sequential(
+                    *_layers((self.latent_dim, *hidden[::-1], data_dim), activation))
         if likelihood == "gaussian":
             self.noise_raw = nn.Parameter(torch.zeros(1 if noise == "isotropic" else data_dim))
 
@@ -158,9 +205,10 @@ class NLGM(nn.Module):
         """log D, shape (1,) (isotropic) or (d,) (diagonal): log(noise_floor + exp(r))."""
         if self.likelihood != "gaussian":
             raise AttributeError("A Bernoulli NLGM has no noise variance.")
-        return torch.logaddexp(self.noise_raw, torch.tensor(math.log(self.noise_floor),
-                                                            dtype=self.noise_raw.dtype,
-                                                            device=self.noise_raw.device))
+        # log(c + exp(r)) = log c + softplus(r - log c): no tensor is made for the constant c,
+        # so a training step on a GPU copies nothing from the host.
+        log_floor = math.log(self.noise_floor)
+        return log_floor + F.softplus(self.noise_raw - log_floor)
 
     @property
     def noise_variance(self):
@@ -186,8 +234,13 @@ class NLGM(nn.Module):
         """
         X = self._tensor(X, "X", min_samples=2)
         mean, var = X.mean(0), X.var(0, correction=0)
-        self.x_shift.copy_(mean)
-        self.x_scale.copy_(torch.where(var > 0, var.sqrt(), torch.ones_like(var)))
+        if not torch.isfinite(var).all():
+            raise ValueError(
+                f"X is too large for the model's {self._dtype_name()}: the variance of a feature "
+                f"overflows (largest |x| = {X.abs().max().item():.3g}); rescale X, e.g. "
+                "standardise it.")
+        self.encoder.x_shift.copy_(mean)
+        self.encoder.x_scale.copy_(torch.where(var > 0, var.sqrt(), torch.ones_like(var)))
         last = self.decoder if isinstance(self.decoder, nn.Linear) else self.decoder[-1]
         if self.likelihood == "gaussian":
             last.bias.copy_(mean)
@@ -200,27 +253,59 @@ class NLGM(nn.Module):
             last.bias.copy_(torch.log(p) - torch.log1p(-p))
         return self
 
-    # ----------------------------------------------------------------- the two networks
-    def _tensor(self, x, name="x", *, min_samples=1):
-        """``x`` as a finite (N, d) tensor of the model's dtype and device, or a clear error."""
-        param = self.x_shift
-        if isinstance(x, torch.Tensor):
-            if x.ndim != 2:
-                raise ValueError(f"{name} must be a 2-D tensor of shape (N, d); got shape {tuple(x.shape)}.")
-            if x.shape[1] != self.data_dim:
-                raise ValueError(f"{name} has {x.shape[1]} features (columns) but the model has data_dim={self.data_dim}.")
-            if x.shape[0] < min_samples:
-                raise ValueError(f"{name} needs at least {min_samples} samples (rows); got {x.shape[0]}.")
-            if not torch.isfinite(x).all():
-                raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
-            x = x.to(dtype=param.dtype, device=param.device)
+    # ----------------------------------------------------------------- checking input
+    def _like(self):
+        """dtype and device of the model's tensors."""
+        return dict(dtype=self.encoder.x_shift.dtype, device=self.encoder.x_shift.device)
+
+    def _dtype_name(self):
+        return str(self._like()["dtype"]).removeprefix("torch.")
+
+    def _as_real_tensor(self, value, name):
+        """``value`` (array_like or Tensor) as a tensor of the model's dtype and device; complex,
+        non-numeric and non-finite values are refused, as are values that overflow the dtype."""
+        _refuse_complex(value, name)
+        if isinstance(value, torch.Tensor):
+            finite = bool(torch.isfinite(value).all())
         else:
+            try:
+                array = np.asarray(value, dtype=float)
+            except (TypeError, ValueError) as err:
+                raise TypeError(f"{name} must be a numeric array; {err}") from None
+            finite = bool(np.all(np.isfinite(array)))
+            value = torch.from_numpy(array)
+        if not finite:
+            raise ValueError(f"{name} contains NaN or infinite values; remove or impute them first.")
+        tensor = value.to(**self._like())
+        if not torch.isfinite(tensor).all():
+            raise ValueError(
+                f"{name} has values too large for the model's {self._dtype_name()} (largest |value| "
+                f"= {value.abs().max().item():.3g}); rescale it, e.g. standardise X.")
+        return tensor
+
+    def _tensor(self, x, name="x", *, min_samples=1):
+        """``x`` as a finite (N, d) tensor of the model's dtype and device, or a clear error.
+
+        The public methods call this once; the networks and the training loop take the checked
+        tensor (a check of every minibatch would make a GPU wait for the host each time).
+        """
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
+        if shape is None:
+            _refuse_complex(x, name)
             x = check_data(x, name, min_samples=min_samples, n_features=self.data_dim)
-            x = torch.as_tensor(x, dtype=param.dtype, device=param.device)
+        elif len(shape) != 2:
+            raise ValueError(f"{name} must be a 2-D tensor of shape (N, d); got shape {shape}.")
+        elif shape[1] != self.data_dim:
+            raise ValueError(f"{name} has {shape[1]} features (columns) but the model has "
+                             f"data_dim={self.data_dim}.")
+        elif shape[0] < min_samples:
+            raise ValueError(f"{name} needs at least {min_samples} samples (rows); got {shape[0]}.")
+        x = self._as_real_tensor(x, name)
         if self.likelihood == "bernoulli" and ((x < 0).any() or (x > 1).any()):
             raise ValueError(f"{name} must lie in [0, 1] for the Bernoulli likelihood (binary data).")
         return x
 
+    # ----------------------------------------------------------------- the two networks
     def encode(self, x):
         """The encoder's q(z | x) = N(mu, diag(exp(logvar))).
 
@@ -232,24 +317,26 @@ class NLGM(nn.Module):
         -------
         mu, logvar : Tensor, shape (N, K)
         """
-        x = self._tensor(x)
-        mu, logvar = self.encoder((x - self.x_shift) / self.x_scale).chunk(2, dim=-1)
-        return mu, logvar
+        return self.encoder(self._tensor(x))
 
     def decode(self, z):
         """The mean of p(x | z): f(z) (Gaussian) or sigmoid(f(z)) (Bernoulli).
 
         Parameters
         ----------
-        z : Tensor, shape (..., K)
+        z : array_like or Tensor, shape (..., K), finite
 
         Returns
         -------
         Tensor, shape (..., d)
         """
-        z = torch.as_tensor(z, dtype=self.x_shift.dtype, device=self.x_shift.device)
-        if z.shape[-1] != self.latent_dim:
-            raise ValueError(f"z must have latent_dim={self.latent_dim} columns; got shape {tuple(z.shape)}.")
+        z = self._as_real_tensor(z, "z")
+        if z.ndim == 0 or z.shape[-1] != self.latent_dim:
+            raise ValueError(f"z must have latent_dim={self.latent_dim} columns; got shape "
+                             f"{tuple(z.shape)}.")
+        return self._mean(z)
+
+    def _mean(self, z):
         f = self.decoder(z)
         return torch.sigmoid(f) if self.likelihood == "bernoulli" else f
 
@@ -271,14 +358,35 @@ class NLGM(nn.Module):
         return gaussian_log_likelihood(x, f, self.noise_logvar)
 
     def _randn(self, shape, generator):
-        return torch.randn(shape, generator=generator, dtype=self.x_shift.dtype, device=self.x_shift.device)
+        return torch.randn(shape, generator=generator, **self._like())
 
     # ----------------------------------------------------------------- the bound and the likelihood
+    def forward(self, x, n_samples=1, *, generator=None):
+        """The Monte Carlo ELBO of each row of x: encode, sample z, decode.
+
+        Implements eq-elbo-mc with J = ``n_samples`` reparameterised draws (eq-reparam) and the
+        closed-form KL (eq-kl-std-normal). ``-model(x).mean()`` is the loss of a training step.
+        x is not checked (see :meth:`elbo_samples`).
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, d), of the model's dtype and device
+        n_samples : int
+            J, the samples of z per data point.
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        Tensor, shape (N,), nats, differentiable in theta and phi
+        """
+        mu, logvar = self.encoder(x)
+        z = reparameterise(mu, logvar, self._randn((n_samples, *mu.shape), generator))
+        return monte_carlo_elbo(self.log_px_given_z(x, z), kl_to_standard_normal(mu, logvar))
+
     def elbo_samples(self, x, n_samples=1, *, generator=None):
         """The Monte Carlo ELBO of each row of x, differentiable in theta and phi.
 
-        Implements eq-elbo-mc with J = ``n_samples`` reparameterised draws (eq-reparam) and the
-        closed-form KL (eq-kl-std-normal).
+        :meth:`forward` after checking ``x`` and ``n_samples`` (eq-elbo-mc).
 
         Parameters
         ----------
@@ -292,10 +400,7 @@ class NLGM(nn.Module):
         Tensor, shape (N,), nats
         """
         n_samples = check_positive_int(n_samples, "n_samples")
-        x = self._tensor(x)
-        mu, logvar = self.encode(x)
-        z = reparameterise(mu, logvar, self._randn((n_samples, *mu.shape), generator))
-        return monte_carlo_elbo(self.log_px_given_z(x, z), kl_to_standard_normal(mu, logvar))
+        return self(self._tensor(x), n_samples, generator=generator)
 
     @torch.no_grad()
     def elbo(self, x, n_samples=1, *, generator=None):
@@ -305,10 +410,15 @@ class NLGM(nn.Module):
         -------
         float
         """
-        x = self._tensor(x)
-        rows = max(1, _MAX_ELEMENTS // (check_positive_int(n_samples, "n_samples") * self._width()))
-        return float(torch.cat([self.elbo_samples(xb, n_samples, generator=generator)
-                                for xb in x.split(rows)]).mean())
+        n_samples = check_positive_int(n_samples, "n_samples")
+        return float(self._mean_elbo(self._tensor(x), n_samples, generator))
+
+    @torch.no_grad()
+    def _mean_elbo(self, x, n_samples, generator):
+        """:meth:`elbo` of a checked tensor, as a 0-d tensor on the model's device; rows in
+        chunks, so that many samples fit in memory."""
+        rows = max(1, _MAX_ELEMENTS // (n_samples * self._width()))
+        return torch.cat([self(xb, n_samples, generator=generator) for xb in x.split(rows)]).mean()
 
     def _width(self):
         """The widest layer a decoder call produces, per sample and row."""
@@ -338,7 +448,7 @@ class NLGM(nn.Module):
         rows = 256
         out = []
         for xb in x.split(rows):
-            mu, logvar = self.encode(xb)
+            mu, logvar = self.encoder(xb)
             step = max(1, _MAX_ELEMENTS // (xb.shape[0] * self._width()))
             log_w = []
             for start in range(0, S, step):
@@ -374,7 +484,7 @@ class NLGM(nn.Module):
         Tensor, shape (n, d)
         """
         n = check_positive_int(n, "n")
-        mean = self.decode(self._randn((n, self.latent_dim), generator))
+        mean = self._mean(self._randn((n, self.latent_dim), generator))
         if not noise:
             return mean
         if self.likelihood == "bernoulli":
@@ -385,7 +495,7 @@ class NLGM(nn.Module):
     def reconstruction(self, x):
         """The decoder's mean at the encoder's mean, decode(mu(x)), shape (N, d)."""
         mu, _ = self.encode(x)
-        return self.decode(mu)
+        return self._mean(mu)
 
     # ----------------------------------------------------------------- files
     def save(self, path):

@@ -1,8 +1,15 @@
 """Training an NLGM by the book's one loop: complete, then re-estimate.
 
-The NLGM is completed with samples from its encoder. The loop is
-:func:`lgm.completion.run`, the same one that fits the linear Gaussian model by
-sampled-completion EM. Side by side, for one batch of data:
+:func:`fit` writes the loop out the way EM's loop (:func:`lgm.completion.run`)
+is written, so that each line can be read:
+
+    for each epoch:
+        complete, then re-estimate, batch by batch   (complete_then_reestimate)
+        score the model                              (the validation ELBO)
+        stop?                                        (EarlyStopping)
+
+The sweep over the batches is :func:`lgm.completion.complete_then_reestimate`,
+the same function for both models. Side by side, for one batch of data:
 
 - ``complete``
 
@@ -20,32 +27,30 @@ sampled-completion EM. Side by side, for one batch of data:
 
 Both schemes climb the same objective, the sum of the ELBOs of the data
 (eq-elbo): the alternating one by coordinate ascent (theta, then phi), the
-joint one in all parameters at once.
+joint one in all parameters at once. EM's closed-form steps land on the
+maximum of each sub-problem; gradient steps on minibatches only hover near a
+maximum, so the learning rate is annealed to 0 over the epochs
+(:func:`cosine_lr`).
 """
 import copy
+import math
 import os
 import time
+import warnings
 from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lgm._checks import (
-    check_data,
-    check_option,
-    check_positive,
-    check_positive_int,
-)
-from lgm.completion import run
+from lgm._checks import check_option, check_positive, check_positive_int
+from lgm.completion import complete_then_reestimate, tqdm
 from lgm.data import split_indices
 from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
 
 
 class ELBOAscent:
-    """An NLGM and its optimisers, as a model for :func:`lgm.completion.run`.
-
-    The loop completes and re-estimates it.
+    """An NLGM and its optimisers, completed and re-estimated by the loop.
 
     Parameters
     ----------
@@ -85,7 +90,7 @@ class ELBOAscent:
         Z : Tensor, shape (J, N, K)
             Differentiable in the encoder's weights phi.
         """
-        mu, logvar = self.model.encode(x)
+        mu, logvar = self.model.encoder(x)
         eps = torch.randn(
             (self.n_samples, *mu.shape),
             generator=rng,
@@ -109,7 +114,8 @@ class ELBOAscent:
         # over the batch.
         elbo = monte_carlo_elbo(self.model.log_px_given_z(x, Z), kl).mean()
         self._step("phi" if self.scheme == "alternating" else "joint", -elbo)
-        self.elbo_sum += float(elbo.detach()) * x.shape[0]
+        # summed on the device: reading a number here would make a GPU wait
+        self.elbo_sum = self.elbo_sum + elbo.detach() * x.shape[0]
         self.elbo_count += x.shape[0]
 
     def _step(self, which, loss):
@@ -119,9 +125,281 @@ class ELBOAscent:
 
     def epoch_elbo(self):
         """Mean training ELBO (nats per sample) since the last call."""
-        value = self.elbo_sum / max(self.elbo_count, 1)
+        value = float(self.elbo_sum) / max(self.elbo_count, 1)
         self.elbo_sum, self.elbo_count = 0.0, 0
         return value
+
+    @property
+    def lr(self):
+        """The optimisers' current learning rate."""
+        return next(iter(self.optimisers.values())).param_groups[0]["lr"]
+
+    def set_lr(self, lr):
+        """Set every optimiser's learning rate."""
+        for optimiser in self.optimisers.values():
+            for group in optimiser.param_groups:
+                group["lr"] = lr
+
+
+def cosine_lr(lr, epoch, epochs):
+    """The learning rate of ``epoch`` (1..epochs): lr annealed on a cosine.
+
+    lr_e = lr (1 + cos(pi (e - 1) / epochs)) / 2: about ``lr`` for the first
+    epochs, half of it halfway, and nearly 0 in the last epoch. Stochastic
+    gradient steps hover around a maximum at a distance that grows with the
+    step size; shrinking the steps lets them settle on it.
+    """
+    return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
+
+
+class EarlyStopping:
+    """Stop when the score has not reached a new best for ``patience`` epochs.
+
+    Parameters
+    ----------
+    patience : int or None
+        None never stops.
+    """
+
+    def __init__(self, patience):
+        self.patience = patience
+        self.best, self.waited = -math.inf, 0
+
+    def update(self, score):
+        """Record one epoch's score; True if it is a new best."""
+        if score > self.best:
+            self.best, self.waited = score, 0
+            return True
+        self.waited += 1
+        return False
+
+    def stop(self):
+        """Whether ``patience`` epochs have passed without a new best."""
+        return self.patience is not None and self.waited >= self.patience
+
+
+def minibatches(x, batch_size, rng):
+    """The rows of x in a random order, ``batch_size`` at a time."""
+    order = torch.randperm(x.shape[0], generator=rng, device=x.device)
+    return (
+        x[order[i:i + batch_size]] for i in range(0, len(order), batch_size)
+    )
+
+
+def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
+        val_fraction=None, seed=0, progress=True, scheme="joint", patience=50,
+        checkpoint=None, device=None, initialise=True):
+    """Train an NLGM: maximise the ELBO of X with minibatches, in the one loop.
+
+    Each epoch is one sweep of :func:`lgm.completion.complete_then_reestimate`
+    over shuffled minibatches: for every batch, :meth:`ELBOAscent.complete`
+    samples z from the encoder and :meth:`ELBOAscent.reestimate` takes the
+    gradient step(s), with the learning rate of the epoch
+    (:func:`cosine_lr`). With validation rows, the model is then scored by
+    their ELBO (eq-elbo-mc, the same noise every epoch); training stops when
+    it has not improved for ``patience`` epochs (:class:`EarlyStopping`), and
+    the model is left with the parameters of its best epoch.
+
+    Parameters
+    ----------
+    model : NLGM
+    X : array_like or Tensor, shape (N, d)
+    epochs : int
+        The most epochs in total, counting those of a resumed checkpoint; the
+        learning rate reaches 0 at the last one.
+    batch_size : int
+    lr : float, optional
+        Adam's initial learning rate. None: 1e-3 for a model with hidden
+        layers, 3e-2 for a linear one (``hidden=()``), whose linear maps from
+        few inputs take larger steps (see :func:`default_settings`).
+    n_samples : int
+        J, samples of z per data point in each step.
+    val_fraction : float in [0, 1), optional
+        Share of X held out (a seeded random subset) for early stopping. 0
+        trains on all of X for ``epochs`` epochs and keeps the last
+        parameters. None: 0.1 for a model with hidden layers, which can
+        overfit, 0 for a linear one (probabilistic PCA or factor analysis:
+        few parameters and no overfitting to stop).
+    seed : int
+        Seeds the split, the shuffling and the samples: the same call gives the
+        same model.
+    progress : bool
+        Show a tqdm progress bar.
+    scheme : {"joint", "alternating"}
+        See :class:`ELBOAscent`.
+    patience : int or None
+        Epochs without a better validation ELBO before stopping; None never
+        stops early. Unused without validation.
+    checkpoint : str or Path, optional
+        A file written after every epoch (model, optimisers, history, random
+        state, best parameters). If it exists when ``fit`` starts, training
+        resumes from it and the history continues. Ctrl-C stops training; the
+        model keeps its best (or last) parameters and the checkpoint holds the
+        last finished epoch.
+    device : str, optional
+        "cpu", "cuda" or "mps"; None keeps the model where it is (the CPU
+        unless moved).
+    initialise : bool
+        On a fresh start, call :meth:`NLGM.init_from_data` on the training rows
+        first.
+
+    Returns
+    -------
+    history : dict
+        Lists ``epoch``, ``train_elbo`` (mean minibatch ELBO during the epoch),
+        ``val_elbo`` (NaN without validation), ``lr`` (the learning rate of the
+        epoch) and ``seconds`` (cumulative), one entry per epoch; and
+        ``best_epoch`` (the epoch whose parameters the model has) and
+        ``stopped_early``.
+
+    Raises
+    ------
+    RuntimeError
+        If an epoch's ELBO is not finite (the steps diverged): the model is
+        first given back the parameters of its best finite epoch.
+    """
+    _check_model(model)
+    defaults = default_settings(model)
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = defaults["lr"] if lr is None else check_positive(lr, "lr")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    if val_fraction is None:
+        val_fraction = defaults["val_fraction"]
+    val_fraction = check_positive(
+        val_fraction, "val_fraction", allow_zero=True
+    )
+    if val_fraction >= 1:
+        raise ValueError(
+            f"val_fraction must be in [0, 1); got {val_fraction}."
+        )
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
+    check_option(scheme, "scheme", ("joint", "alternating"))
+    if patience is not None:
+        patience = check_positive_int(patience, "patience")
+    device = _resolve_device(device, model)
+    x_all = model.to(device)._tensor(X, "X", min_samples=2)  # checked once
+    train_idx, val_idx = _validation_split(len(x_all), val_fraction, seed)
+    validate = len(val_idx) > 0
+    x_train = x_all[train_idx] if validate else x_all  # no copy if no split
+    x_val = x_all[val_idx]
+    checkpoint = _checkpoint_path(checkpoint)
+    saved = (
+        _read_checkpoint(checkpoint, model, x_all.shape, scheme)
+        if checkpoint is not None and checkpoint.exists()
+        else None
+    )
+
+    if saved is None and initialise:
+        model.init_from_data(x_train)
+    trainer = ELBOAscent(model, lr=lr, n_samples=n_samples, scheme=scheme)
+    stopping = EarlyStopping(patience if validate else None)
+    rng = torch.Generator(device=device).manual_seed(seed)
+    history = {"epoch": [], "train_elbo": [], "val_elbo": [], "lr": [],
+               "seconds": [], "best_epoch": 0, "stopped_early": False}
+    best = copy.deepcopy(model.state_dict())
+    if saved is not None:
+        history, best = _resume(saved, model, trainer, stopping, rng)
+    if history["stopped_early"] or len(history["epoch"]) >= epochs:
+        model.load_state_dict(best)
+        return history
+
+    def validation_elbo():
+        """The ELBO of the held-out rows, with the same noise every epoch."""
+        noise = torch.Generator(device=device).manual_seed(seed + 1)
+        return float(model._mean_elbo(x_val, n_samples, noise))
+
+    start = time.perf_counter() - _seconds_so_far(history)
+    bar = tqdm(range(len(history["epoch"]) + 1, epochs + 1), desc="nlgm.fit",
+               disable=not progress, leave=False)
+    try:
+        for epoch in bar:
+            trainer.set_lr(cosine_lr(lr, epoch, epochs))
+            complete_then_reestimate(
+                trainer, minibatches(x_train, batch_size, rng), rng
+            )
+            train_elbo = trainer.epoch_elbo()  # the one host sync of a sweep
+            val_elbo = validation_elbo() if validate else math.nan
+            _record(history, epoch, train_elbo, val_elbo, trainer.lr,
+                    time.perf_counter() - start)
+            score = val_elbo if validate else train_elbo
+            bar.set_postfix(elbo=f"{score:.4f}")
+            if not (math.isfinite(train_elbo) and math.isfinite(score)):
+                model.load_state_dict(best)
+                raise RuntimeError(_diverged(history, lr))
+            if stopping.update(score) or not validate:
+                best = copy.deepcopy(model.state_dict())
+                history["best_epoch"] = epoch
+            history["stopped_early"] = stopping.stop()
+            if checkpoint is not None:
+                _write_checkpoint(checkpoint, model, trainer, stopping, rng,
+                                  history, best, x_all.shape)
+            if history["stopped_early"]:
+                break
+    except KeyboardInterrupt:
+        warnings.warn(
+            f"Interrupted after {len(history['epoch'])} epochs; the model"
+            f" keeps the parameters of epoch {history['best_epoch']}.",
+            stacklevel=2,
+        )
+    finally:
+        bar.close()
+    model.load_state_dict(best)
+    return history
+
+
+def default_settings(model):
+    """The learning rate and validation share that ``fit`` uses for ``model``.
+
+    A model with hidden layers: ``lr=1e-3`` (Adam's usual step) and
+    ``val_fraction=0.1`` (early stopping against overfitting). A linear model
+    (``hidden=()``, probabilistic PCA or factor analysis with a linear
+    encoder): ``lr=3e-2``, since Adam moves every weight by about lr per step
+    and a linear map from K inputs needs larger steps than a 256-wide layer,
+    and ``val_fraction=0``, since it has few parameters and one maximum.
+
+    Returns
+    -------
+    dict
+        ``lr`` and ``val_fraction``.
+    """
+    if model.config["hidden"]:
+        return {"lr": 1e-3, "val_fraction": 0.1}
+    return {"lr": 3e-2, "val_fraction": 0.0}
+
+
+def _record(history, epoch, train_elbo, val_elbo, lr, seconds):
+    history["epoch"].append(epoch)
+    history["train_elbo"].append(train_elbo)
+    history["val_elbo"].append(val_elbo)
+    history["lr"].append(lr)
+    history["seconds"].append(seconds)
+
+
+def _seconds_so_far(history):
+    return history["seconds"][-1] if history["seconds"] else 0.0
+
+
+def _diverged(history, lr):
+    kept = history["best_epoch"]
+    return (
+        f"training diverged in epoch {history['epoch'][-1]}: the ELBO is not"
+        f" finite (training {history['train_elbo'][-1]}, validation"
+        f" {history['val_elbo'][-1]}); the model keeps "
+        + (f"the parameters of epoch {kept}" if kept else "its starting"
+           " parameters")
+        + f". Try a smaller lr (it was {lr:g}) or standardise X."
+    )
+
+
+def _check_model(model):
+    from nlgm.model import NLGM
+
+    if not isinstance(model, NLGM):
+        raise TypeError(
+            f"model must be an nlgm.NLGM; got {type(model).__name__}."
+        )
 
 
 def _resolve_device(device, model):
@@ -161,186 +439,33 @@ def _validation_split(N, val_fraction, seed):
     return np.sort(train), np.sort(val)
 
 
-def fit(model, X, *, epochs=1000, batch_size=128, lr=1e-3, n_samples=1,
-        val_fraction=0.1, seed=0, progress=True, scheme="joint", patience=50,
-        checkpoint=None, device=None, threads=None, initialise=True):
-    """Train an NLGM: maximise the ELBO of X with minibatches, in the one loop.
-
-    Each epoch is one sweep of :func:`lgm.completion.run` over shuffled
-    minibatches: for every batch, :meth:`ELBOAscent.complete` samples z from
-    the encoder and :meth:`ELBOAscent.reestimate` takes the gradient step(s).
-    After each epoch the validation ELBO (eq-elbo-mc, same noise every epoch)
-    is recorded; training stops when it has not improved for ``patience``
-    epochs, and the model is left with the parameters of the best epoch.
-
-    Parameters
-    ----------
-    model : NLGM
-    X : array_like, shape (N, d)
-    epochs : int
-        The most epochs in total, counting those of a resumed checkpoint.
-    batch_size : int
-    lr : float
-        Adam's learning rate.
-    n_samples : int
-        J, samples of z per data point in each step.
-    val_fraction : float in [0, 1)
-        Share of X held out (a seeded random subset) for early stopping. 0
-        trains on all of X for ``epochs`` epochs and keeps the last parameters.
-    seed : int
-        Seeds the split, the shuffling and the samples: the same call gives the
-        same model.
-    progress : bool
-        Show a tqdm progress bar.
-    scheme : {"joint", "alternating"}
-        See :class:`ELBOAscent`.
-    patience : int or None
-        Epochs without a better validation ELBO before stopping; None never
-        stops early. Ignored when ``val_fraction=0``.
-    checkpoint : str or Path, optional
-        A file written after every epoch (model, optimisers, history, random
-        state, best parameters). If it exists when ``fit`` starts, training
-        resumes from it and the history continues. Ctrl-C stops training; the
-        model keeps its best (or last) parameters and the checkpoint holds the
-        last finished epoch.
-    device : str, optional
-        "cpu", "cuda" or "mps"; None keeps the model where it is (the CPU
-        unless moved).
-    threads : int, optional
-        CPU threads torch may use during training (``torch.set_num_threads``);
-        restored after. None leaves torch's choice (all cores). On a busy
-        machine, where torch's thread pool competes with other processes, 1
-        thread can be several times faster for these small networks.
-    initialise : bool
-        On a fresh start, call :meth:`NLGM.init_from_data` on the training rows
-        first.
-
-    Returns
-    -------
-    history : dict
-        Lists ``epoch``, ``train_elbo`` (mean minibatch ELBO during the epoch),
-        ``val_elbo`` (NaN without validation) and ``seconds`` (cumulative), one
-        entry per epoch; and ``best_epoch`` (the epoch whose parameters the
-        model has) and ``stopped_early``.
-    """
-    X = check_data(X, min_samples=2, n_features=model.data_dim)
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    lr = check_positive(lr, "lr")
-    n_samples = check_positive_int(n_samples, "n_samples")
-    val_fraction = check_positive(
-        val_fraction, "val_fraction", allow_zero=True
-    )
-    if val_fraction >= 1:
-        raise ValueError(
-            f"val_fraction must be in [0, 1); got {val_fraction}."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
-    check_option(scheme, "scheme", ("joint", "alternating"))
-    if patience is not None:
-        patience = check_positive_int(patience, "patience")
-    if threads is not None:
-        threads = check_positive_int(threads, "threads")
-    device = _resolve_device(device, model)
-    train_idx, val_idx = _validation_split(len(X), val_fraction, seed)
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    saved = (
-        _read_checkpoint(checkpoint, model, X, scheme)
-        if checkpoint and checkpoint.exists()
-        else None
-    )
-
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+# ------------------------------------------------------------- checkpoints
+def _checkpoint_path(checkpoint):
+    """``checkpoint`` as a Path whose folder exists and can be written."""
+    if checkpoint is None:
+        return None
     try:
-        model.to(device)
-        x_train = model._tensor(X[train_idx], "X")
-        x_val = model._tensor(X[val_idx], "X") if len(val_idx) else None
-        rng = torch.Generator(device=device).manual_seed(seed)
-        if saved is None and initialise:
-            model.init_from_data(x_train)
-        trainer = ELBOAscent(model, lr=lr, n_samples=n_samples, scheme=scheme)
-        history = {"epoch": [], "train_elbo": [], "val_elbo": [],
-                   "seconds": [], "best_epoch": 0, "stopped_early": False}
-        best = {"score": -np.inf, "state": copy.deepcopy(model.state_dict())}
-        if saved is not None:
-            model.load_state_dict(saved["model"])
-            for name, state in saved["optimisers"].items():
-                trainer.optimisers[name].load_state_dict(state)
-            rng.set_state(saved["rng"])
-            history = saved["history"]
-            best = {"score": saved["best_score"],
-                    "state": saved["best_state"]}
-        if history["stopped_early"] or len(history["epoch"]) >= epochs:
-            model.load_state_dict(best["state"])
-            return history
-        val_seed = seed + 1
-
-        def batches():
-            order = torch.randperm(
-                x_train.shape[0], generator=rng, device=device
-            )
-            return (
-                x_train[order[i:i + batch_size]]
-                for i in range(0, len(order), batch_size)
-            )
-
-        def score():
-            if x_val is None:
-                return trainer.epoch_elbo()
-            generator = torch.Generator(device=device).manual_seed(val_seed)
-            return model.elbo(x_val, n_samples, generator=generator)
-
-        start = time.perf_counter() - (
-            history["seconds"][-1] if history["seconds"] else 0.0
-        )
-
-        def on_iteration(scores):
-            train = trainer.epoch_elbo() if x_val is not None else scores[-1]
-            history["epoch"].append(len(history["epoch"]) + 1)
-            history["train_elbo"].append(train)
-            history["val_elbo"].append(
-                scores[-1] if x_val is not None else float("nan")
-            )
-            history["seconds"].append(time.perf_counter() - start)
-            if x_val is None or scores[-1] > best["score"]:
-                best["score"] = scores[-1]
-                best["state"] = copy.deepcopy(model.state_dict())
-                history["best_epoch"] = history["epoch"][-1]
-            if checkpoint is not None:
-                _write_checkpoint(
-                    checkpoint, model, trainer, rng, history, best, X.shape
-                )
-
-        def stop(scores):
-            return (
-                x_val is not None
-                and patience is not None
-                and len(history["epoch"]) - history["best_epoch"] >= patience
-            )
-
-        scores = (
-            history["val_elbo"] if x_val is not None else history["train_elbo"]
-        )
-        _, stopped = run(trainer, batches,
-                         n_iter=epochs - len(history["epoch"]), score=score,
-                         rng=rng, stop=stop, progress=progress,
-                         desc="nlgm.fit", on_iteration=on_iteration,
-                         history=scores)
-        history["stopped_early"] = bool(stopped)
-        if stopped and checkpoint is not None:
-            _write_checkpoint(
-                checkpoint, model, trainer, rng, history, best, X.shape
-            )
-        model.load_state_dict(best["state"])
-    finally:
-        torch.set_num_threads(previous_threads)
-    return history
+        path = Path(checkpoint)
+    except TypeError:
+        raise TypeError(
+            f"checkpoint must be a path (str or Path); got {checkpoint!r}."
+        ) from None
+    if path.is_dir():
+        raise ValueError(f"checkpoint {path} is a folder; pass a file path.")
+    probe = path.with_name(path.name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"checkpoint {path} cannot be written ({err.strerror or err})."
+        ) from None
+    return path
 
 
-def _write_checkpoint(path, model, trainer, rng, history, best, shape):
+def _write_checkpoint(path, model, trainer, stopping, rng, history, best,
+                      shape):
     """Write atomically (a temporary file, then a rename).
 
     Ctrl-C therefore never leaves half a file.
@@ -353,22 +478,29 @@ def _write_checkpoint(path, model, trainer, rng, history, best, shape):
         "optimisers": {
             k: o.state_dict() for k, o in trainer.optimisers.items()
         },
+        "stopping": vars(stopping),
         "rng": rng.get_state(),
         "history": history,
-        "best_score": float(best["score"]),
-        "best_state": best["state"],
+        "best_state": best,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise ValueError(
+            f"checkpoint {path} could not be written ({err.strerror or err})."
+        ) from None
 
 
-def _read_checkpoint(path, model, X, scheme):
+def _read_checkpoint(path, model, shape, scheme):
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        config, shape = saved["config"], saved["shape"]
+        config, saved_shape = saved["config"], saved["shape"]
         saved_scheme = saved["scheme"]
+        for key in ("model", "optimisers", "stopping", "rng", "history",
+                    "best_state"):
+            saved[key]
     except Exception as err:  # any unreadable file: say which one and why
         raise ValueError(
             f"checkpoint {path} could not be read ({type(err).__name__}:"
@@ -381,10 +513,29 @@ def _read_checkpoint(path, model, X, scheme):
             f"checkpoint {path} belongs to a different model ({config}); "
             "pass a new checkpoint path or the same model configuration."
         )
-    if list(shape) != list(X.shape) or saved_scheme != scheme:
+    if list(saved_shape) != list(shape) or saved_scheme != scheme:
         raise ValueError(
-            f"checkpoint {path} was written for data of shape {tuple(shape)}"
-            f" with scheme={saved_scheme!r}; got shape {X.shape} and"
-            f" scheme={scheme!r}."
+            f"checkpoint {path} was written for data of shape"
+            f" {tuple(saved_shape)} with scheme={saved_scheme!r}; got shape"
+            f" {tuple(shape)} and scheme={scheme!r}."
         )
     return saved
+
+
+def _resume(saved, model, trainer, stopping, rng):
+    """Load a checkpoint's state into the objects of :func:`fit`.
+
+    Returns
+    -------
+    history : dict
+    best : dict
+        The state of the best epoch.
+    """
+    device = rng.device
+    model.load_state_dict(saved["model"])
+    for name, state in saved["optimisers"].items():
+        trainer.optimisers[name].load_state_dict(state)
+    vars(stopping).update(saved["stopping"])
+    rng.set_state(saved["rng"])
+    best = {k: v.to(device) for k, v in saved["best_state"].items()}
+    return saved["history"], best

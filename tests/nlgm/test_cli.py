@@ -82,3 +82,37 @@ def test_help_explains_every_option():
     assert {"--data", "--latent", "--out", "--epochs", "--device", "--threads"} <= set(options)
     for option in options:  # every option has a sentence after it
         assert re.search(rf"{option}[^\n]*\n?\s+\S", shown.stdout)
+
+
+def one_line_error(done, *needles):
+    assert done.returncode != 0
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+
+
+def test_a_diverging_run_exits_nonzero_with_one_line(tmp_path):
+    done = nlgm("train", "--data", "digits", "--out", tmp_path / "run", *TINY, "--lr", "1e6")
+    one_line_error(done, "diverged", "lr")
+
+
+def test_an_out_folder_that_cannot_be_written_is_named(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / "a-file" / "run"
+    one_line_error(nlgm("train", "--data", "digits", "--out", out, *TINY), f"--out {out}")
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{not json", "could not be read as JSON"),
+    ('{"latent": 2}', "no 'data' entry"),
+    ('["digits"]', "JSON object"),
+])
+def test_a_corrupt_or_incomplete_run_json_is_named(tmp_path, content, match):
+    import torch  # noqa: F401  (NLGM needs it; imported here to keep collection light)
+
+    from nlgm import NLGM
+
+    NLGM(64, 2, hidden=(16,)).save(tmp_path / "model.pt")
+    (tmp_path / "run.json").write_text(content)
+    one_line_error(nlgm("evaluate", tmp_path), str(tmp_path / "run.json"), match)

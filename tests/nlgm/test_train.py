@@ -1,5 +1,8 @@
 """nlgm.fit: both schemes climb the ELBO, determinism, checkpoints and resuming, early stopping,
-Ctrl-C, validation; and a linear NLGM reaches the exact PPCA maximum likelihood on digits."""
+Ctrl-C, divergence, hostile input; and a linear NLGM with default settings reaches the exact
+PPCA maximum likelihood on real data."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -56,20 +59,30 @@ def test_the_same_seed_gives_the_same_model(digits):
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
 
 
-def test_resumed_training_continues_the_history_exactly(digits, tmp_path):
+def test_an_interrupted_run_resumes_from_its_checkpoint_exactly(digits, tmp_path, monkeypatch):
     straight = small()
-    h_straight = fit(straight, digits, epochs=6, batch_size=64, progress=False, patience=None,
-                     checkpoint=tmp_path / "a.pt")
-    resumed = small()
-    h_first = fit(resumed, digits, epochs=3, batch_size=64, progress=False, patience=None,
-                  checkpoint=tmp_path / "b.pt")
-    assert len(h_first["epoch"]) == 3
+    h_straight = fit(straight, digits, epochs=6, batch_size=64, progress=False, patience=None)
+    original = nlgm.train.ELBOAscent.reestimate
+    calls = {"n": 0}
+
+    def interrupt_in_epoch_four(self, x, completion):
+        calls["n"] += 1
+        if calls["n"] == 3 * 5 + 2:  # 270 training rows / 64 = 5 batches per epoch
+            raise KeyboardInterrupt
+        original(self, x, completion)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(nlgm.train.ELBOAscent, "reestimate", interrupt_in_epoch_four)
+        with pytest.warns(UserWarning, match="Interrupted"):
+            h_first = fit(small(), digits, epochs=6, batch_size=64, progress=False, patience=None,
+                          checkpoint=tmp_path / "b.pt")
+    assert h_first["epoch"] == [1, 2, 3]
     again = small(seed=99)  # fresh weights: everything must come from the checkpoint
     h_resumed = fit(again, digits, epochs=6, batch_size=64, progress=False, patience=None,
                     checkpoint=tmp_path / "b.pt")
     assert h_resumed["epoch"] == [1, 2, 3, 4, 5, 6]
-    assert h_resumed["val_elbo"][:3] == h_first["val_elbo"]
     assert h_resumed["val_elbo"] == h_straight["val_elbo"]
+    assert h_resumed["lr"] == h_straight["lr"]
     assert all(torch.equal(a, b) for a, b in zip(straight.parameters(), again.parameters()))
 
 
@@ -96,6 +109,12 @@ def test_early_stopping_keeps_the_best_validation_parameters(digits):
     assert again == pytest.approx(best, abs=1e-4)
 
 
+def test_the_learning_rate_follows_the_cosine_to_zero(digits):
+    history = fit(small(), digits, epochs=8, lr=1e-2, val_fraction=0, progress=False)
+    expected = [1e-2 * (1 + np.cos(np.pi * e / 8)) / 2 for e in range(8)]
+    np.testing.assert_allclose(history["lr"], expected, rtol=1e-12)
+
+
 def test_ctrl_c_keeps_the_finished_epochs(digits, tmp_path, monkeypatch):
     calls = {"n": 0}
     original = nlgm.train.ELBOAscent.reestimate
@@ -115,10 +134,29 @@ def test_ctrl_c_keeps_the_finished_epochs(digits, tmp_path, monkeypatch):
     assert saved["history"]["epoch"] == [1, 2]
 
 
-def test_threads_are_restored(digits):
-    before = torch.get_num_threads()
-    fit(small(), digits, epochs=1, progress=False, threads=1)
-    assert torch.get_num_threads() == before
+def test_fit_leaves_torchs_threads_alone(digits, monkeypatch):
+    def refuse(n):
+        raise AssertionError("a library call changed torch's global thread count")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    fit(small(), digits, epochs=1, progress=False)
+
+
+def test_data_are_checked_once_per_call_not_per_minibatch(digits, monkeypatch):
+    calls = {"n": 0}
+    original = NLGM._tensor
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(NLGM, "_tensor", counting)
+    fit(small(), digits, epochs=3, batch_size=16, progress=False)  # 3 x 17 minibatches
+    assert calls["n"] <= 2  # fit's own check, and init_from_data's
+    calls["n"] = 0
+    small().elbo(digits, 3)
+    small().log_likelihood(digits, 20)
+    assert calls["n"] == 2
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -131,6 +169,7 @@ def test_threads_are_restored(digits):
     (dict(patience=0), "patience"),
     (dict(seed=-3), "seed"),
     (dict(device="tpu"), "device"),
+    (dict(lr=float("nan")), "lr"),
 ])
 def test_bad_arguments_are_named(digits, kwargs, match):
     model = small()
@@ -146,18 +185,117 @@ def test_asking_for_cuda_without_it_is_a_clear_error(digits):
         fit(small(), digits, device="cuda", progress=False)
 
 
-def test_linear_nlgm_reaches_the_ppca_maximum_likelihood_on_digits():
-    """Lucas et al. (2019): the linear VAE's optimum is probabilistic PCA's maximum likelihood."""
-    X = load_digits()[0]
-    K = 8
-    ppca = PPCA(K).fit(X).score(X)
-    model = NLGM(64, K, hidden=(), decoder="linear", noise="isotropic", seed=0)
-    # A step schedule for the learning rate (each call continues from the model it is given):
-    # with a constant rate, minibatch noise keeps the ELBO ~0.5 nats below its maximum.
-    for i, (lr, epochs) in enumerate([(1e-2, 150), (1e-3, 100), (1e-4, 50)]):
-        fit(model, X, epochs=epochs, batch_size=128, lr=lr, val_fraction=0, seed=i, progress=False,
-            initialise=i == 0)
-    elbo = model.elbo(X, 200, generator=torch.Generator().manual_seed(0))
-    # 200 samples per point over 1348 points: Monte Carlo s.e. of the mean ELBO < 0.005 nats.
-    # The ELBO is a lower bound on PPCA's maximum (up to that error), and SGD must get within 0.05.
-    assert ppca - 0.05 < elbo < ppca + 0.02
+def test_a_diverging_run_stops_with_a_clear_error_and_the_starting_parameters(digits):
+    model = small()
+    with pytest.raises(RuntimeError, match=r"diverged in epoch 1.*starting parameters.*lr"):
+        fit(model, digits, epochs=5, lr=1e6, progress=False)
+    start = small().init_from_data(digits[nlgm.train._validation_split(300, 0.1, 0)[0]])
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  start.state_dict().values()))
+
+
+def test_a_diverging_run_keeps_its_checkpoint_of_the_last_finite_epoch(digits, tmp_path):
+    fit(small(), digits, epochs=2, progress=False, patience=None, checkpoint=tmp_path / "c.pt")
+    with pytest.raises(RuntimeError, match="diverged"):  # resumed with an absurd rate
+        fit(small(), digits, epochs=4, lr=1e6, progress=False, patience=None,
+            checkpoint=tmp_path / "c.pt")
+    assert torch.load(tmp_path / "c.pt", weights_only=True)["history"]["epoch"] == [1, 2]
+
+
+def test_data_too_large_for_float32_are_named():
+    X = load_digits()[0][:100] * 1e30  # finite, but the variances overflow float32
+    with pytest.raises(ValueError, match="too large.*standardise"):
+        fit(small(), X, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="too large"):
+        small().elbo(X * 1e10)  # 1e40 is not a float32 at all
+    with pytest.raises(RuntimeError, match="diverged"):  # no rescaling by init_from_data
+        fit(small(), X, epochs=1, progress=False, initialise=False)
+
+
+def test_complex_data_and_codes_are_refused(digits):
+    model = small()
+    for bad in (digits + 1j, torch.as_tensor(digits) * (1 + 0j)):
+        with pytest.raises(TypeError, match="complex"):
+            model.encode(bad)
+        with pytest.raises(TypeError, match="complex"):
+            fit(model, bad, epochs=1, progress=False)
+    with pytest.raises(TypeError, match="z is complex"):
+        model.decode(np.zeros((3, 2)) + 1j)
+
+
+def test_bad_codes_are_refused():
+    model = small()
+    with pytest.raises(ValueError, match="z contains NaN"):
+        model.decode(torch.tensor([[0.0, float("nan")]]))
+    with pytest.raises(ValueError, match="latent_dim=2"):
+        model.decode(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="latent_dim=2"):
+        model.decode(1.0)
+
+
+def test_a_model_that_is_not_an_nlgm_or_missing_data_is_named(digits):
+    with pytest.raises(TypeError, match="model must be an nlgm.NLGM; got NoneType"):
+        fit(None, digits)
+    with pytest.raises(ValueError, match="X must be a 2-D"):
+        fit(small(), None, progress=False)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_named_before_training(digits, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    model = small()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=f"checkpoint {blocker}/run/c.pt cannot be written"):
+        fit(model, digits, epochs=1, progress=False, checkpoint=blocker / "run" / "c.pt")
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="is a folder"):
+        fit(model, digits, epochs=1, progress=False, checkpoint=tmp_path)
+
+
+def test_a_checkpoint_in_a_read_only_folder_is_named(digits, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions
+            pytest.skip("this user can write to a read-only folder")
+        with pytest.raises(ValueError, match="cannot be written"):
+            fit(small(), digits, epochs=1, progress=False, checkpoint=locked / "c.pt")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_checkpoint_missing_a_key_is_named(digits, tmp_path):
+    fit(small(), digits, epochs=1, progress=False, checkpoint=tmp_path / "c.pt")
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    del saved["optimisers"]
+    torch.save(saved, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match=f"checkpoint {tmp_path / 'c.pt'} could not be read.*optimisers"):
+        fit(small(), digits, epochs=2, progress=False, checkpoint=tmp_path / "c.pt")
+
+
+def standardized(loader):
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler().fit_transform(loader().data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, K", [("breast_cancer", 4), ("wine", 3)])
+def test_a_linear_nlgm_with_default_settings_reaches_the_ppca_maximum_likelihood(name, K):
+    """Lucas et al. (2019): the linear VAE's optimum is probabilistic PCA's maximum likelihood.
+
+    Default settings of fit: a linear model trains on all rows (val_fraction=0) with lr 3e-2
+    annealed to 0 over 1000 epochs.
+    """
+    import sklearn.datasets
+
+    X = standardized(getattr(sklearn.datasets, f"load_{name}"))
+    ppca = PPCA(K).fit(X).score(X)  # the closed-form maximum on the training rows
+    model = NLGM(X.shape[1], K, hidden=(), decoder="linear", noise="isotropic", seed=0)
+    fit(model, X, progress=False)
+    # A linear encoder with a diagonal q can hold the exact posterior at the PPCA optimum, so
+    # the maximal ELBO is the maximal log-likelihood. 400 samples per row: Monte Carlo standard
+    # error of the mean ELBO < 0.002 nats here.
+    elbo = model.elbo(X, 400, generator=torch.Generator().manual_seed(0))
+    assert ppca - 0.01 < elbo < ppca + 0.005
