@@ -100,9 +100,12 @@ def check_data(X, name="X", *, min_samples=1, n_features=None,
             "remove or impute them first."
         )
     if X.shape[0] < min_samples:
-        got = f"{X.shape[0]} sample" + ("" if X.shape[0] == 1 else "s")
+        def samples(n):
+            return f"{n} sample" + ("" if n == 1 else "s")
+
         raise ValueError(
-            f"{name} needs at least {min_samples} samples (rows); got {got}."
+            f"{name} needs at least {samples(min_samples)} (rows); got"
+            f" {samples(X.shape[0])}."
         )
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(

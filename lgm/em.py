@@ -426,7 +426,13 @@ class LGM(LinearGaussianEstimator):
         """Starting (A, D) for EM."""
         d = S.shape[0]
         if isinstance(self.init, tuple):
-            A, D = check_params(*self.init, n_features=d)
+            try:
+                A, D = check_params(*self.init, n_features=d)
+            except (TypeError, ValueError) as err:
+                raise type(err)(
+                    "init must be 'ppca', 'random' or a pair (A0, D0) of"
+                    f" shapes ({d}, {K}) and ({d},); {err}"
+                ) from None
             if A.shape[1] != K:
                 raise ValueError(
                     f"init: A0 must have shape ({d}, {K}); got {A.shape}."

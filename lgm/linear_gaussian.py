@@ -140,10 +140,16 @@ def log_likelihood(X, A, D):
     A, D = check_params(A, D, n_features=X.shape[1])
     beta, _ = posterior_map(A, D)  # beta^T = D^{-1} A Sigma
     _, logdet = lowrank_solve_logdet(A, D)
-    U = X @ (A / D[:, None])  # rows u_n = A^T D^{-1} x_n, shape (N, K)
-    quad = np.einsum("nd,nd->n", X, X / D) - np.einsum(
-        "nk,nk->n", U, X @ beta.T
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below
+        U = X @ (A / D[:, None])  # rows u_n = A^T D^{-1} x_n, shape (N, K)
+        quad = np.einsum("nd,nd->n", X, X / D) - np.einsum(
+            "nk,nk->n", U, X @ beta.T
+        )
+    if not np.all(np.isfinite(quad)):
+        raise ValueError(
+            "X is too large in scale for this model: x^T C^{-1} x overflows"
+            " float64. Scale X as the model's own (training) data were."
+        )
     return -0.5 * (X.shape[1] * LOG_2PI + logdet + quad)
 
 

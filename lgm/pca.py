@@ -148,7 +148,14 @@ class PCA(TransformerMixin, BaseEstimator):
         Z is (N, K).
         """
         check_fitted(self, "components_")
-        Z = check_data(Z, "Z", n_features=self.components_.shape[0])
+        Z = check_data(Z, "Z")
+        K = self.components_.shape[0]
+        if Z.shape[1] != K:
+            raise ValueError(
+                f"Z has {Z.shape[1]} features (columns), but this PCA has"
+                f" n_components={K};"
+                f" Z must be (N, {K}), as transform returns it."
+            )
         return self.mean_ + Z @ self.components_
 
 

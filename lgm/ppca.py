@@ -66,9 +66,12 @@ def ppca_ml(S, n_components):
     sigma2 = (np.trace(S) - lam.sum()) / (d - K)
     if not sigma2 > 1e-12 * max(lam[0], 1e-300):
         raise ValueError(
-            f"The {d - K} smallest eigenvalues of S are (numerically) zero, so"
-            " the ML noise variance is 0 and PPCA has no density; use fewer"
-            " components or data that fill all dimensions."
+            f"The {d - K} smallest eigenvalues of S, the data's sample"
+            " covariance, are (numerically) zero: the data vary in at most"
+            f" n_components={K} of their {d} dimensions (N samples span at"
+            " most N - 1), so the ML noise variance is 0 and PPCA has no"
+            " density. Use fewer components, or more samples that vary in"
+            " every dimension."
         )
     A = orient_columns(U[:, :K]) * np.sqrt(np.maximum(lam[:K] - sigma2, 0.0))
     return A, float(sigma2)

@@ -86,6 +86,8 @@ def test_make_dist_builds_a_wheel_and_an_sdist_with_both_packages(dist):
         assert module in in_wheel, f"{module} missing from the wheel"
         assert module in in_sdist, f"{module} missing from the sdist"
     assert {"README.md", "LICENSE", "pyproject.toml"} <= in_sdist
+    # setuptools would add tests/test_packaging.py alone, which cannot run without the repository
+    assert not any(n.startswith("tests/") for n in in_sdist), sorted(in_sdist)
     assert not any(n.startswith(("tests/", "book/", "autograder/")) for n in in_wheel)
 
 

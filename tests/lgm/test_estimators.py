@@ -212,3 +212,36 @@ def test_a_failed_refit_leaves_the_fitted_model_usable(Model, data):
         model.set_params(n_components=5).fit(data[:, :3])  # K > d: refused
     assert model.n_features_in_ == data.shape[1]
     assert model.score(data) == before
+
+
+@pytest.mark.parametrize("Model", [PPCA, LGM])
+def test_scoring_huge_data_names_X_instead_of_returning_nan(Model, data):
+    # the squares of 1e200 overflow float64: refused, not a NaN score
+    model = Model(2).fit(data)
+    for method in ("score", "score_samples"):
+        with pytest.raises(ValueError, match="X is too large in scale"):
+            getattr(model, method)(data * 1e200)
+    # 1e100 is still representable: a finite (very negative) log-likelihood
+    assert np.isfinite(model.score(data * 1e100))
+
+
+@pytest.mark.parametrize("Model", [PPCA, LGM])
+def test_too_few_samples_for_the_components_name_the_data(Model, data):
+    # 3 samples span at most 2 dimensions around their mean: with K = 2 the
+    # other 6 eigenvalues of the sample covariance are zero
+    with pytest.raises(ValueError, match="the data vary in at most") as info:
+        Model(2).fit(data[:3])
+    assert "n_components=2" in str(info.value)
+
+
+def test_inverse_transform_names_n_components(data):
+    pca = PCA(2).fit(data)
+    with pytest.raises(ValueError, match="n_components=2") as info:
+        pca.inverse_transform(np.zeros((5, 3)))
+    assert "fitted with" not in str(info.value)
+
+
+@pytest.mark.parametrize("init", [(1, 2), (np.ones((8, 2)), np.ones(7))])
+def test_a_bad_starting_pair_names_init(init, data):
+    with pytest.raises(ValueError, match="init must be 'ppca', 'random' or a pair"):
+        LGM(2, init=init).fit(data)
