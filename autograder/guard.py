@@ -11,8 +11,9 @@ whatever the submission does to ``sys.modules``, ``sys.meta_path`` or ``importli
 - writing, renaming, removing or changing the permissions of files outside the worker's own
   folder is refused.
 
-This is a second line of defence. Code that calls the C library itself (``ctypes``) can get past any
-in-process check; what stops it is the operating system: the sandbox user, the resource limits and the
+This is a second line of defence. Code that calls the C library itself (``ctypes``), or compiled code
+that opens files or processes without an audit event (torch's ``from_file`` and ``save``, a fresh copy
+of a builtin module such as ``_signal``), can get past any in-process check; what stops it is the operating system: the sandbox user, the resource limits and the
 grader killing every process of the sandbox after each worker (``autograder.sandbox``).
 """
 import os
@@ -32,7 +33,7 @@ _PROCESS_EVENTS = {"os.system", "subprocess.Popen", "os.exec", "os.posix_spawn",
 _PATH_EVENTS = {"os.rename": 2, "os.replace": 2, "os.remove": 1, "os.unlink": 1, "os.rmdir": 1, "os.symlink": 2,
                 "os.link": 2, "os.chmod": 1, "os.chown": 1, "os.lchown": 1, "os.truncate": 1, "os.mkdir": 1,
                 "shutil.rmtree": 1, "os.utime": 1, "os.chflags": 1, "os.lchflags": 1, "os.setxattr": 1,
-                "os.removexattr": 1, "shutil.chown": 1, "shutil.move": 2, "shutil.copyfile": 2}
+                "os.removexattr": 1, "shutil.chown": 1, "shutil.move": 2, "shutil.copyfile": 2, "sqlite3.connect": 1}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -76,6 +77,8 @@ class _Rules:
 
     def refuse_import(self, name):
         top = str(name).split(".")[0]
+        if top == "_posixsubprocess":  # a fresh copy would bring back the fork_exec that install() closed
+            raise PermissionError(PROCESS_MESSAGE.format(event="_posixsubprocess"))
         if top in self.names:
             if top not in self.refused:
                 self.refused.append(top)
@@ -134,6 +137,24 @@ class _Finder:
         return None
 
 
+def _refused_fork_exec(*args, **kwargs):
+    raise PermissionError(PROCESS_MESSAGE.format(event="_posixsubprocess.fork_exec"))
+
+
+def _close_fork_exec():
+    """``_posixsubprocess.fork_exec`` starts a program without an audit event (``subprocess`` raises its
+    own first, but the submission can call it directly): replace it where it is reachable. The module is
+    loaded now, so a later ``import _posixsubprocess`` gets this copy; a fresh one is refused."""
+    try:
+        import _posixsubprocess
+        import subprocess
+    except ImportError:  # Windows
+        return
+    _posixsubprocess.fork_exec = _refused_fork_exec
+    if hasattr(subprocess, "_fork_exec"):  # Python 3.12 and later keep their own reference
+        subprocess._fork_exec = _refused_fork_exec
+
+
 def install(names, blocked_dirs, writable_dirs):
     """Install the rules for this process; return them (``rules.refused`` lists refused imports).
 
@@ -147,6 +168,7 @@ def install(names, blocked_dirs, writable_dirs):
         Folders the submission may write in (its working folder).
     """
     rules = _Rules(names, blocked_dirs, writable_dirs)
+    _close_fork_exec()
     for name in list(sys.modules):
         if name.split(".")[0] in rules.names:
             del sys.modules[name]
