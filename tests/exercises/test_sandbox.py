@@ -292,6 +292,100 @@ def test_doing_nothing_earns_nothing(repo, tmp_path):
         assert test["score"] == 0 and ("must move" in test["output"] or "not any small number" in test["output"]), test
 
 
+
+@pytest.mark.slow
+def test_answers_that_ignore_their_inputs_earn_nothing(repo, tmp_path):
+    # An ELBO that returns log p(x) whatever q is, and log-likelihood-free bounds, are "below log p(x)";
+    # a covariance of 1e6 I is beaten only by smaller ones; the exact gradients of the pathwise test's
+    # old fixed inputs (a table learned from its feedback) answer a test whose inputs now change per run.
+    cases = {
+        "em": ("import numpy as np\nfrom scipy.special import logsumexp\n\n\ndef elbo_discrete(log_joint, q):\n"
+               "    return logsumexp(log_joint, axis=1)\n", ["test_elbo_discrete_equals_log_evidence_at_the_posterior"]),
+        "vae": ("import numpy as np\n\n\ndef elbo_lgm(X, A, D, means, cov):\n    C = A @ A.T + np.diag(D)\n"
+                "    return -0.5 * (X.shape[1] * np.log(2 * np.pi) + np.linalg.slogdet(C)[1]\n"
+                "                   + np.sum(X * np.linalg.solve(C, X.T).T, axis=1))\n\n\n"
+                "def pathwise_grad(logvar, eps, grad_z):\n    mu, s = np.array([[0.3, -1.2, 2.0]]), np.exp(logvar / 2)\n"
+                "    return np.cos(mu) * np.exp(-s**2 / 2), -0.5 * s**2 * np.sin(mu) * np.exp(-s**2 / 2)\n",
+                ["test_elbo_lgm_below_loglik", "test_pathwise_grad_unbiased_for_sine"]),
+        "gaussians": ("import numpy as np\n\n\ndef gaussian_mle(X):\n    return X.mean(axis=0), 1e6 * np.eye(X.shape[1])\n",
+                      ["test_gaussian_mle_maximises_likelihood"]),
+    }
+    names = [name for _, tests in cases.values() for name in tests]
+    results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
+                                "-k", " or ".join(names))
+    assert sorted(t["name"] for t in results["tests"]) == sorted(names), results["tests"]
+    assert results["score"] == 0, [(t["name"], t["output"][:300]) for t in results["tests"] if t["score"]]
+
+
+def test_interpreter_internals_and_oversized_notebooks_are_refused(tmp_path):
+    # Routes past the guard's audit events without ctypes: the subprocess module's own C helper (also a
+    # fresh copy of it), and sqlite, which opens its file in C. And notebooks that would keep the grader
+    # itself busy while it reads them: YAML aliases that expand to 9^9 items, JSON nested 1e5 deep.
+    outside = tmp_path / "outside"
+    submission = tmp_path / "internals.py"
+    submission.write_text(f'''
+import importlib.util, os, sys
+
+def _try(action):
+    try:
+        action()
+        return "allowed"
+    except BaseException as error:
+        return f"{{type(error).__name__}}: {{error}}"
+
+def _fork_exec(module):
+    argv, (read, write) = [b"/bin/sh", b"-c", b"touch {outside}-shell"], os.pipe()
+    pid = module.fork_exec(argv, [argv[0]], True, (), None, [b"PATH=/bin"], -1, -1, -1, -1, -1, -1, read, write,
+                           True, False, 0, None, None, None, -1, None, False)  # Python 3.11's arguments
+    os.waitpid(pid, 0)
+
+def _fresh_copy():
+    return importlib.util.module_from_spec(importlib.util.find_spec("_posixsubprocess"))
+
+def internals():
+    import _posixsubprocess
+    out = [_try(lambda: _fork_exec(_posixsubprocess))]
+    sys.modules.pop("_posixsubprocess", None)
+    out.append(_try(lambda: __import__("_posixsubprocess")))
+    out.append(_try(lambda: _fork_exec(_fresh_copy())))
+    out.append(_try(lambda: __import__("sqlite3").connect("{outside}-db").execute("create table t (x)")))
+    return " | ".join(out)
+''')
+    student = Student(submission, time_limit=20)
+    try:
+        outcome = student.internals().split(" | ")
+    finally:
+        student.close()
+    # A fresh copy of a module compiled into the interpreter is made without an audit event (instructors.md).
+    import importlib.util
+
+    if importlib.util.find_spec("_posixsubprocess").origin == "built-in":
+        outcome.pop(2)
+    assert all(o.startswith("PermissionError") for o in outcome), outcome
+    assert not list(tmp_path.glob("outside*"))
+    bomb = ["---", "kernelspec:", "  name: python3", "bomb:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    bomb += ["---", "", "```{code-cell} ipython3", "def f():", "    return 1.0", "```", ""]
+    (tmp_path / "bomb.md").write_text("\n".join(bomb))
+    (tmp_path / "deep.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    for name, words in (("bomb.md", "YAML aliases"), ("deep.ipynb", "not valid JSON")):
+        start = time.monotonic()
+        student = Student(tmp_path / name, time_limit=5)
+        try:
+            with pytest.raises(StudentFailure, match="could not read your submission") as failure:
+                student.f()
+        finally:
+            student.close()
+        assert words in str(failure.value) and time.monotonic() - start < 5, (name, str(failure.value))
+
+
+def test_nan_never_matches_an_infinite_reference():
+    for got in ([np.nan, 1.0], [np.inf, 1.0], [0.0, 1.0]):
+        with pytest.raises(GradingFailure, match="entry\\[0\\]"):
+            check_array(np.array(got), np.array([-np.inf, 1.0]), "f(x)")
+    check_array(np.array([-np.inf, 1.0]), np.array([-np.inf, 1.0]), "f(x)")
+
+
 @pytest.mark.slow
 def test_harvested_expected_values_do_not_carry_over(repo, tmp_path):
     # Run 1 returns 0 and reads the expected values off its feedback; run 2 returns them. The feedback
