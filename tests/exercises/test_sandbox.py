@@ -379,6 +379,36 @@ def internals():
         assert words in str(failure.value) and time.monotonic() - start < 5, (name, str(failure.value))
 
 
+def test_replies_written_by_the_submission_fail_only_its_own_call(tmp_path):
+    # The submission finds the worker's reply channel and the request's id and token in its frames and
+    # writes replies of its own: an array whose shape overflows int64 to match no data, JSON nested 1e5
+    # deep. Each is the student's failure (or is ignored), never "the test itself failed".
+    (tmp_path / "forge.py").write_text('''
+import json, sys
+
+def forge(kind):
+    frame = sys._getframe()
+    while "replies" not in frame.f_locals:
+        frame = frame.f_back
+    request, replies = frame.f_locals["request"], frame.f_locals["replies"]
+    reply = {"status": "ok", "id": request["id"], "token": request["token"], "imports": [],
+             "value": {"__ndarray__": {"dtype": "<f8", "shape": [2**62, 4], "data": ""}}}
+    line = json.dumps(reply)
+    if kind == "deep":
+        line = line.replace('"value": {', '"value": ' + "[" * 100_000 + "{", 1)[:-1] + "]" * 100_000 + "}"
+    replies.write(line + "\\n")
+    replies.flush()
+    return 1.0
+''')
+    student = Student(tmp_path / "forge.py", time_limit=10)
+    try:
+        with pytest.raises(StudentFailure, match="cannot read"):
+            student.forge("shape")
+        assert student.forge("deep") == 1.0  # not a reply: skipped, and the function's own value comes next
+    finally:
+        student.close()
+
+
 def test_nan_never_matches_an_infinite_reference():
     for got in ([np.nan, 1.0], [np.inf, 1.0], [0.0, 1.0]):
         with pytest.raises(GradingFailure, match="entry\\[0\\]"):
