@@ -143,10 +143,9 @@ def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(got - expected)
         tol = atol + rtol * np.abs(expected)
-    wrong = diff > tol
     # Where the reference is NaN or infinite, only the same value passes (a NaN is not "within" -inf).
-    special = ~np.isfinite(expected)
-    wrong[special] = ~((got == expected) | (np.isnan(got) & np.isnan(expected)))[special]
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    wrong = np.where(np.isfinite(expected), diff > tol, ~same)
     if not wrong.any():
         return got
     with np.errstate(all="ignore"):  # the message handles infinities and NaN itself
