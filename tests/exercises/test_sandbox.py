@@ -399,12 +399,23 @@ def forge(kind):
     replies.write(line + "\\n")
     replies.flush()
     return 1.0
+
+class Tensor:  # passes for a torch tensor, and fails when the worker reads it
+    __module__ = "torch"
+
+    def detach(self):
+        raise RuntimeError("not a tensor after all")
+
+def fake():
+    return Tensor()
 ''')
     student = Student(tmp_path / "forge.py", time_limit=10)
     try:
         with pytest.raises(StudentFailure, match="cannot read"):
             student.forge("shape")
         assert student.forge("deep") == 1.0  # not a reply: skipped, and the function's own value comes next
+        with pytest.raises(StudentFailure, match="cannot compare.*not a tensor after all"):
+            student.fake()
     finally:
         student.close()
 
