@@ -4,8 +4,11 @@ Each attack class of issue 7 has a test here, which asserts that the submission 
 deserves and that nothing it started is left running: forging the results (now, and later from a
 detached process that left the worker's session), tampering with the grader's files, importing the
 package instead of implementing it, harvesting expected values from feedback, resource abuse (memory,
-a fork bomb, huge output, a huge file, a slow or crashing load), shell escapes, malformed notebooks,
-and doing nothing (steps that return their inputs, bounds that are absurdly loose).
+a fork bomb, huge output, a huge file, a slow or crashing load), shell escapes, malformed notebooks
+and notebooks that would keep the grader itself busy, replies the submission writes on the worker's
+channel itself, interpreter internals that start programs without an audit event, and doing nothing
+(steps that return their inputs, bounds that are absurdly loose or ignore q, answers learned from an
+earlier run's feedback).
 
 The Gradescope tests run ``run_autograder`` from the zip as root with the submission as ``nobody``;
 they are skipped (with the reason) when the tests do not run as root.
