@@ -11,6 +11,11 @@ whatever the submission does to ``sys.modules``, ``sys.meta_path`` or ``importli
 - writing, renaming, removing or changing the permissions of files outside the worker's own
   folder is refused.
 
+Relative paths are checked against the working folder, which is why the submission may neither leave
+it (``os.chdir``) nor open a folder outside it: the audit event of ``os.open(path, dir_fd=fd)`` does
+not carry ``fd``, and a descriptor of a folder above the working folder (or a working directory below
+the folder ``fd`` names) would let a relative path that looks inside reach any file.
+
 This is a second line of defence. Code that calls the C library itself (``ctypes``), or compiled code
 that opens files or processes without an audit event (torch's ``from_file`` and ``save``, a fresh copy
 of a builtin module such as ``_signal``), can get past any in-process check; what stops it is the operating system: the sandbox user, the resource limits and the
@@ -27,6 +32,8 @@ PROCESS_MESSAGE = ("The grader runs your functions only: starting other programs
 OPEN_MESSAGE = ("The grader does not let a submission open the files of the book's package, its reference solutions "
                 "or the grader ({path}): the exercise asks for your own implementation.")
 WRITE_MESSAGE = "The grader does not let a submission change files outside its own working folder ({path})."
+FOLDER_MESSAGE = ("The grader does not let a submission open folders outside its own working folder, or change its "
+                  "working directory ({path}): open files by their path.")
 
 _PROCESS_EVENTS = {"os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
                    "os.forkpty", "pty.spawn", "os.killpg", "os.startfile"}
@@ -51,6 +58,7 @@ class _Rules:
         self.blocked = tuple(os.path.realpath(d) for d in blocked_dirs if d)
         self.writable = tuple(os.path.realpath(d) for d in writable_dirs if d) + ("/dev/null",)
         self._writable_ids = {_identity(d) for d in writable_dirs if d} - {None}  # still itself when renamed
+        self.home = self.writable[0] if writable_dirs else None  # the working directory, for good
         self.refused = []  # the blocked modules the submission tried to import, for the instructor's note
 
     @staticmethod
@@ -97,6 +105,12 @@ class _Rules:
         writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
         if writes and not self._may_write(path):
             raise PermissionError(WRITE_MESSAGE.format(path=path))
+        if os.path.isdir(path) and not self._may_write(path):  # its descriptor would serve as a dir_fd
+            raise PermissionError(FOLDER_MESSAGE.format(path=path))
+
+    def _chdir(self, event, args):
+        if self._path(args[0]) != self.home:
+            raise PermissionError(FOLDER_MESSAGE.format(path=args[0]))
 
     def _process(self, event, args):
         raise PermissionError(PROCESS_MESSAGE.format(event=event))
@@ -113,7 +127,7 @@ class _Rules:
 
     def handlers(self):
         """The audit hook: one dictionary look-up for the many events it lets through (``builtins.id``...)."""
-        table = {"import": self._import, "open": self._open, "os.kill": self._kill}
+        table = {"import": self._import, "open": self._open, "os.kill": self._kill, "os.chdir": self._chdir}
         table.update(dict.fromkeys(_PROCESS_EVENTS, self._process))
         table.update(dict.fromkeys(_PATH_EVENTS, self._change))
         get = table.get

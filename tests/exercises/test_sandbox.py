@@ -382,6 +382,45 @@ def internals():
         assert words in str(failure.value) and time.monotonic() - start < 5, (name, str(failure.value))
 
 
+def test_folder_descriptors_cannot_reach_past_the_guard(tmp_path):
+    # The audit event of os.open(path, dir_fd=fd) does not carry fd: with a descriptor of "/" (or of the
+    # working folder, and a working directory below it) a relative path that looks harmless reaches the
+    # package's files and the grader's. Opening folders outside the working folder and leaving it are refused.
+    target = ROOT / "autograder" / "compare.py"
+    before = target.read_bytes()
+    lgm_file = os.path.relpath(ROOT / "lgm" / "__init__.py", "/")
+    (tmp_path / "folders.py").write_text(f'''
+import os
+
+def _try(action):
+    try:
+        action()
+        return "allowed"
+    except BaseException as error:
+        return f"{{type(error).__name__}}: {{error}}"
+
+def folders():
+    here = os.open(".", os.O_RDONLY)  # the working folder itself: allowed
+    levels = os.getcwd().count("/") + 1  # as deep below the working folder as it is below "/"
+    deep = "/".join(["d"] * levels)
+    os.makedirs(deep)
+    up = "../" * levels + {os.path.relpath(target, "/")!r}
+    out = [_try(lambda: os.read(os.open({lgm_file!r}, os.O_RDONLY, dir_fd=os.open("/", os.O_RDONLY)), 10))]
+    out.append(_try(lambda: os.open("/proc/self/root", os.O_RDONLY)))
+    # From deep, up looks like a file inside the working folder; from the folder it is the grader's file.
+    out.append(_try(lambda: (os.chdir(deep), os.open(up, os.O_WRONLY | os.O_APPEND, dir_fd=here))))
+    out.append(_try(lambda: os.fchdir(os.open("d", os.O_RDONLY))))
+    return " | ".join(out)
+''')
+    student = Student(tmp_path / "folders.py", time_limit=20)
+    try:
+        outcome = student.folders().split(" | ")
+    finally:
+        student.close()
+    assert all(o.startswith("PermissionError") for o in outcome), outcome
+    assert target.read_bytes() == before
+
+
 def test_replies_written_by_the_submission_fail_only_its_own_call(tmp_path):
     # The submission finds the worker's reply channel and the request's id and token in its frames and
     # writes replies of its own: an array whose shape overflows int64 to match no data, JSON nested 1e5
