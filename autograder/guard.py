@@ -44,6 +44,16 @@ _PATH_EVENTS = {"os.rename": 2, "os.replace": 2, "os.remove": 1, "os.unlink": 1,
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
+def _plain(value):
+    """``value`` (a path or a name) as an exact ``str``, copied without calling a method of its class: a
+    ``str`` subclass could otherwise tell ``os.path.realpath`` one path while the system call uses another."""
+    if not isinstance(value, (str, bytes, bytearray)):
+        value = os.fspath(value)
+    if isinstance(value, str):
+        return "".join((value,))
+    return os.fsdecode(b"".join((value,)))
+
+
 def _identity(path):
     try:
         status = os.stat(path)
@@ -69,7 +79,7 @@ class _Rules:
         if isinstance(value, int) or value is None:
             return None  # a file descriptor: checked when it was opened
         try:
-            return os.path.realpath(os.fsdecode(value))
+            return os.path.realpath(_plain(value))
         except (TypeError, ValueError):
             return None
 
@@ -84,7 +94,7 @@ class _Rules:
         return False
 
     def refuse_import(self, name):
-        top = str(name).split(".")[0]
+        top = _plain(name).split(".")[0] if isinstance(name, str) else str(name)
         if top == "_posixsubprocess":  # a fresh copy would bring back the fork_exec that install() closed
             raise PermissionError(PROCESS_MESSAGE.format(event="_posixsubprocess"))
         if top in self.names:

@@ -382,10 +382,11 @@ def internals():
         assert words in str(failure.value) and time.monotonic() - start < 5, (name, str(failure.value))
 
 
-def test_folder_descriptors_cannot_reach_past_the_guard(tmp_path):
+def test_paths_cannot_reach_past_the_guard(tmp_path):
     # The audit event of os.open(path, dir_fd=fd) does not carry fd: with a descriptor of "/" (or of the
     # working folder, and a working directory below it) a relative path that looks harmless reaches the
     # package's files and the grader's. Opening folders outside the working folder and leaving it are refused.
+    # A str subclass whose methods lie makes os.path.realpath check another path than the system call opens.
     target = ROOT / "autograder" / "compare.py"
     before = target.read_bytes()
     lgm_file = os.path.relpath(ROOT / "lgm" / "__init__.py", "/")
@@ -410,6 +411,9 @@ def folders():
     # From deep, up looks like a file inside the working folder; from the folder it is the grader's file.
     out.append(_try(lambda: (os.chdir(deep), os.open(up, os.O_WRONLY | os.O_APPEND, dir_fd=here))))
     out.append(_try(lambda: os.fchdir(os.open("d", os.O_RDONLY))))
+    liar = type("Liar", (str,), {{"startswith": lambda self, *a: False, "partition": lambda self, sep: ("x", "", "")}})
+    out.append(_try(lambda: open(liar("/" + {lgm_file!r})).read(10)))
+    out.append(_try(lambda: open(liar({str(target)!r}), "a")))
     return " | ".join(out)
 ''')
     student = Student(tmp_path / "folders.py", time_limit=20)
