@@ -7,7 +7,8 @@ whatever the submission does to ``sys.modules``, ``sys.meta_path`` or ``importli
   how every Python-level import reads a module), raises ImportError or PermissionError with a message
   that says the exercise asks for the student's own implementation;
 - running other programs or processes (``os.system``, ``subprocess``, ``os.fork``, ``os.exec*``,
-  ``os.posix_spawn``, ``pty``) and signalling other processes is refused;
+  ``os.posix_spawn``, ``pty``), signalling other processes and opening their files in ``/proc`` (the
+  grader's memory, its environment) is refused;
 - writing, renaming, removing or changing the permissions of files outside the worker's own
   folder is refused.
 
@@ -27,8 +28,8 @@ import sys
 IMPORT_MESSAGE = ("This exercise asks for your own implementation: the grader does not let a submission import "
                   "{name!r} (the book's package or its reference solutions). Write the function with numpy, "
                   "scipy (and torch where the page uses it).")
-PROCESS_MESSAGE = ("The grader runs your functions only: starting other programs or processes, or signalling "
-                   "them, is not allowed ({event}).")
+PROCESS_MESSAGE = ("The grader runs your functions only: starting other programs or processes, signalling them "
+                   "or reading their files in /proc is not allowed ({event}).")
 OPEN_MESSAGE = ("The grader does not let a submission open the files of the book's package, its reference solutions "
                 "or the grader ({path}): the exercise asks for your own implementation.")
 WRITE_MESSAGE = "The grader does not let a submission change files outside its own working folder ({path})."
@@ -111,6 +112,9 @@ class _Rules:
             return
         if self._inside(path, self.blocked):
             raise PermissionError(OPEN_MESSAGE.format(path=path))
+        parts = path.split(os.sep)
+        if len(parts) > 3 and parts[1] == "proc" and parts[2].isdigit() and int(parts[2]) != os.getpid():
+            raise PermissionError(PROCESS_MESSAGE.format(event=f"open {path}"))
         mode, flags = args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else 0
         writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
         if writes and not self._may_write(path):

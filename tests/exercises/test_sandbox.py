@@ -387,6 +387,7 @@ def test_paths_cannot_reach_past_the_guard(tmp_path):
     # working folder, and a working directory below it) a relative path that looks harmless reaches the
     # package's files and the grader's. Opening folders outside the working folder and leaving it are refused.
     # A str subclass whose methods lie makes os.path.realpath check another path than the system call opens.
+    # And another process's files in /proc (the grader's memory) are none of the submission's business.
     target = ROOT / "autograder" / "compare.py"
     before = target.read_bytes()
     lgm_file = os.path.relpath(ROOT / "lgm" / "__init__.py", "/")
@@ -414,6 +415,7 @@ def folders():
     liar = type("Liar", (str,), {{"startswith": lambda self, *a: False, "partition": lambda self, sep: ("x", "", "")}})
     out.append(_try(lambda: open(liar("/" + {lgm_file!r})).read(10)))
     out.append(_try(lambda: open(liar({str(target)!r}), "a")))
+    out.append(_try(lambda: open(f"/proc/{{os.getppid()}}/mem", "rb")))  # the grader's memory: its inputs
     return " | ".join(out)
 ''')
     student = Student(tmp_path / "folders.py", time_limit=20)
