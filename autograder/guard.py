@@ -17,10 +17,13 @@ it (``os.chdir``) nor open a folder outside it: the audit event of ``os.open(pat
 not carry ``fd``, and a descriptor of a folder above the working folder (or a working directory below
 the folder ``fd`` names) would let a relative path that looks inside reach any file.
 
-This is a second line of defence. Code that calls the C library itself (``ctypes``), or compiled code
-that opens files or processes without an audit event (torch's ``from_file`` and ``save``, a fresh copy
-of a builtin module such as ``_signal``), can get past any in-process check; what stops it is the operating system: the sandbox user, the resource limits and the
-grader killing every process of the sandbox after each worker (``autograder.sandbox``).
+This is a second line of defence, which gives an honest submission a clear message: it runs in the
+submission's own process, so code that sets out to get past it can (replace a function it relies on,
+such as ``os.path.realpath``; reach its state through the frames of the error it raises; call the C
+library with ``ctypes``; use compiled code that opens files or processes without an audit event, such
+as torch's ``from_file`` and ``save`` or a fresh copy of a builtin module such as ``_signal``). What
+stops such code is the operating system: the sandbox user, file permissions, the resource limits and
+the grader killing every process of the sandbox after each worker (``autograder.sandbox``).
 """
 import os
 import sys
