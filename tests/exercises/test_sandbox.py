@@ -371,7 +371,8 @@ def internals():
     bomb += ["---", "", "```{code-cell} ipython3", "def f():", "    return 1.0", "```", ""]
     (tmp_path / "bomb.md").write_text("\n".join(bomb))
     (tmp_path / "deep.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
-    for name, words in (("bomb.md", "YAML aliases"), ("deep.ipynb", "not valid JSON")):
+    (tmp_path / "long.md").write_text("\n".join(bomb[:3] + ["---"]) + "\n```{code-cell} ipython3\nx = 1\n```\n" * 70_000)
+    for name, words in (("bomb.md", "YAML aliases"), ("deep.ipynb", "not valid JSON"), ("long.md", "larger than 2 MiB")):
         start = time.monotonic()
         student = Student(tmp_path / name, time_limit=5)
         try:
