@@ -8,6 +8,7 @@ its type, so a function that returns, say, a generator fails with a readable mes
 """
 import base64
 import json
+import math
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def _decode_array(fields):
     if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
         raise CodecError("malformed array shape")
     data = base64.b64decode(fields["data"], validate=True)
-    if len(data) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+    if len(data) != math.prod(shape) * dtype.itemsize:  # exact: no int64 overflow to make a huge shape fit
         raise CodecError("array data does not match its shape")
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
@@ -107,7 +108,7 @@ def loads(line):
     """Parse one protocol line into a dict, or raise :class:`CodecError`."""
     try:
         message = json.loads(line)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: arrays nested thousands deep
         raise CodecError(f"not a protocol message ({err})") from None
     if not isinstance(message, dict):
         raise CodecError("not a protocol message")

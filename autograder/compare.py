@@ -140,13 +140,21 @@ def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
             "where the expected values are finite. Look for log(0), 0/0, the square root or log of a negative "
             "number, or an overflow (exp of a large number: use logsumexp)."
         )
-    diff = np.abs(got - expected)
-    tol = atol + rtol * np.abs(expected)
-    wrong = diff > tol
-    wrong &= ~(np.isnan(got) & np.isnan(expected))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(got - expected)
+        tol = atol + rtol * np.abs(expected)
+    # Where the reference is NaN or infinite, only the same value passes (a NaN is not "within" -inf).
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    wrong = np.where(np.isfinite(expected), diff > tol, ~same)
     if not wrong.any():
         return got
-    order = np.argsort(-np.where(wrong, diff, -1), axis=None)
+    with np.errstate(all="ignore"):  # the message handles infinities and NaN itself
+        _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes)
+
+
+def _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes):
+    """Raise the teaching message of :func:`check_array` for the entries marked ``wrong``."""
+    order = np.argsort(-np.where(wrong, np.where(np.isnan(diff), np.inf, diff), -1), axis=None)  # NaN first
     index = np.array(np.unravel_index(order, got.shape)).T if got.ndim else np.zeros((1, 0), dtype=int)
     message = [
         f"{what}: {int(wrong.sum())} of {got.size} entries differ from the reference by more than the tolerance "

@@ -56,3 +56,30 @@ def spd_matrix(rng, d, *, condition=None):
         eigenvalues = np.logspace(-np.log10(condition), 0.0, d)
     S = (Q * eigenvalues) @ Q.T
     return 0.5 * (S + S.T)
+
+
+def case_where(accept, draw, *key, tries=50):
+    """Inputs for a statistical check, drawn anew in every run: the first ``draw(rng(*key, attempt))`` that
+    ``accept`` takes.
+
+    A check such as "the estimate is within 4 standard errors of the exact value" fails a correct
+    estimate now and then by chance. With ``accept`` asking the reference implementation to pass with
+    a margin (within 3 standard errors), a correct submission, which computes the same estimate, never
+    fails; and since the inputs change with every run, values learned from feedback do not carry over.
+
+    Parameters
+    ----------
+    accept : callable
+        ``accept(case) -> bool``.
+    draw : callable
+        ``draw(rng) -> case`` for a :class:`numpy.random.Generator`.
+    *key : int
+        The test's key, as for :func:`rng`.
+    tries : int
+        Draws before giving up (the reference then fails far more often than it should: a bug of the test).
+    """
+    for attempt in range(tries):
+        case = draw(rng(*key, attempt))
+        if accept(case):
+            return case
+    raise RuntimeError(f"no test case among {tries} draws for key {key} satisfies the reference's check")

@@ -133,9 +133,10 @@ class Student:
         finally:
             self.load_seconds += time.monotonic() - start
         if self.defined is None:  # report load problems once, not after every restart
-            self.defined = reply["defined"]
-            self.imports = sorted(set(self.imports) | set(reply.get("imports", [])))
-            self.problems.extend(reply["problems"])
+            # .get and str: a reply the submission wrote itself (on the worker's reply channel) cannot break the grader
+            self.defined = [str(n) for n in reply.get("defined", [])]
+            self.imports = sorted(set(self.imports) | {str(n) for n in reply.get("imports", [])})
+            self.problems.extend(str(p) for p in reply.get("problems", []))
 
     @staticmethod
     def _drain(stream, kept, cap):
@@ -256,10 +257,13 @@ class Student:
                                   f" (each test may run your code for {self.time_limit:g} s in all)")
         finally:
             self._budget = max(self._budget - (time.monotonic() - start), 0.0)
-        self.imports = sorted(set(self.imports) | set(reply.get("imports", [])))
-        status = reply["status"]
+        self.imports = sorted(set(self.imports) | {str(n) for n in reply.get("imports", [])})
+        status = reply.get("status")
         if status == "ok":
-            value = codec.from_jsonable(reply["value"])
+            try:
+                value = codec.from_jsonable(reply.get("value"))
+            except (codec.CodecError, ValueError, TypeError) as error:  # a reply written by the submission itself
+                raise StudentFailure(f"{name} sent back something the grader cannot read ({error}).") from None
             if _has_complex(value):
                 raise StudentFailure(
                     f"{name} returned complex numbers; real values are expected. A square root or logarithm of a "
@@ -276,12 +280,13 @@ class Student:
             )
         if status == "not-implemented":
             raise StudentFailure(f"{name} still raises NotImplementedError: replace the stub's body with your code.")
+        error = str(reply.get("error", f"an unknown reply {str(status)[:100]!r}"))[:2100]
         if status == "bad-return":
-            raise StudentFailure(f"{name} returned something the grader cannot compare: {reply['error']}.")
-        trace = f"\nWhere (innermost last):\n{reply['traceback']}" if reply.get("traceback") else ""
-        if reply["error"].startswith("SystemExit"):
+            raise StudentFailure(f"{name} returned something the grader cannot compare: {error}.")
+        trace = f"\nWhere (innermost last):\n{str(reply['traceback'])[:2000]}" if reply.get("traceback") else ""
+        if error.startswith("SystemExit"):
             trace += "\nA graded function must return its result, not call sys.exit(), exit() or quit()."
-        raise StudentFailure(f"{name} raised {reply['error']}{trace}")
+        raise StudentFailure(f"{name} raised {error}{trace}")
 
 
 def _has_complex(value, depth=0):

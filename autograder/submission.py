@@ -16,7 +16,9 @@ Shell escapes never run: IPython magics and ``!`` commands (also ``x = !ls``), c
 run time by :mod:`autograder.guard` (``os.system``, ``subprocess``...).
 
 Reading a file never executes it: notebooks are parsed as JSON or MyST text and cells as Python
-syntax trees.
+syntax trees. What a submission makes the grader do while reading it is bounded too: a file larger
+than :data:`MAX_BYTES` (2 MiB for MyST, 32 MiB otherwise) is refused, and the YAML of a MyST notebook (its header, its cell options) may
+not use aliases (``&a`` ... ``*a``), with which a few lines expand to billions of items.
 """
 import ast
 import json
@@ -24,6 +26,9 @@ import re
 from pathlib import Path
 
 SUFFIXES = (".ipynb", ".md", ".py")
+MAX_BYTES = {".ipynb": 32 * 2**20, ".md": 2 * 2**20, ".py": 32 * 2**20}
+"""The largest submission the grader reads, by kind: a notebook with its outputs is rarely over a few MiB,
+a MyST notebook (text only) rarely over 100 KiB, and reading MyST takes the grader about 7 s per MiB."""
 
 _KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _ASSIGNMENTS = (ast.Assign, ast.AnnAssign, ast.AugAssign)
@@ -51,18 +56,42 @@ def read_cells(path):
         raise SubmissionError(f"no submission file at {path}")
     if path.suffix not in SUFFIXES:
         raise SubmissionError(f"{path.name}: a submission must be one of {', '.join(SUFFIXES)} files")
+    if path.stat().st_size > MAX_BYTES[path.suffix]:
+        advice = "remove what is not code or text" if path.suffix == ".md" else \
+            "clear the notebook's outputs (Edit > Clear All Outputs)"
+        raise SubmissionError(f"{path.name} is larger than {MAX_BYTES[path.suffix] // 2**20} MiB: {advice} and "
+                              "submit it again")
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".py":
         return _py_cells(text)
     if path.suffix == ".ipynb":
         return _notebook_cells(text, path.name)
     import jupytext
+    import yaml
 
+    safe = yaml.SafeLoader  # what yaml.safe_load uses, looked up at each call: jupytext's calls get _NoAliases
+    yaml.SafeLoader = _no_aliases()
     try:
         notebook = jupytext.reads(text, fmt="md:myst")
     except Exception as err:  # jupytext raises many kinds of errors on malformed text
-        raise SubmissionError(f"{path.name} is not a readable MyST notebook ({err})") from None
+        raise SubmissionError(f"{path.name} is not a readable MyST notebook ({str(err)[:300]})") from None
+    finally:
+        yaml.SafeLoader = safe
     return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _no_aliases():
+    """A YAML loader that refuses aliases: safe_load expands ``*a`` by reference, but whatever walks the
+    result afterwards (jupytext copies and compares metadata) visits every copy, exponentially many."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                raise yaml.YAMLError("YAML aliases (*name) are not allowed in a submission")
+            return super().compose_node(parent, index)
+
+    return NoAliases
 
 
 def _py_cells(text):
@@ -80,7 +109,7 @@ def _notebook_cells(text, name):
     problem = f"{name} is not a readable Jupyter notebook"
     try:
         notebook = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: arrays nested thousands deep
         raise SubmissionError(f"{problem}: it is not valid JSON ({err}). Download it again from Jupyter "
                               "(File > Download) rather than editing the file by hand") from None
     if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):

@@ -103,6 +103,8 @@ def call(namespace, name, args, kwargs):
         return {"status": "ok", "value": codec.to_jsonable(value)}
     except codec.CodecError as error:
         return {"status": "bad-return", "error": f"it returned {error}"}
+    except Exception as error:  # the returned object's own code failed while it was read (e.g. a fake tensor)
+        return {"status": "bad-return", "error": f"reading the value it returned raised {_describe(error)}"}
 
 
 _RULES = None

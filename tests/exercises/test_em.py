@@ -7,7 +7,7 @@ all of these are a few float64 sums of well-scaled numbers (about 1e-14 off when
 """
 import numpy as np
 import pytest
-from scipy.special import logsumexp, softmax, xlogy
+from scipy.special import log_softmax, logsumexp, softmax, xlogy
 
 import lgm
 from autograder import inputs
@@ -57,6 +57,11 @@ def test_elbo_discrete_equals_log_evidence_at_the_posterior(student):
     check(np.all(other <= logsumexp(log_joint, axis=1) + 1e-10) and np.all(got >= other - 1e-10),
           "For a q other than the posterior, the ELBO must be below log p(x) = logsumexp(log_joint): "
           "the gap is KL(q || posterior) >= 0.")
+    # Below is not enough (log p(x) itself, ignoring q, is not above it): the gap is KL(q || posterior).
+    kl = np.sum(q * (np.log(q) - log_softmax(log_joint, axis=1)), axis=1)
+    check(np.all(logsumexp(log_joint, axis=1) - other >= 0.5 * kl),
+          f"For a q other than the posterior your ELBO is below log p(x) by {np.round(got - other, 3)}, but the gap "
+          f"is KL(q || posterior), here {np.round(kl, 2)}: does your ELBO depend on q?")
 
 
 @pytest.mark.points(1)

@@ -112,11 +112,9 @@ def _is_mistakes(X, A, D, mu, logvar, eps):
             ("forget the -log S", logsumexp(logw, axis=0))]
 
 
-def _case(seed, N=4, d=5, K=2, shift=0.3, fixed=False):
-    """An LGM and a mismatched diagonal proposal: the posterior's mean shifted, its diagonal variances
-    (the same in every run with ``fixed``: a statistical test whose 3-standard-error check must not
-    fail a correct estimate by chance)."""
-    rng = np.random.default_rng(seed) if fixed else inputs.rng(seed)
+def _case(seed, N=4, d=5, K=2, shift=0.3, rng=None):
+    """An LGM and a mismatched diagonal proposal: the posterior's mean shifted, its diagonal variances."""
+    rng = inputs.rng(seed) if rng is None else rng
     X, A, D = _model(rng, N, d, K)
     M, Sigma = posterior(X, A, D)
     mu, logvar = M + shift, np.tile(np.log(np.diag(Sigma)), (N, 1))
@@ -155,17 +153,25 @@ def test_is_log_likelihood_exact_with_true_posterior(student):
                 rtol=1e-8, atol=1e-8, mistakes=_is_mistakes(X, A, D, mu, logvar, eps))
 
 
+def _three_se_case(rng):
+    """A case for the 3-standard-error check, with the exact log p(x) and the standard errors."""
+    rng, X, A, D, mu, logvar = _case(30, N=6, rng=rng)
+    eps = rng.normal(size=(2000, X.shape[0], A.shape[1]))
+    exact = log_likelihood(X, A, D)
+    w = np.exp(_log_weights(X, A, D, mu, logvar, eps) - exact)  # weights divided by p(x)
+    se = w.std(axis=0) / (np.sqrt(len(eps)) * w.mean(axis=0))
+    return X, A, D, mu, logvar, eps, exact, se
+
+
 @pytest.mark.points(2)
 def test_is_log_likelihood_within_three_standard_errors(student):
     # A mismatched proposal and S = 2000: the estimate must be within 3 standard errors of the exact
     # log p(x). The standard error of the log of a mean of weights is sd(w) / (sqrt(S) mean(w)) (delta
-    # method), computed here from the same samples; the O(1/S) bias is far smaller.
-    rng, X, A, D, mu, logvar = _case(30, N=6, fixed=True)
-    S = 2000
-    eps = rng.normal(size=(S, X.shape[0], A.shape[1]))
-    exact = log_likelihood(X, A, D)
-    w = np.exp(_log_weights(X, A, D, mu, logvar, eps) - exact)  # weights divided by p(x)
-    se = w.std(axis=0) / (np.sqrt(S) * w.mean(axis=0))
+    # method), computed here from the same samples; the O(1/S) bias is far smaller. The inputs change
+    # with every run (so an answer cannot be learned from feedback); among them only those where the
+    # package's estimate is within 2.5 standard errors are used, so a correct estimate never fails.
+    X, A, D, mu, logvar, eps, exact, se = inputs.case_where(
+        lambda case: np.all(np.abs(_is_reference(*case[:6]) - case[6]) < 2.5 * case[7]), _three_se_case, 30)
     got = check_array(student.is_log_likelihood(X, A, D, mu, logvar, eps), exact,
                       "is_log_likelihood with S = 2000, compared with the exact LGM log-likelihood",
                       rtol=0, atol=3 * se.max(), mistakes=_is_mistakes(X, A, D, mu, logvar, eps))

@@ -8,6 +8,7 @@ correct float64 computation is about 1e-13 off), looser only where the test says
 import numpy as np
 import pytest
 from scipy import stats
+from scipy.linalg import expm
 
 import lgm
 from autograder import inputs
@@ -104,9 +105,12 @@ def test_gaussian_mle_maximises_likelihood(student):
     check(np.allclose(Sigma, Sigma.T) and np.linalg.eigvalsh(Sigma).min() > 0,
           "The Sigma returned by gaussian_mle must be symmetric positive definite.")
     best = lgm.gaussian_logpdf(X, mu, Sigma).sum()
+    L = np.linalg.cholesky(Sigma)
     for _ in range(20):  # the log-likelihood at the MLE is at least that at nearby parameters
-        E = rng.normal(scale=0.05, size=(2, 2))
-        other = lgm.gaussian_logpdf(X, mu + rng.normal(scale=0.05, size=2), Sigma + E @ E.T).sum()
+        # Sigma moved in every direction, smaller as well as larger (L expm(F) L^T with F symmetric): a
+        # Sigma far too large (1e6 I) loses only to a smaller one.
+        F = rng.normal(scale=0.05, size=(2, 2))
+        other = lgm.gaussian_logpdf(X, mu + rng.normal(scale=0.05, size=2), L @ expm(F + F.T) @ L.T).sum()
         check(best >= other - 1e-9,
               f"The log-likelihood at your (mu, Sigma) is {best:.6f}, but a nearby (mu, Sigma) reaches {other:.6f}: "
               "your estimate is not the maximum.")

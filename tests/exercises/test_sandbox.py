@@ -4,8 +4,11 @@ Each attack class of issue 7 has a test here, which asserts that the submission 
 deserves and that nothing it started is left running: forging the results (now, and later from a
 detached process that left the worker's session), tampering with the grader's files, importing the
 package instead of implementing it, harvesting expected values from feedback, resource abuse (memory,
-a fork bomb, huge output, a huge file, a slow or crashing load), shell escapes, malformed notebooks,
-and doing nothing (steps that return their inputs, bounds that are absurdly loose).
+a fork bomb, huge output, a huge file, a slow or crashing load), shell escapes, malformed notebooks
+and notebooks that would keep the grader itself busy, replies the submission writes on the worker's
+channel itself, interpreter internals that start programs without an audit event, and doing nothing
+(steps that return their inputs, bounds that are absurdly loose or ignore q, answers learned from an
+earlier run's feedback).
 
 The Gradescope tests run ``run_autograder`` from the zip as root with the submission as ``nobody``;
 they are skipped (with the reason) when the tests do not run as root.
@@ -290,6 +293,187 @@ def test_doing_nothing_earns_nothing(repo, tmp_path):
     for page, (_, test_name) in cases.items():
         (test,) = [t for t in results["tests"] if t["name"] == test_name]
         assert test["score"] == 0 and ("must move" in test["output"] or "not any small number" in test["output"]), test
+
+
+
+@pytest.mark.slow
+def test_answers_that_ignore_their_inputs_earn_nothing(repo, tmp_path):
+    # An ELBO that returns log p(x) whatever q is, and log-likelihood-free bounds, are "below log p(x)";
+    # a covariance of 1e6 I is beaten only by smaller ones; the exact gradients of the pathwise test's
+    # old fixed inputs (a table learned from its feedback) answer a test whose inputs now change per run.
+    cases = {
+        "em": ("import numpy as np\nfrom scipy.special import logsumexp\n\n\ndef elbo_discrete(log_joint, q):\n"
+               "    return logsumexp(log_joint, axis=1)\n", ["test_elbo_discrete_equals_log_evidence_at_the_posterior"]),
+        "vae": ("import numpy as np\n\n\ndef elbo_lgm(X, A, D, means, cov):\n    C = A @ A.T + np.diag(D)\n"
+                "    return -0.5 * (X.shape[1] * np.log(2 * np.pi) + np.linalg.slogdet(C)[1]\n"
+                "                   + np.sum(X * np.linalg.solve(C, X.T).T, axis=1))\n\n\n"
+                "def pathwise_grad(logvar, eps, grad_z):\n    mu, s = np.array([[0.3, -1.2, 2.0]]), np.exp(logvar / 2)\n"
+                "    return np.cos(mu) * np.exp(-s**2 / 2), -0.5 * s**2 * np.sin(mu) * np.exp(-s**2 / 2)\n",
+                ["test_elbo_lgm_below_loglik", "test_pathwise_grad_unbiased_for_sine"]),
+        "gaussians": ("import numpy as np\n\n\ndef gaussian_mle(X):\n    return X.mean(axis=0), 1e6 * np.eye(X.shape[1])\n",
+                      ["test_gaussian_mle_maximises_likelihood"]),
+    }
+    names = [name for _, tests in cases.values() for name in tests]
+    results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
+                                "-k", " or ".join(names))
+    assert sorted(t["name"] for t in results["tests"]) == sorted(names), results["tests"]
+    assert results["score"] == 0, [(t["name"], t["output"][:300]) for t in results["tests"] if t["score"]]
+
+
+def test_interpreter_internals_and_oversized_notebooks_are_refused(tmp_path):
+    # Routes past the guard's audit events without ctypes: the subprocess module's own C helper (also a
+    # fresh copy of it), and sqlite, which opens its file in C. And notebooks that would keep the grader
+    # itself busy while it reads them: YAML aliases that expand to 9^9 items, JSON nested 1e5 deep.
+    outside = tmp_path / "outside"
+    submission = tmp_path / "internals.py"
+    submission.write_text(f'''
+import importlib.util, os, sys
+
+def _try(action):
+    try:
+        action()
+        return "allowed"
+    except BaseException as error:
+        return f"{{type(error).__name__}}: {{error}}"
+
+def _fork_exec(module):
+    argv, (read, write) = [b"/bin/sh", b"-c", b"touch {outside}-shell"], os.pipe()
+    pid = module.fork_exec(argv, [argv[0]], True, (), None, [b"PATH=/bin"], -1, -1, -1, -1, -1, -1, read, write,
+                           True, False, 0, None, None, None, -1, None, False)  # Python 3.11's arguments
+    os.waitpid(pid, 0)
+
+def _fresh_copy():
+    return importlib.util.module_from_spec(importlib.util.find_spec("_posixsubprocess"))
+
+def internals():
+    import _posixsubprocess
+    out = [_try(lambda: _fork_exec(_posixsubprocess))]
+    sys.modules.pop("_posixsubprocess", None)
+    out.append(_try(lambda: __import__("_posixsubprocess")))
+    out.append(_try(lambda: _fork_exec(_fresh_copy())))
+    out.append(_try(lambda: __import__("sqlite3").connect("{outside}-db").execute("create table t (x)")))
+    return " | ".join(out)
+''')
+    student = Student(submission, time_limit=20)
+    try:
+        outcome = student.internals().split(" | ")
+    finally:
+        student.close()
+    # A fresh copy of a module compiled into the interpreter is made without an audit event (instructors.md).
+    import importlib.util
+
+    if importlib.util.find_spec("_posixsubprocess").origin == "built-in":
+        outcome.pop(2)
+    assert all(o.startswith("PermissionError") for o in outcome), outcome
+    assert not list(tmp_path.glob("outside*"))
+    bomb = ["---", "kernelspec:", "  name: python3", "bomb:", "  a: &a [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"  {chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    bomb += ["---", "", "```{code-cell} ipython3", "def f():", "    return 1.0", "```", ""]
+    (tmp_path / "bomb.md").write_text("\n".join(bomb))
+    (tmp_path / "deep.ipynb").write_text('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (tmp_path / "long.md").write_text("\n".join(bomb[:3] + ["---"]) + "\n```{code-cell} ipython3\nx = 1\n```\n" * 70_000)
+    for name, words in (("bomb.md", "YAML aliases"), ("deep.ipynb", "not valid JSON"), ("long.md", "larger than 2 MiB")):
+        start = time.monotonic()
+        student = Student(tmp_path / name, time_limit=5)
+        try:
+            with pytest.raises(StudentFailure, match="could not read your submission") as failure:
+                student.f()
+        finally:
+            student.close()
+        assert words in str(failure.value) and time.monotonic() - start < 5, (name, str(failure.value))
+
+
+def test_paths_cannot_reach_past_the_guard(tmp_path):
+    # The audit event of os.open(path, dir_fd=fd) does not carry fd: with a descriptor of "/" (or of the
+    # working folder, and a working directory below it) a relative path that looks harmless reaches the
+    # package's files and the grader's. Opening folders outside the working folder and leaving it are refused.
+    # A str subclass whose methods lie makes os.path.realpath check another path than the system call opens.
+    # And another process's files in /proc (the grader's memory) are none of the submission's business.
+    target = ROOT / "autograder" / "compare.py"
+    before = target.read_bytes()
+    lgm_file = os.path.relpath(ROOT / "lgm" / "__init__.py", "/")
+    (tmp_path / "folders.py").write_text(f'''
+import os
+
+def _try(action):
+    try:
+        action()
+        return "allowed"
+    except BaseException as error:
+        return f"{{type(error).__name__}}: {{error}}"
+
+def folders():
+    here = os.open(".", os.O_RDONLY)  # the working folder itself: allowed
+    levels = os.getcwd().count("/") + 1  # as deep below the working folder as it is below "/"
+    deep = "/".join(["d"] * levels)
+    os.makedirs(deep)
+    up = "../" * levels + {os.path.relpath(target, "/")!r}
+    out = [_try(lambda: os.read(os.open({lgm_file!r}, os.O_RDONLY, dir_fd=os.open("/", os.O_RDONLY)), 10))]
+    out.append(_try(lambda: os.open("/proc/self/root", os.O_RDONLY)))
+    # From deep, up looks like a file inside the working folder; from the folder it is the grader's file.
+    out.append(_try(lambda: (os.chdir(deep), os.open(up, os.O_WRONLY | os.O_APPEND, dir_fd=here))))
+    out.append(_try(lambda: os.fchdir(os.open("d", os.O_RDONLY))))
+    liar = type("Liar", (str,), {{"startswith": lambda self, *a: False, "partition": lambda self, sep: ("x", "", "")}})
+    out.append(_try(lambda: open(liar("/" + {lgm_file!r})).read(10)))
+    out.append(_try(lambda: open(liar({str(target)!r}), "a")))
+    out.append(_try(lambda: open(f"/proc/{{os.getppid()}}/mem", "rb")))  # the grader's memory: its inputs
+    return " | ".join(out)
+''')
+    student = Student(tmp_path / "folders.py", time_limit=20)
+    try:
+        outcome = student.folders().split(" | ")
+    finally:
+        student.close()
+    assert all(o.startswith("PermissionError") for o in outcome), outcome
+    assert target.read_bytes() == before
+
+
+def test_replies_written_by_the_submission_fail_only_its_own_call(tmp_path):
+    # The submission finds the worker's reply channel and the request's id and token in its frames and
+    # writes replies of its own: an array whose shape overflows int64 to match no data, JSON nested 1e5
+    # deep. Each is the student's failure (or is ignored), never "the test itself failed".
+    (tmp_path / "forge.py").write_text('''
+import json, sys
+
+def forge(kind):
+    frame = sys._getframe()
+    while "replies" not in frame.f_locals:
+        frame = frame.f_back
+    request, replies = frame.f_locals["request"], frame.f_locals["replies"]
+    reply = {"status": "ok", "id": request["id"], "token": request["token"], "imports": [],
+             "value": {"__ndarray__": {"dtype": "<f8", "shape": [2**62, 4], "data": ""}}}
+    line = json.dumps(reply)
+    if kind == "deep":
+        line = line.replace('"value": {', '"value": ' + "[" * 100_000 + "{", 1)[:-1] + "]" * 100_000 + "}"
+    replies.write(line + "\\n")
+    replies.flush()
+    return 1.0
+
+class Tensor:  # passes for a torch tensor, and fails when the worker reads it
+    __module__ = "torch"
+
+    def detach(self):
+        raise RuntimeError("not a tensor after all")
+
+def fake():
+    return Tensor()
+''')
+    student = Student(tmp_path / "forge.py", time_limit=10)
+    try:
+        with pytest.raises(StudentFailure, match="cannot read"):
+            student.forge("shape")
+        assert student.forge("deep") == 1.0  # not a reply: skipped, and the function's own value comes next
+        with pytest.raises(StudentFailure, match="cannot compare.*not a tensor after all"):
+            student.fake()
+    finally:
+        student.close()
+
+
+def test_nan_never_matches_an_infinite_reference():
+    for got in ([np.nan, 1.0], [np.inf, 1.0], [0.0, 1.0]):
+        with pytest.raises(GradingFailure, match="entry\\[0\\]"):
+            check_array(np.array(got), np.array([-np.inf, 1.0]), "f(x)")
+    check_array(np.array([-np.inf, 1.0]), np.array([-np.inf, 1.0]), "f(x)")
 
 
 @pytest.mark.slow

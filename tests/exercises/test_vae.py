@@ -159,6 +159,10 @@ def test_elbo_lgm_below_loglik(student):
         check(np.all(np.isfinite(elbo)) and np.all(log_p - elbo <= 1.5 * kl + 1e-6 * (1 + np.abs(log_p))),
               f"Your ELBO is below log p(x) by up to {np.max(log_p - elbo):.1g}, more than the gap KL(q || p(z | x)) "
               "allows: the ELBO equals log p(x) - KL(q || p(z | x)), so it is a tight bound, not any small number.")
+        # And log p(x) itself, which ignores q, is not a bound that is "below" it: the gap is the KL.
+        check(np.all(log_p - elbo >= 0.5 * kl - 1e-6 * (1 + np.abs(log_p))),
+              f"Your ELBO is below log p(x) by only {np.min(log_p - elbo):.1g} where the gap KL(q || p(z | x)) is "
+              f"{kl[np.argmin(log_p - elbo - kl)]:.1g}: does your ELBO depend on the means and cov of q?")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,30 +238,41 @@ def test_pathwise_grad_matches_autograd(student, J, N, K, seed):
                 mistakes=mistakes_s)
 
 
+def _sine_case(rng):
+    """g(z) = sum_k sin z_k at random (mu, logvar), 20000 samples: the inputs, the exact gradients of E_q[g]
+    and the standard errors of the pathwise estimates."""
+    mu, logvar = rng.uniform(-2.0, 2.0, size=(1, 3)), rng.uniform(-1.0, 0.5, size=(1, 3))
+    eps = rng.normal(size=(20_000, 1, 3))
+    sigma = np.exp(logvar / 2)
+    grad_z = np.cos(mu + sigma * eps)
+    exact = (np.cos(mu) * np.exp(-sigma**2 / 2), -0.5 * sigma**2 * np.sin(mu) * np.exp(-sigma**2 / 2))
+    se = (grad_z.std(axis=0) / np.sqrt(len(eps)), (grad_z * eps * sigma / 2).std(axis=0) / np.sqrt(len(eps)))
+    return mu, logvar, eps, grad_z, exact, se
+
+
+def _within(estimates, exact, se, bound):
+    return all(np.all(np.abs(g - e) < bound * s) for g, e, s in zip(estimates, exact, se))
+
+
 @pytest.mark.points(1)
 def test_pathwise_grad_unbiased_for_sine(student):
     # g(z) = sum_k sin z_k has E_q[g] = sum_k sin(mu_k) exp(-sigma_k^2 / 2), so the exact gradients
     # are cos(mu) exp(-sigma^2/2) and -sigma^2/2 sin(mu) exp(-sigma^2/2). With J = 20000 samples the
-    # estimate must lie within 4 standard errors (computed here from the same samples).
-    rng = np.random.default_rng(32)  # fixed: a 4-standard-error check must not fail a correct estimate by chance
-    mu, logvar = np.array([[0.3, -1.2, 2.0]]), np.array([[0.5, -1.0, 0.0]])
-    eps = rng.normal(size=(20_000, 1, 3))
-    sigma = np.exp(logvar / 2)
-    grad_z = np.cos(mu + sigma * eps)
-    exact_mu = np.cos(mu) * np.exp(-sigma**2 / 2)
-    exact_s = -0.5 * sigma**2 * np.sin(mu) * np.exp(-sigma**2 / 2)
-    se_mu = grad_z.std(axis=0) / np.sqrt(len(eps))
-    se_s = (grad_z * eps * sigma / 2).std(axis=0) / np.sqrt(len(eps))
+    # estimate must lie within 4 standard errors (computed here from the same samples). The inputs
+    # change with every run (an answer learned from feedback does not carry over); only those on which
+    # the package's estimate is within 3 standard errors are used, so a correct estimate never fails.
+    mu, logvar, eps, grad_z, exact, se = inputs.case_where(
+        lambda case: _within(_autograd(*case[:4]), *case[4:], 3.0), _sine_case, 32)
     g_mu, g_s = check_tuple(student.pathwise_grad(logvar, eps, grad_z), 2, "pathwise_grad(logvar, eps, grad_z)",
                             ("grad_mu", "grad_logvar"))
     g_mu, g_s = np.asarray(g_mu, dtype=float), np.asarray(g_s, dtype=float)
     check(g_mu.shape == (1, 3) and g_s.shape == (1, 3),
           f"pathwise_grad must return two (N, K) = (1, 3) arrays; got {g_mu.shape} and {g_s.shape}.")
-    for name, got, exact, se in (("grad_mu", g_mu, exact_mu, se_mu), ("grad_logvar", g_s, exact_s, se_s)):
-        z_scores = np.abs(got - exact) / se
+    for name, got, exact_, se_ in (("grad_mu", g_mu, exact[0], se[0]), ("grad_logvar", g_s, exact[1], se[1])):
+        z_scores = np.abs(got - exact_) / se_
         check(np.all(z_scores < 4),
-              f"{name} = {np.round(got, 5)} is {np.round(z_scores, 1)} standard errors from the exact gradient "
-              f"{np.round(exact, 5)} of E_q[sum sin z]; an unbiased estimate with 20000 samples is within 4."
+              f"{name} is {np.round(z_scores, 1)} standard errors from the exact gradient of E_q[sum sin z]; an "
+              "unbiased estimate with 20000 samples is within 4."
               + (" Check the chain rule: d z / d logvar = sigma eps / 2." if name == "grad_logvar" else ""))
 
 
@@ -375,12 +390,9 @@ def test_neg_elbo_matches_reference(student, J, seed):
                 mistakes=_neg_elbo_mistakes(X, mu, logvar, eps, A, logvar_x))
 
 
-@pytest.mark.points(1)
-def test_neg_elbo_many_samples_match_closed_form(student):
-    # A linear decoder has a closed-form ELBO (exercise 9.2, here as log p - KL(q || posterior)).
-    # With J = 4000 samples the Monte Carlo estimate is within 4 standard errors of it; the
-    # standard error is computed here from the same samples.
-    rng = np.random.default_rng(52)  # fixed: a 4-standard-error check must not fail a correct estimate by chance
+def _closed_form_case(rng):
+    """An LGM, a diagonal q and J = 4000 samples: the inputs, the closed-form negative ELBO and the
+    standard errors of the Monte Carlo estimate."""
     N, d, K, J = 3, 5, 2, 4000
     X, A, D = _model(rng, N, d, K)
     mu, logvar = rng.normal(size=(N, K)), rng.normal(scale=0.3, size=(N, K))
@@ -389,9 +401,21 @@ def test_neg_elbo_many_samples_match_closed_form(student):
     exact = -(log_likelihood(X, A, D) - np.array(
         [kl_gaussians(m, np.diag(np.exp(s)), p, Sigma) for m, s, p in zip(mu, logvar, M)]))
     se = _reconstruction(X, mu, logvar, eps, A, np.log(D)).std(axis=0) / np.sqrt(J)
-    got = check_array(student.neg_elbo(X, mu, logvar, eps, A, np.log(D)), exact,
+    return X, mu, logvar, eps, A, np.log(D), exact, se
+
+
+@pytest.mark.points(1)
+def test_neg_elbo_many_samples_match_closed_form(student):
+    # A linear decoder has a closed-form ELBO (exercise 9.2, here as log p - KL(q || posterior)).
+    # With J = 4000 samples the Monte Carlo estimate is within 4 standard errors of it; the
+    # standard error is computed here from the same samples. The inputs change with every run; only
+    # those on which the package's estimate is within 3 standard errors are used, so a correct
+    # estimate never fails.
+    *case, exact, se = inputs.case_where(
+        lambda c: np.all(np.abs(_neg_elbo_reference(*c[:6]) - c[6]) < 3 * c[7]), _closed_form_case, 52)
+    got = check_array(student.neg_elbo(*case), exact,
                       "neg_elbo with J = 4000 samples, compared with the closed-form negative ELBO",
-                      rtol=0, atol=4 * se.max(), mistakes=_neg_elbo_mistakes(X, mu, logvar, eps, A, np.log(D)))
+                      rtol=0, atol=4 * se.max(), mistakes=_neg_elbo_mistakes(*case))
     check(np.all(np.abs(got - exact) < 4 * se),
           f"neg_elbo is {np.round(np.abs(got - exact) / se, 1)} standard errors from the closed form; "
           "an unbiased estimate is within 4.")

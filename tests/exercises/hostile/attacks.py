@@ -15,9 +15,13 @@ MARKER = b"autograder-hostile-marker"
 
 
 def _grader_argument(option):
-    """Read an option of the grader from its command line, as a submission can (``/proc/<ppid>/cmdline``)."""
-    with open(f"/proc/{os.getppid()}/cmdline", "rb") as stream:
-        args = stream.read().split(b"\0")
+    """Read an option of the grader from its command line, as a submission can (``/proc/<ppid>/cmdline``,
+    through the C library: the worker's guard refuses Python's own open of another process's files)."""
+    fd = _libc.open(f"/proc/{os.getppid()}/cmdline".encode(), os.O_RDONLY)
+    buffer = ctypes.create_string_buffer(65536)
+    length = _libc.read(fd, buffer, len(buffer))
+    args = buffer.raw[:length].split(b"\0")
+    _libc.close(fd)
     return args[args.index(option) + 1] if option in args else None
 
 
