@@ -47,6 +47,7 @@ from lgm._checks import check_option, check_positive, check_positive_int
 from lgm.completion import complete_then_reestimate, tqdm
 from lgm.data import split_indices
 from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
+from nlgm.model import NLGM, load_failure
 
 
 class ELBOAscent:
@@ -394,8 +395,6 @@ def _diverged(history, lr):
 
 
 def _check_model(model):
-    from nlgm.model import NLGM
-
     if not isinstance(model, NLGM):
         raise TypeError(
             f"model must be an nlgm.NLGM; got {type(model).__name__}."
@@ -503,8 +502,7 @@ def _read_checkpoint(path, model, shape, scheme):
             saved[key]
     except Exception as err:  # any unreadable file: say which one and why
         raise ValueError(
-            f"checkpoint {path} could not be read ({type(err).__name__}:"
-            f" {err})."
+            f"checkpoint {path} could not be read ({load_failure(err)})."
         ) from None
     architecture = {k: v for k, v in model.config.items() if k != "seed"}
     saved_architecture = dict(config, hidden=tuple(config["hidden"]))

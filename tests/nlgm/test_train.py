@@ -299,3 +299,28 @@ def test_a_linear_nlgm_with_default_settings_reaches_the_ppca_maximum_likelihood
     # error of the mean ELBO < 0.002 nats here.
     elbo = model.elbo(X, 400, generator=torch.Generator().manual_seed(0))
     assert ppca - 0.01 < elbo < ppca + 0.005
+
+
+def test_a_file_that_is_not_a_checkpoint_gets_one_short_line(digits, tmp_path):
+    # torch's own message for it is a page that advises weights_only=False (unsafe, and no help).
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(ValueError) as err:
+        fit(small(), digits, epochs=1, progress=False, checkpoint=junk)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {junk} could not be read") and "\n" not in message
+    assert "weights_only" not in message and "not a file written by torch.save" in message
+    junk.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty or cut short"):
+        fit(small(), digits, epochs=1, progress=False, checkpoint=junk)
+    junk.write_text("not a model")
+    with pytest.raises(ValueError) as err:
+        NLGM.load(junk)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_saving_a_model_under_a_file_names_the_path(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=f"{blocker}/m.pt cannot be written"):
+        small().save(blocker / "m.pt")
