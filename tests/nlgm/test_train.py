@@ -121,8 +121,8 @@ def test_ctrl_c_keeps_the_finished_epochs(digits, tmp_path, monkeypatch):
 
     def interrupt_in_epoch_three(self, x, completion):
         calls["n"] += 1
-        if calls["n"] == 2 * 5 + 1:  # 270 training rows / 64 = 5 batches per epoch
-            raise KeyboardInterrupt
+        if calls["n"] == 2 * 5 + 3:  # 270 training rows / 64 = 5 batches per epoch
+            raise KeyboardInterrupt  # after two steps of epoch 3
         original(self, x, completion)
 
     monkeypatch.setattr(nlgm.train.ELBOAscent, "reestimate", interrupt_in_epoch_three)
@@ -132,6 +132,11 @@ def test_ctrl_c_keeps_the_finished_epochs(digits, tmp_path, monkeypatch):
     assert history["epoch"] == [1, 2]
     saved = torch.load(tmp_path / "i.pt", weights_only=True)
     assert saved["history"]["epoch"] == [1, 2]
+    # The model has the parameters of its best finished epoch (not those of the batch step
+    # taken in epoch 3 before Ctrl-C), the same as the checkpoint's best state.
+    assert history["best_epoch"] in (1, 2)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved["best_state"].items())
 
 
 def test_fit_leaves_torchs_threads_alone(digits, monkeypatch):
@@ -324,3 +329,10 @@ def test_saving_a_model_under_a_file_names_the_path(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ValueError, match=f"{blocker}/m.pt cannot be written"):
         small().save(blocker / "m.pt")
+
+
+@pytest.mark.parametrize("lr", [True, "1e-3"])
+def test_a_learning_rate_that_is_not_a_number_is_refused(digits, lr):
+    # float() would take both (True is 1.0): a slip that must not train silently.
+    with pytest.raises(TypeError, match="lr must be a number"):
+        fit(small(), digits, lr=lr, epochs=1, progress=False)
