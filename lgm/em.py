@@ -704,7 +704,7 @@ class LGM(LinearGaussianEstimator):
     def impute(self, X):
         """X with each missing (NaN) entry replaced by its posterior mean.
 
-        Implements eq-missing-impute, E[x_m | x_o] = mean_m + A_m E[z | x_o],
+        Implements eq-missing-impute, E[x_u | x_o] = mean_u + A_u E[z | x_o],
         whatever ``missing`` is (it says how ``fit`` treats NaN). Observed
         entries are returned as they are.
 
