@@ -306,11 +306,6 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         model.load_state_dict(best)
         return history
 
-    def validation_elbo():
-        """The ELBO of the held-out rows, with the same noise every epoch."""
-        noise = torch.Generator(device=device).manual_seed(seed + 1)
-        return float(model._mean_elbo(x_val, n_samples, noise))
-
     start = time.perf_counter() - _seconds_so_far(history)
     bar = tqdm(range(len(history["epoch"]) + 1, epochs + 1), desc="nlgm.fit",
                disable=not progress, leave=False)
@@ -321,7 +316,8 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
                 trainer, minibatches(x_train, batch_size, rng), rng
             )
             train_elbo = trainer.epoch_elbo()  # the one host sync of a sweep
-            val_elbo = validation_elbo() if validate else math.nan
+            val_elbo = (validation_elbo(model, x_val, n_samples, seed)
+                        if validate else math.nan)
             _record(history, epoch, train_elbo, val_elbo, trainer.lr,
                     time.perf_counter() - start)
             score = val_elbo if validate else train_elbo
@@ -348,6 +344,16 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         bar.close()
     model.load_state_dict(best)
     return history
+
+
+def validation_elbo(model, x_val, n_samples, seed):
+    """The mean ELBO of the held-out rows x_val (eq-elbo-mc), with the same noise every epoch.
+
+    The noise is seeded with ``seed + 1`` (``seed`` draws the training samples), so the scores of
+    two epochs differ only by what the model learnt between them.
+    """
+    noise = torch.Generator(device=x_val.device).manual_seed(seed + 1)
+    return float(model._mean_elbo(x_val, n_samples, noise))
 
 
 def default_settings(model):
