@@ -286,8 +286,10 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     x_train = x_all[train_idx] if validate else x_all  # no copy if no split
     x_val = x_all[val_idx]
     checkpoint = _checkpoint_path(checkpoint)
+    setup = {"shape": list(x_all.shape), "scheme": scheme,
+             "val_fraction": val_fraction, "seed": seed}
     saved = (
-        _read_checkpoint(checkpoint, model, x_all.shape, scheme)
+        _read_checkpoint(checkpoint, model, setup)
         if checkpoint is not None and checkpoint.exists()
         else None
     )
@@ -331,7 +333,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
             history["stopped_early"] = stopping.stop()
             if checkpoint is not None:
                 _write_checkpoint(checkpoint, model, trainer, stopping, rng,
-                                  history, best, x_all.shape)
+                                  history, best, setup)
             if history["stopped_early"]:
                 break
     except KeyboardInterrupt:
@@ -470,15 +472,14 @@ def _checkpoint_path(checkpoint):
 
 
 def _write_checkpoint(path, model, trainer, stopping, rng, history, best,
-                      shape):
+                      setup):
     """Write atomically (a temporary file, then a rename).
 
     Ctrl-C therefore never leaves half a file.
     """
     state = {
         "config": dict(model.config, hidden=list(model.config["hidden"])),
-        "shape": list(shape),
-        "scheme": trainer.scheme,
+        "setup": setup,
         "model": model.state_dict(),
         "optimisers": {
             k: o.state_dict() for k, o in trainer.optimisers.items()
@@ -498,11 +499,15 @@ def _write_checkpoint(path, model, trainer, stopping, rng, history, best,
         ) from None
 
 
-def _read_checkpoint(path, model, shape, scheme):
+def _read_checkpoint(path, model, setup):
+    """The checkpoint at ``path``, if it continues this call of :func:`fit`.
+
+    ``setup`` holds what must not change between the runs: the data's shape, the scheme and the
+    split (``val_fraction`` and ``seed``; another split would validate on rows trained on).
+    """
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        config, saved_shape = saved["config"], saved["shape"]
-        saved_scheme = saved["scheme"]
+        config, saved_setup = saved["config"], saved["setup"]
         for key in ("model", "optimisers", "stopping", "rng", "history",
                     "best_state"):
             saved[key]
@@ -517,13 +522,19 @@ def _read_checkpoint(path, model, shape, scheme):
             f"checkpoint {path} belongs to a different model ({config}); "
             "pass a new checkpoint path or the same model configuration."
         )
-    if list(saved_shape) != list(shape) or saved_scheme != scheme:
+    if saved_setup != setup:
         raise ValueError(
-            f"checkpoint {path} was written for data of shape"
-            f" {tuple(saved_shape)} with scheme={saved_scheme!r}; got shape"
-            f" {tuple(shape)} and scheme={scheme!r}."
+            f"checkpoint {path} was written for {_describe(saved_setup)}; got"
+            f" {_describe(setup)}. Pass a new checkpoint path or the same"
+            " data and settings."
         )
     return saved
+
+
+def _describe(setup):
+    shape = tuple(setup.get("shape", ()))
+    rest = ", ".join(f"{k}={v!r}" for k, v in setup.items() if k != "shape")
+    return f"data of shape {shape}, {rest}"
 
 
 def _resume(saved, model, trainer, stopping, rng):
@@ -539,7 +550,9 @@ def _resume(saved, model, trainer, stopping, rng):
     model.load_state_dict(saved["model"])
     for name, state in saved["optimisers"].items():
         trainer.optimisers[name].load_state_dict(state)
-    vars(stopping).update(saved["stopping"])
+    # the best score and the epochs waited carry on; the patience is this call's
+    stopping.best = saved["stopping"]["best"]
+    stopping.waited = saved["stopping"]["waited"]
     rng.set_state(saved["rng"])
     best = {k: v.to(device) for k, v in saved["best_state"].items()}
     return saved["history"], best

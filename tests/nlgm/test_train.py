@@ -336,3 +336,23 @@ def test_a_learning_rate_that_is_not_a_number_is_refused(digits, lr):
     # float() would take both (True is 1.0): a slip that must not train silently.
     with pytest.raises(TypeError, match="lr must be a number"):
         fit(small(), digits, lr=lr, epochs=1, progress=False)
+
+
+def test_a_resumed_run_keeps_its_split_and_takes_this_calls_patience(digits, tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    fit(small(), digits, epochs=1, patience=3, progress=False, checkpoint=path)
+    # Another seed or val_fraction would validate on rows the first run trained on.
+    for changed in (dict(seed=1), dict(val_fraction=0.2)):
+        with pytest.raises(ValueError, match=f"checkpoint {path} was written for .*seed=0"):
+            fit(small(), digits, epochs=2, progress=False, checkpoint=path, **changed)
+    made = []
+
+    class Recording(nlgm.train.EarlyStopping):
+        def __init__(self, patience):
+            super().__init__(patience)
+            made.append(self)
+
+    monkeypatch.setattr(nlgm.train, "EarlyStopping", Recording)
+    fit(small(), digits, epochs=2, patience=7, progress=False, checkpoint=path)
+    assert made[-1].patience == 7  # not the 3 of the checkpoint
+    assert made[-1].best > -np.inf  # the best score so far did carry on
