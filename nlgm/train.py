@@ -465,9 +465,12 @@ def _checkpoint_path(checkpoint):
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(
-            f"checkpoint {path} cannot be written ({err.strerror or err})."
-        ) from None
+        # mkdir under a regular file reports "File exists"; name the file instead
+        blocker = next((p for p in path.parents if p.exists()), None)
+        why = (f"{blocker} is a file, not a folder"
+               if blocker is not None and not blocker.is_dir()
+               else err.strerror or err)
+        raise ValueError(f"checkpoint {path} cannot be written ({why}).") from None
     return path
 
 

@@ -250,8 +250,11 @@ def test_a_checkpoint_that_cannot_be_written_is_named_before_training(digits, tm
     blocker.write_text("not a folder")
     model = small()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match=f"checkpoint {blocker}/run/c.pt cannot be written"):
+    with pytest.raises(ValueError, match=f"checkpoint {blocker}/run/c.pt cannot be written"
+                                         fr" \({blocker} is a file, not a folder\)"):
         fit(model, digits, epochs=1, progress=False, checkpoint=blocker / "run" / "c.pt")
+    with pytest.raises(ValueError, match=fr"\({blocker} is a file, not a folder\)"):
+        fit(model, digits, epochs=1, progress=False, checkpoint=blocker / "c.pt")
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="is a folder"):
         fit(model, digits, epochs=1, progress=False, checkpoint=tmp_path)
