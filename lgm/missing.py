@@ -73,8 +73,9 @@ class MissingData:
         empty = np.flatnonzero(~observed.any(axis=1))
         if empty.size:
             raise ValueError(
-                f"Row {empty[0]} of {name} has every entry missing (NaN) ({empty.size} such rows"
-                " in all); a row with nothing observed carries no information: drop it."
+                f"Row {empty[0]} of {name} has every entry missing (NaN)"
+                + (f" ({empty.size} such rows in all)" if empty.size > 1 else "")
+                + "; a row with nothing observed carries no information: drop it."
             )
         self.X, self.observed = X, observed
         self.patterns, index, self.counts = np.unique(
