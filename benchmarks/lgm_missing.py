@@ -11,7 +11,7 @@ row keeps one), fills them in with
 
 - ``SimpleImputer()``: each column's mean;
 - ``IterativeImputer(max_iter=10)``: each column regressed on the others in turn (BayesianRidge);
-- ``lgm.LGM(K, missing="em").impute``: the posterior mean E[x_m | x_o] of a linear Gaussian model
+- ``lgm.LGM(K, missing="em").impute``: the posterior mean E[x_u | x_o] of a linear Gaussian model
   fitted by EM to the incomplete data, for a few K;
 
 and prints the root-mean-square error over the hidden entries (mean over the seeds) and the

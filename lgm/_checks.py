@@ -202,7 +202,13 @@ def check_positive_int(value, name):
 
 
 def check_positive(value, name, *, allow_zero=False):
-    """Return ``value`` as a positive (or non-negative) float, or raise a clear error."""
+    """Return ``value`` as a positive (or non-negative) float, or raise a clear error.
+
+    A bool or a string is refused, though ``float`` would take it (``lr=True`` is 1.0,
+    ``tol="1e-3"`` a number): it is a slip, not a number.
+    """
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"{name} must be a number; got {value!r}.")
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -105,7 +105,7 @@ def aitken_converged(tol):
 
 
 def run(model, batches, *, n_iter, score, rng, stop=None, progress=False,
-        desc=None, on_iteration=None, history=None):
+        desc=None, on_iteration=None):
     """Repeat the loop until ``stop`` says so or ``n_iter`` sweeps are done.
 
     Parameters
@@ -113,14 +113,13 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False,
     model : object
         See :func:`complete_then_reestimate`.
     batches : callable
-        ``batches()`` returns the iterable of batches for one sweep
-        (minibatches are reshuffled each sweep).
+        ``batches()`` returns the iterable of batches for one sweep (for EM,
+        one batch: the data, or their sufficient statistics).
     n_iter : int
-        The most sweeps (EM iterations, or epochs).
+        The most sweeps (EM iterations).
     score : callable
         ``score()`` returns the number to record after a sweep (the mean
-        log-likelihood per sample for the LGM, the validation ELBO for the
-        VAE).
+        log-likelihood per sample for the LGM).
     rng : numpy.random.Generator or torch.Generator
     stop : callable, optional
         ``stop(history) -> bool``, e.g. :func:`converged`.
@@ -129,21 +128,19 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False,
     desc : str, optional
         The progress bar's label.
     on_iteration : callable, optional
-        ``on_iteration(history)`` after each sweep (checkpoints, live plots).
-    history : list of float, optional
-        Scores of earlier sweeps, when training resumes.
+        ``on_iteration(history)`` after each sweep (e.g. to record a
+        parameter's path).
 
     Returns
     -------
     history : list of float
-        The scores, earlier ones included. If the user interrupts (Ctrl-C, the
-        notebook's stop button), the loop warns and returns what it has: the
-        model keeps the parameters of its last finished ``reestimate`` (with
-        minibatches, that can be part-way through a sweep).
+        The scores. If the user interrupts (Ctrl-C, the notebook's stop
+        button), the loop warns and returns what it has: the model keeps the
+        parameters of its last finished ``reestimate``.
     stopped : bool
         Whether ``stop`` ended the loop (rather than ``n_iter``).
     """
-    history = list(history or [])
+    history = []
     bar = tqdm(range(n_iter), desc=desc, disable=not progress, leave=False)
     stopped = False
     try:

@@ -318,7 +318,12 @@ class LGM(LinearGaussianEstimator):
         observed-data log-likelihood (eq-missing-loglik), and ``score``,
         ``score_samples``, ``posterior`` and ``transform`` accept NaN and use
         the observed entries of each row. Data without NaN are fitted exactly
-        as with ``"error"``.
+        as with ``"error"``. With diagonal noise, EM with missing entries
+        often crawls as plain EM does (near a Heywood case), and the profile
+        solver that ``solver="auto"`` hands over to needs complete data: on
+        real data sets expect ``max_iter`` to end the fit with a
+        ConvergenceWarning that says how much is left to gain; raise ``tol``
+        or ``max_iter``.
     max_iter : int
         The most iterations (EM and quasi-Newton together).
     tol : float
@@ -704,7 +709,7 @@ class LGM(LinearGaussianEstimator):
     def impute(self, X):
         """X with each missing (NaN) entry replaced by its posterior mean.
 
-        Implements eq-missing-impute, E[x_m | x_o] = mean_m + A_m E[z | x_o],
+        Implements eq-missing-impute, E[x_u | x_o] = mean_u + A_u E[z | x_o],
         whatever ``missing`` is (it says how ``fit`` treats NaN). Observed
         entries are returned as they are.
 

@@ -1,15 +1,16 @@
 """Missing entries in the linear Gaussian model (chapter 7): marginalise, complete, impute.
 
 With x = mean + A z + e, the entries of a row that are missing (NaN) are latent variables like
-z. Write o for the observed coordinates of a row and m for the missing ones, and A_o, D_o, mean_o
-for the rows of A, D and the mean that belong to o. Then
+z. Write o for the observed coordinates of a row and u for the missing (unobserved) ones, and
+A_o, D_o, mean_o for the rows of A, D and the mean that belong to o (m is the posterior mean of z,
+as in chapter 7). Then
 
 - the observed entries alone are Gaussian, x_o ~ N(mean_o, A_o A_o^T + D_o), the observed-data
   likelihood (eq-missing-loglik), computed with the Woodbury identity and K x K solves;
 - the posterior of z given x_o is that of the smaller model (A_o, D_o) (eq-missing-posterior),
-  and the missing entries follow from z: E[x_m | x_o] = mean_m + A_m E[z | x_o]
+  and the missing entries follow from z: E[x_u | x_o] = mean_u + A_u E[z | x_o]
   (eq-missing-impute);
-- EM completes z *and* x_m with their joint posterior (eq-missing-estep) and re-estimates A, D
+- EM completes z *and* x_u with their joint posterior (eq-missing-estep) and re-estimates A, D
   and the mean together from the completed second moments (eq-missing-mstep), after
   Ghahramani & Jordan (1994).
 
@@ -72,8 +73,9 @@ class MissingData:
         empty = np.flatnonzero(~observed.any(axis=1))
         if empty.size:
             raise ValueError(
-                f"Row {empty[0]} of {name} has every entry missing (NaN) ({empty.size} such rows"
-                " in all); a row with nothing observed carries no information: drop it."
+                f"Row {empty[0]} of {name} has every entry missing (NaN)"
+                + (f" ({empty.size} such rows in all)" if empty.size > 1 else "")
+                + "; a row with nothing observed carries no information: drop it."
             )
         self.X, self.observed = X, observed
         self.patterns, index, self.counts = np.unique(
@@ -202,9 +204,9 @@ def observed_posterior(X, A, D, mean):
 
 
 def impute(X, A, D, mean):
-    """X with every missing entry replaced by its posterior mean E[x_m | x_o].
+    """X with every missing entry replaced by its posterior mean E[x_u | x_o].
 
-    Implements eq-missing-impute: E[x_m | x_o] = mean_m + A_m E[z | x_o]. Observed entries are
+    Implements eq-missing-impute: E[x_u | x_o] = mean_u + A_u E[z | x_o]. Observed entries are
     returned as they are (the same floats).
 
     Parameters
@@ -229,11 +231,11 @@ def expected_moments(X, A, D, mean):
     """The E-step with missing entries: expected second moments of the completed pairs.
 
     Implements eq-missing-estep. Each row is completed by the joint posterior of z and of its
-    missing entries x_m given x_o, under the current (old) parameters. With the augmented latent
+    missing entries x_u given x_o, under the current (old) parameters. With the augmented latent
     z~ = (z, 1) (its last entry carries the mean) and x^ = E[x | x_o] (x_o, and the imputation
     eq-missing-impute in the missing places),
 
-    E[z z^T] = Sigma_o + m m^T,  E[x_m z^T] = x^_m m^T + A_m Sigma_o,
+    E[z z^T] = Sigma_o + m m^T,  E[x_u z^T] = x^_u m^T + A_u Sigma_o,
     E[x_i^2] = x^_i^2 + a_i^T Sigma_o a_i + psi_i for a missing i.
 
     Parameters
@@ -278,7 +280,7 @@ def m_step_with_mean(sxx, Sxz, Szz):
     Implements eq-missing-mstep: complete-data maximum likelihood with the augmented latent
     z~ = (z, 1) and loading matrix [A, mean], through :func:`lgm.linear_gaussian.m_step`:
     [A, mean] = Sxz Szz^{-1} and D = sxx - diag([A, mean] Sxz^T). With missing entries the mean
-    must be re-estimated with A: the completed x_m depend on it.
+    must be re-estimated with A: the completed x_u depend on it.
 
     Parameters
     ----------

@@ -68,6 +68,19 @@ def _refuse_complex(value, name):
                         "first if that is what you mean).")
 
 
+def load_failure(err):
+    """Why ``torch.load`` (or ``torch.save``) failed, in a few words, for a one-line error.
+
+    A file that is not a torch file makes ``torch.load(..., weights_only=True)`` raise a page of
+    text that advises ``weights_only=False``, which would not help and is unsafe; it is reported
+    as what it is.
+    """
+    if isinstance(err, pickle.UnpicklingError):
+        return "UnpicklingError: not a file written by torch.save, or one holding more than tensors"
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else f"{type(err).__name__}: the file is empty or cut short"
+
+
 class GaussianEncoder(nn.Sequential):
     """The encoder q(z | x; phi) = N(mu(x), diag(exp(logvar(x)))), an MLP with 2K outputs.
 
@@ -500,8 +513,11 @@ class NLGM(nn.Module):
     # ----------------------------------------------------------------- files
     def save(self, path):
         """Write the configuration and the weights to ``path`` (a torch file)."""
-        torch.save({"config": dict(self.config, hidden=list(self.config["hidden"])),
-                    "state": self.state_dict()}, path)
+        try:
+            torch.save({"config": dict(self.config, hidden=list(self.config["hidden"])),
+                        "state": self.state_dict()}, path)
+        except (OSError, RuntimeError) as err:  # torch reports a missing folder as RuntimeError
+            raise ValueError(f"{path} cannot be written ({load_failure(err)}).") from None
 
     @classmethod
     def load(cls, path, *, device=None):
@@ -511,5 +527,5 @@ class NLGM(nn.Module):
             model = cls(**dict(saved["config"], hidden=tuple(saved["config"]["hidden"])))
             model.load_state_dict(saved["state"])
         except (OSError, KeyError, RuntimeError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as err:
-            raise ValueError(f"{path} is not a saved NLGM ({err}).") from None
+            raise ValueError(f"{path} is not a saved NLGM ({load_failure(err)}).") from None
         return model.to(device or "cpu")

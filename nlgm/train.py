@@ -47,6 +47,7 @@ from lgm._checks import check_option, check_positive, check_positive_int
 from lgm.completion import complete_then_reestimate, tqdm
 from lgm.data import split_indices
 from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
+from nlgm.model import NLGM, load_failure
 
 
 class ELBOAscent:
@@ -285,8 +286,10 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     x_train = x_all[train_idx] if validate else x_all  # no copy if no split
     x_val = x_all[val_idx]
     checkpoint = _checkpoint_path(checkpoint)
+    setup = {"shape": list(x_all.shape), "scheme": scheme,
+             "val_fraction": val_fraction, "seed": seed}
     saved = (
-        _read_checkpoint(checkpoint, model, x_all.shape, scheme)
+        _read_checkpoint(checkpoint, model, setup)
         if checkpoint is not None and checkpoint.exists()
         else None
     )
@@ -305,11 +308,6 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         model.load_state_dict(best)
         return history
 
-    def validation_elbo():
-        """The ELBO of the held-out rows, with the same noise every epoch."""
-        noise = torch.Generator(device=device).manual_seed(seed + 1)
-        return float(model._mean_elbo(x_val, n_samples, noise))
-
     start = time.perf_counter() - _seconds_so_far(history)
     bar = tqdm(range(len(history["epoch"]) + 1, epochs + 1), desc="nlgm.fit",
                disable=not progress, leave=False)
@@ -320,7 +318,8 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
                 trainer, minibatches(x_train, batch_size, rng), rng
             )
             train_elbo = trainer.epoch_elbo()  # the one host sync of a sweep
-            val_elbo = validation_elbo() if validate else math.nan
+            val_elbo = (validation_elbo(model, x_val, n_samples, seed)
+                        if validate else math.nan)
             _record(history, epoch, train_elbo, val_elbo, trainer.lr,
                     time.perf_counter() - start)
             score = val_elbo if validate else train_elbo
@@ -334,7 +333,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
             history["stopped_early"] = stopping.stop()
             if checkpoint is not None:
                 _write_checkpoint(checkpoint, model, trainer, stopping, rng,
-                                  history, best, x_all.shape)
+                                  history, best, setup)
             if history["stopped_early"]:
                 break
     except KeyboardInterrupt:
@@ -347,6 +346,16 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         bar.close()
     model.load_state_dict(best)
     return history
+
+
+def validation_elbo(model, x_val, n_samples, seed):
+    """The mean ELBO of the held-out rows x_val (eq-elbo-mc), with the same noise every epoch.
+
+    The noise is seeded with ``seed + 1`` (``seed`` draws the training samples), so the scores of
+    two epochs differ only by what the model learnt between them.
+    """
+    noise = torch.Generator(device=x_val.device).manual_seed(seed + 1)
+    return float(model._mean_elbo(x_val, n_samples, noise))
 
 
 def default_settings(model):
@@ -394,8 +403,6 @@ def _diverged(history, lr):
 
 
 def _check_model(model):
-    from nlgm.model import NLGM
-
     if not isinstance(model, NLGM):
         raise TypeError(
             f"model must be an nlgm.NLGM; got {type(model).__name__}."
@@ -458,22 +465,24 @@ def _checkpoint_path(checkpoint):
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise ValueError(
-            f"checkpoint {path} cannot be written ({err.strerror or err})."
-        ) from None
+        # mkdir under a regular file reports "File exists"; name the file instead
+        blocker = next((p for p in path.parents if p.exists()), None)
+        why = (f"{blocker} is a file, not a folder"
+               if blocker is not None and not blocker.is_dir()
+               else err.strerror or err)
+        raise ValueError(f"checkpoint {path} cannot be written ({why}).") from None
     return path
 
 
 def _write_checkpoint(path, model, trainer, stopping, rng, history, best,
-                      shape):
+                      setup):
     """Write atomically (a temporary file, then a rename).
 
     Ctrl-C therefore never leaves half a file.
     """
     state = {
         "config": dict(model.config, hidden=list(model.config["hidden"])),
-        "shape": list(shape),
-        "scheme": trainer.scheme,
+        "setup": setup,
         "model": model.state_dict(),
         "optimisers": {
             k: o.state_dict() for k, o in trainer.optimisers.items()
@@ -493,18 +502,21 @@ def _write_checkpoint(path, model, trainer, stopping, rng, history, best,
         ) from None
 
 
-def _read_checkpoint(path, model, shape, scheme):
+def _read_checkpoint(path, model, setup):
+    """The checkpoint at ``path``, if it continues this call of :func:`fit`.
+
+    ``setup`` holds what must not change between the runs: the data's shape, the scheme and the
+    split (``val_fraction`` and ``seed``; another split would validate on rows trained on).
+    """
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        config, saved_shape = saved["config"], saved["shape"]
-        saved_scheme = saved["scheme"]
+        config, saved_setup = saved["config"], saved["setup"]
         for key in ("model", "optimisers", "stopping", "rng", "history",
                     "best_state"):
             saved[key]
     except Exception as err:  # any unreadable file: say which one and why
         raise ValueError(
-            f"checkpoint {path} could not be read ({type(err).__name__}:"
-            f" {err})."
+            f"checkpoint {path} could not be read ({load_failure(err)})."
         ) from None
     architecture = {k: v for k, v in model.config.items() if k != "seed"}
     saved_architecture = dict(config, hidden=tuple(config["hidden"]))
@@ -513,13 +525,19 @@ def _read_checkpoint(path, model, shape, scheme):
             f"checkpoint {path} belongs to a different model ({config}); "
             "pass a new checkpoint path or the same model configuration."
         )
-    if list(saved_shape) != list(shape) or saved_scheme != scheme:
+    if saved_setup != setup:
         raise ValueError(
-            f"checkpoint {path} was written for data of shape"
-            f" {tuple(saved_shape)} with scheme={saved_scheme!r}; got shape"
-            f" {tuple(shape)} and scheme={scheme!r}."
+            f"checkpoint {path} was written for {_describe(saved_setup)}; got"
+            f" {_describe(setup)}. Pass a new checkpoint path or the same"
+            " data and settings."
         )
     return saved
+
+
+def _describe(setup):
+    shape = tuple(setup.get("shape", ()))
+    rest = ", ".join(f"{k}={v!r}" for k, v in setup.items() if k != "shape")
+    return f"data of shape {shape}, {rest}"
 
 
 def _resume(saved, model, trainer, stopping, rng):
@@ -535,7 +553,9 @@ def _resume(saved, model, trainer, stopping, rng):
     model.load_state_dict(saved["model"])
     for name, state in saved["optimisers"].items():
         trainer.optimisers[name].load_state_dict(state)
-    vars(stopping).update(saved["stopping"])
+    # the best score and the epochs waited carry on; the patience is this call's
+    stopping.best = saved["stopping"]["best"]
+    stopping.waited = saved["stopping"]["waited"]
     rng.set_state(saved["rng"])
     best = {k: v.to(device) for k, v in saved["best_state"].items()}
     return saved["history"], best

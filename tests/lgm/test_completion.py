@@ -74,19 +74,13 @@ def test_converged_stops_when_the_gain_falls_below_tol():
     assert history == [1.0, 2.0, 2.5, 2.55] and stopped
 
 
-def test_history_resumes():
+def test_on_iteration_sees_the_history_so_far():
     scores = iter([3.0, 4.0])
     seen = []
     history, _ = run(RecordingModel(), lambda: [0], n_iter=2, score=lambda: next(scores), rng=None,
-                     history=[1.0, 2.0], on_iteration=lambda h: seen.append(list(h)))
-    assert history == [1.0, 2.0, 3.0, 4.0]
-    assert seen == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]]
-
-
-def test_resumed_history_is_a_copy():
-    earlier = [1.0]
-    run(RecordingModel(), lambda: [0], n_iter=1, score=lambda: 2.0, rng=None, history=earlier)
-    assert earlier == [1.0]
+                     on_iteration=lambda h: seen.append(list(h)))
+    assert history == [3.0, 4.0]
+    assert seen == [[3.0], [3.0, 4.0]]
 
 
 def test_keyboard_interrupt_returns_the_history_with_a_warning():

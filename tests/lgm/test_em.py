@@ -222,6 +222,8 @@ def test_interrupted_fit_keeps_the_last_completed_iteration(monkeypatch):
         ({"max_iter": 2.5}, ValueError, "max_iter must be a positive integer"),
         ({"tol": -1.0}, ValueError, "tol must be a finite non-negative"),
         ({"noise_floor": 0.0}, ValueError, "noise_floor must be a finite positive"),
+        ({"tol": "1e-3"}, TypeError, "tol must be a number"),  # float() would take it
+        ({"noise_floor": True}, TypeError, "noise_floor must be a number"),  # True is 1.0
         ({"init": "kmeans"}, ValueError, "init must be one of"),
         ({"random_state": "seed"}, TypeError, "random_state must be"),
     ],

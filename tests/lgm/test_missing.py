@@ -184,7 +184,10 @@ def test_em_optimum_equals_a_generic_optimiser():
 def test_a_row_with_every_entry_missing_is_refused():
     Xm, _, A, D, mean = random_problem(0)
     Xm[5] = np.nan
-    with pytest.raises(ValueError, match="Row 5 of X has every entry missing"):
+    with pytest.raises(ValueError, match=r"Row 5 of X has every entry missing \(NaN\); a row"):
+        observed_log_likelihood(Xm, A, D, mean)  # one such row: no "(1 such rows in all)"
+    Xm[7] = np.nan
+    with pytest.raises(ValueError, match=r"Row 5 .* \(2 such rows in all\)"):
         observed_log_likelihood(Xm, A, D, mean)
 
 

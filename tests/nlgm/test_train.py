@@ -121,8 +121,8 @@ def test_ctrl_c_keeps_the_finished_epochs(digits, tmp_path, monkeypatch):
 
     def interrupt_in_epoch_three(self, x, completion):
         calls["n"] += 1
-        if calls["n"] == 2 * 5 + 1:  # 270 training rows / 64 = 5 batches per epoch
-            raise KeyboardInterrupt
+        if calls["n"] == 2 * 5 + 3:  # 270 training rows / 64 = 5 batches per epoch
+            raise KeyboardInterrupt  # after two steps of epoch 3
         original(self, x, completion)
 
     monkeypatch.setattr(nlgm.train.ELBOAscent, "reestimate", interrupt_in_epoch_three)
@@ -132,6 +132,11 @@ def test_ctrl_c_keeps_the_finished_epochs(digits, tmp_path, monkeypatch):
     assert history["epoch"] == [1, 2]
     saved = torch.load(tmp_path / "i.pt", weights_only=True)
     assert saved["history"]["epoch"] == [1, 2]
+    # The model has the parameters of its best finished epoch (not those of the batch step
+    # taken in epoch 3 before Ctrl-C), the same as the checkpoint's best state.
+    assert history["best_epoch"] in (1, 2)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved["best_state"].items())
 
 
 def test_fit_leaves_torchs_threads_alone(digits, monkeypatch):
@@ -245,8 +250,11 @@ def test_a_checkpoint_that_cannot_be_written_is_named_before_training(digits, tm
     blocker.write_text("not a folder")
     model = small()
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(ValueError, match=f"checkpoint {blocker}/run/c.pt cannot be written"):
+    with pytest.raises(ValueError, match=f"checkpoint {blocker}/run/c.pt cannot be written"
+                                         fr" \({blocker} is a file, not a folder\)"):
         fit(model, digits, epochs=1, progress=False, checkpoint=blocker / "run" / "c.pt")
+    with pytest.raises(ValueError, match=fr"\({blocker} is a file, not a folder\)"):
+        fit(model, digits, epochs=1, progress=False, checkpoint=blocker / "c.pt")
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="is a folder"):
         fit(model, digits, epochs=1, progress=False, checkpoint=tmp_path)
@@ -299,3 +307,55 @@ def test_a_linear_nlgm_with_default_settings_reaches_the_ppca_maximum_likelihood
     # error of the mean ELBO < 0.002 nats here.
     elbo = model.elbo(X, 400, generator=torch.Generator().manual_seed(0))
     assert ppca - 0.01 < elbo < ppca + 0.005
+
+
+def test_a_file_that_is_not_a_checkpoint_gets_one_short_line(digits, tmp_path):
+    # torch's own message for it is a page that advises weights_only=False (unsafe, and no help).
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(ValueError) as err:
+        fit(small(), digits, epochs=1, progress=False, checkpoint=junk)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {junk} could not be read") and "\n" not in message
+    assert "weights_only" not in message and "not a file written by torch.save" in message
+    junk.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty or cut short"):
+        fit(small(), digits, epochs=1, progress=False, checkpoint=junk)
+    junk.write_text("not a model")
+    with pytest.raises(ValueError) as err:
+        NLGM.load(junk)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_saving_a_model_under_a_file_names_the_path(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match=f"{blocker}/m.pt cannot be written"):
+        small().save(blocker / "m.pt")
+
+
+@pytest.mark.parametrize("lr", [True, "1e-3"])
+def test_a_learning_rate_that_is_not_a_number_is_refused(digits, lr):
+    # float() would take both (True is 1.0): a slip that must not train silently.
+    with pytest.raises(TypeError, match="lr must be a number"):
+        fit(small(), digits, lr=lr, epochs=1, progress=False)
+
+
+def test_a_resumed_run_keeps_its_split_and_takes_this_calls_patience(digits, tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    fit(small(), digits, epochs=1, patience=3, progress=False, checkpoint=path)
+    # Another seed or val_fraction would validate on rows the first run trained on.
+    for changed in (dict(seed=1), dict(val_fraction=0.2)):
+        with pytest.raises(ValueError, match=f"checkpoint {path} was written for .*seed=0"):
+            fit(small(), digits, epochs=2, progress=False, checkpoint=path, **changed)
+    made = []
+
+    class Recording(nlgm.train.EarlyStopping):
+        def __init__(self, patience):
+            super().__init__(patience)
+            made.append(self)
+
+    monkeypatch.setattr(nlgm.train, "EarlyStopping", Recording)
+    fit(small(), digits, epochs=2, patience=7, progress=False, checkpoint=path)
+    assert made[-1].patience == 7  # not the 3 of the checkpoint
+    assert made[-1].best > -np.inf  # the best score so far did carry on
