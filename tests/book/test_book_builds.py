@@ -29,3 +29,8 @@ def test_book_builds_without_warnings(tmp_path):
     notebooks = {p.stem for p in (html / "exercises").glob("*.ipynb")}
     sheets = {p.stem for p in (ROOT / "book" / "exercises").glob("*.md")} - {"index", "instructors"}
     assert notebooks == sheets, "every exercise page must be downloadable as a notebook"
+    # The worked solutions (book/solutions/, built only by `make solutions`) stay out of the student book.
+    marker = "This page belongs to the solutions edition"  # tests/book/test_solutions_edition.py
+    assert not (html / "solutions").exists()
+    leaked = [p.name for p in list(html.rglob("*.html")) + list(html.rglob("*.ipynb")) if marker in p.read_text()]
+    assert not leaked, f"solutions text in the student book: {leaked}"
