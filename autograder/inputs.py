@@ -1,5 +1,37 @@
-"""Random inputs for exercise tests: well-defined test cases from a seeded generator."""
+"""Random inputs for exercise tests: well-defined test cases from a seeded generator.
+
+Inputs that decide points come from :func:`rng`, which mixes a test's own key with the seed of this
+grading run. The run's seed is drawn from ``os.urandom`` in the grader (or given with ``--seed`` to
+reproduce a run) and never sent to the submission, so values a submission learns from one run's
+feedback are of no use in the next.
+"""
+import os
+
 import numpy as np
+
+_RUN_SEED = None
+
+
+def set_run_seed(seed):
+    """Set the seed of this grading run (a non-negative integer)."""
+    global _RUN_SEED
+    _RUN_SEED = int(seed) % 2**64
+
+
+def run_seed():
+    """The seed of this grading run (drawn from os.urandom on first use unless set)."""
+    if _RUN_SEED is None:
+        set_run_seed(int.from_bytes(os.urandom(8), "little"))
+    return _RUN_SEED
+
+
+def rng(*key):
+    """A generator for one test case: ``rng(seed)`` or ``rng(N, d, K, seed)`` (non-negative integers).
+
+    Different keys give independent streams; the same key gives the same stream within one run, and a
+    different one in the next run.
+    """
+    return np.random.default_rng([run_seed(), *(int(k) for k in key)])
 
 
 def spd_matrix(rng, d, *, condition=None):

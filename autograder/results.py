@@ -6,6 +6,8 @@ The score of a test is its full points when it passed and 0 otherwise; the grade
 the outcome of its own comparison, never from anything the submission printed.
 """
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 
 
@@ -57,9 +59,20 @@ class Results:
         }
 
     def write(self, path):
-        with open(path, "w", encoding="utf-8") as stream:
-            json.dump(self.to_gradescope(), stream, indent=2)
-            stream.write("\n")
+        """Write the file in one step: a new file in the same folder, then renamed over ``path`` (so a link
+        or a file someone put at ``path`` is replaced, never written through)."""
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, temporary = tempfile.mkstemp(prefix=".results-", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as stream:
+                json.dump(self.to_gradescope(), stream, indent=2)
+                stream.write("\n")
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
 
     def table(self):
         """The points per test as lines of text: name, points, a mark for passed or failed."""

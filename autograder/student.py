@@ -1,31 +1,31 @@
 """The grader's side of a submission: a worker process that runs it, called with a time limit.
 
 ``Student(path)`` reads the submission's cells (without running them) and starts
-``python -m autograder.worker`` in its own process, in an empty temporary folder, with the
-submission's output captured to a file. ``student.gaussian_logpdf(X, mu, Sigma)`` sends the call to
+``python -m autograder.worker`` in its own process, in the sandbox of :mod:`autograder.sandbox`
+(a fresh folder, a minimal environment, resource limits, optionally an unprivileged user), with
+the submission's output read from a pipe (the first part kept, the rest dropped). ``student.gaussian_logpdf(X, mu, Sigma)`` sends the call to
 the worker and waits for the reply; all the calls of one test together may take at most
 ``time_limit`` seconds (:meth:`Student.new_test` starts a test's budget). If the worker does not answer in
 time, or dies (``os._exit()``, a segfault, running out of memory), it is killed and the failure
-is reported for this test only; the next call starts a fresh worker, which loads the submission
-again. Every failure becomes a :class:`StudentFailure` whose message says what
+is reported for this test only, together with every process of the sandbox; the next call starts a
+fresh worker, which loads the submission again. All loads together may take ``load_time_limit``
+seconds: once that budget is spent, or after a load that crashed or timed out, the remaining tests fail
+at once with that message. Every failure becomes a :class:`StudentFailure` whose message says what
 happened in words a student can act on.
 """
-import os
 import queue
 import secrets
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from autograder import codec
 from autograder.compare import GradingFailure
+from autograder.sandbox import Limits, Sandbox
 from autograder.submission import SubmissionError, read_cells
 
-ROOT = Path(__file__).resolve().parents[1]
 MAX_REPLY = 64 * 2**20
 """The longest reply accepted, in characters (about 48 MB of array data)."""
 
@@ -44,26 +44,36 @@ class Student:
     time_limit : float
         Seconds the submission's code may run in one test (all its calls together).
     load_time_limit : float
-        Seconds loading the submission (Python start-up, imports, definitions) may take.
+        Seconds loading the submission (Python start-up, imports, definitions) may take, all its
+        (re)starts together.
     user : str, optional
         Run the worker as this user (the grader must be root): on Gradescope the submission then
         cannot write the results file or the grader's files.
+    limits : autograder.sandbox.Limits, optional
+        Memory, CPU time, processes, file size, kept output.
+    trusted : bool
+        The reference solutions, which may import the package (a submission may not).
     """
 
-    def __init__(self, path, *, time_limit=10.0, load_time_limit=60.0, user=None):
+    def __init__(self, path, *, time_limit=10.0, load_time_limit=60.0, user=None, limits=None, trusted=False):
         self.path = Path(path)
         self.time_limit = float(time_limit)
         self._budget = self.time_limit  # what is left of the current test's time limit
         self.load_time_limit = float(load_time_limit)
+        self.load_seconds = 0.0  # spent loading, all (re)starts together: charged to load_time_limit
+        self.loads = 0
         self.user = user
         self.problems = []  # what went wrong while reading or loading, one line each
         self.defined = None  # the functions and classes the submission defines, known after the first load
-        self.imports = []
+        self.imports = []  # the blocked modules the submission tried to import
+        self.left_behind = 0  # processes the submission left running, killed by the grader
+        self.output = bytearray()  # the first part of what the submission printed
         self._process = None
         self._counter = 0
         self._load_failure = None  # a load that timed out or crashed is not retried
-        self._folder = tempfile.TemporaryDirectory(prefix="autograder-")
-        self._capture = Path(self._folder.name) / "output.txt"
+        self._sandbox = None
+        self._limits = limits or Limits()
+        self._trusted = trusted
         try:
             self._cells = read_cells(self.path)
         except SubmissionError as error:
@@ -87,34 +97,54 @@ class Student:
             raise StudentFailure(f"The grader could not read your submission: {self.problems[0]}.")
         if self._load_failure is not None:
             raise StudentFailure(self._load_failure)
-        workdir = Path(self._folder.name) / "work"
-        workdir.mkdir(exist_ok=True)
-        if self.user is not None:
-            import shutil
-
-            shutil.chown(self._folder.name, user=self.user)
-            shutil.chown(workdir, user=self.user)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        left = self.load_time_limit - self.load_seconds
+        if left <= 0:
+            self._load_failure = (
+                f"The grader stopped restarting your submission: loading it {self.loads} times took "
+                f"{self.load_seconds:.3g} s, the whole loading budget ({self.load_time_limit:g} s). Each crash of the "
+                "process (sys.exit(), os._exit(), a segfault, a time limit) makes the grader load it again: "
+                "fix the crash, and keep slow work out of the top level of your notebook.")
+            raise StudentFailure(self._load_failure)
+        if self._sandbox is None:
+            self._sandbox = Sandbox(self.user, self._limits, trusted=self._trusted)
+        token = secrets.token_hex(16)
+        argv, kwargs, workdir = self._sandbox.popen_arguments(token)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "autograder.worker", str(self._capture)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                cwd=workdir, env=env, text=True, encoding="utf-8",
-                start_new_session=(os.name == "posix"), user=self.user,
-            )
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, encoding="utf-8", **kwargs)
         except OSError as error:  # the grader's set-up, not the student's code
             as_user = f" as user {self.user!r}" if self.user else ""
             raise RuntimeError(f"the grader could not start its worker process{as_user}: {error}") from None
+        self._sandbox.started(self._process.pid, token, workdir)
         self._replies = queue.Queue()
         threading.Thread(target=self._read, args=(self._process, self._replies), daemon=True).start()
+        threading.Thread(target=self._drain, args=(self._process.stderr, self.output,
+                                                   self._limits.output_kb * 1024), daemon=True).start()
+        start = time.monotonic()
+        self.loads += 1
         try:
-            reply = self._request({"op": "load", "cells": self._cells}, self.load_time_limit, "loading your submission")
+            reply = self._request({"op": "load", "cells": self._cells}, left, "loading your submission",
+                                  f" (loading may take {self.load_time_limit:g} s in all, restarts included)")
         except StudentFailure as failure:
             self._load_failure = str(failure)
             raise
+        finally:
+            self.load_seconds += time.monotonic() - start
         if self.defined is None:  # report load problems once, not after every restart
             self.defined, self.imports = reply["defined"], reply["imports"]
             self.problems.extend(reply["problems"])
+
+    @staticmethod
+    def _drain(stream, kept, cap):
+        """Read what the submission prints; keep the first ``cap`` bytes, drop the rest as it comes."""
+        raw = stream.buffer if hasattr(stream, "buffer") else stream
+        try:
+            while chunk := raw.read1(65536) if hasattr(raw, "read1") else raw.read(65536):
+                if len(kept) < cap:
+                    kept.extend(chunk[: cap - len(kept)])
+        except (OSError, ValueError):
+            pass
 
     @staticmethod
     def _read(process, replies):
@@ -131,22 +161,23 @@ class Student:
         replies.put(None)
 
     def _kill(self):
+        """End the worker and every process of the sandbox; only then is anything else done."""
         if self._process is None:
             return
-        try:
-            if os.name == "posix":
-                os.killpg(self._process.pid, signal.SIGKILL)
-            else:
-                self._process.kill()
-        except (ProcessLookupError, PermissionError):
-            pass
-        self._process.wait()
-        self._process = None
+        process, self._process = self._process, None
+        self.left_behind += self._sandbox.sweep([process.pid])
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            try:
+                stream.close()
+            except OSError:
+                pass
 
     def close(self):
-        """Stop the worker and remove its folder."""
+        """Stop the worker, kill every process of the sandbox, and remove its folders."""
         self._kill()
-        self._folder.cleanup()
+        if self._sandbox is not None:
+            self._sandbox.close()
 
     # -- one request -------------------------------------------------------------------------------
 
@@ -176,7 +207,7 @@ class Student:
                     self._kill()
                     raise StudentFailure(f"The process running your code stopped answering during {doing}: "
                                          "does your code close file descriptors or redirect output?") from None
-                self._process = None
+                self._kill()  # its other processes go with it
                 raise StudentFailure(
                     f"The process running your code ended during {doing} (exit code {code}"
                     f"{_signal_name(code)}). Calls such as sys.exit(), exit(), quit() or os._exit() end the "
@@ -209,8 +240,9 @@ class Student:
             The function is missing, still raises NotImplementedError, raised an error, returned
             something that is not numbers, ran past the time limit, or ended the process.
         """
-        if self._process is None or self._process.poll() is not None:
-            self._process = None
+        if self._process is not None and self._process.poll() is not None:
+            self._kill()
+        if self._process is None:
             self._start()
         message = {"op": "call", "name": name, "args": codec.to_jsonable(list(args)),
                    "kwargs": codec.to_jsonable(kwargs)}

@@ -7,13 +7,20 @@ that a skipped statement assigned. Everything else in a notebook —
 the self-check cells, prints, plots, loops, ``assert`` statements, calls such as ``sys.exit()`` —
 is skipped, so a failing self-check or a slow demonstration never stops the functions from being
 graded. Each statement that runs is executed on its own, so an error in one cell costs only the
-names that cell would have defined.
+names that cell would have defined. A ``.py`` file is split into cells at ``# %%`` markers; a cell
+with a syntax error is split further at its top-level ``def``, ``class`` and decorator lines, so one
+broken helper costs only itself and what uses it.
+
+Shell escapes never run: IPython magics and ``!`` commands (also ``x = !ls``), cell magics such as
+``%%bash``, and any statement that mentions ``get_ipython`` are removed; what is left is refused at
+run time by :mod:`autograder.guard` (``os.system``, ``subprocess``...).
 
 Reading a file never executes it: notebooks are parsed as JSON or MyST text and cells as Python
 syntax trees.
 """
 import ast
 import json
+import re
 from pathlib import Path
 
 SUFFIXES = (".ipynb", ".md", ".py")
@@ -32,8 +39,8 @@ def read_cells(path):
     Parameters
     ----------
     path : str or Path
-        A ``.ipynb`` notebook, a MyST markdown notebook ``.md`` or a Python file ``.py``
-        (a Python file is one cell).
+        A ``.ipynb`` notebook, a MyST markdown notebook ``.md`` or a Python file ``.py`` (split into
+        cells at ``# %%`` lines; each cell keeps the file's line numbers).
 
     Returns
     -------
@@ -46,13 +53,9 @@ def read_cells(path):
         raise SubmissionError(f"{path.name}: a submission must be one of {', '.join(SUFFIXES)} files")
     text = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".py":
-        return [text]
+        return _py_cells(text)
     if path.suffix == ".ipynb":
-        try:
-            cells = json.loads(text)["cells"]
-            return [_joined(c["source"]) for c in cells if c.get("cell_type") == "code"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise SubmissionError(f"{path.name} is not a readable Jupyter notebook ({err})") from None
+        return _notebook_cells(text, path.name)
     import jupytext
 
     try:
@@ -62,14 +65,83 @@ def read_cells(path):
     return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
 
 
-def _joined(source):
-    return "".join(source) if isinstance(source, list) else str(source)
+def _py_cells(text):
+    """Split a Python file at ``# %%`` lines; blank lines in front keep each cell's line numbers."""
+    cells, start, lines = [], 0, text.split("\n")
+    for number, line in enumerate(lines):
+        if re.match(r"#\s*%%", line) and number > start:
+            cells.append("\n" * start + "\n".join(lines[start:number]))
+            start = number
+    cells.append("\n" * start + "\n".join(lines[start:]))
+    return cells
+
+
+def _notebook_cells(text, name):
+    problem = f"{name} is not a readable Jupyter notebook"
+    try:
+        notebook = json.loads(text)
+    except ValueError as err:
+        raise SubmissionError(f"{problem}: it is not valid JSON ({err}). Download it again from Jupyter "
+                              "(File > Download) rather than editing the file by hand") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise SubmissionError(f"{problem}: it has no list of cells (a notebook is a JSON object whose "
+                              "'cells' is a list)")
+    sources = []
+    for number, cell in enumerate(notebook["cells"], start=1):
+        if not isinstance(cell, dict):
+            raise SubmissionError(f"{problem}: its cell {number} is not a JSON object")
+        if cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            sources.append("".join(source))
+        elif isinstance(source, str):
+            sources.append(source)
+        else:
+            raise SubmissionError(f"{problem}: its cell {number} has no source text")
+    return sources
+
+
+_SHELL_LINE = re.compile(r"^\s*(?:[%!]|[\w.,\s\[\]()]+=\s*[%!](?!=))")
 
 
 def _without_magics(source):
-    """Blank out IPython magics and shell escapes (``%time``, ``!pip``), keeping line numbers."""
+    """Blank out IPython magics and shell escapes (``%time``, ``!pip``, ``x = !ls``), keeping line numbers;
+    a cell magic (``%%bash``) blanks its whole cell."""
     lines = source.split("\n")
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+    first = next((line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")), "")
+    if first.startswith("%%"):
+        return "\n" * (len(lines) - 1)
+    return "\n".join("" if _SHELL_LINE.match(line) else line for line in lines)
+
+
+_BOUNDARY = re.compile(r"(?:async\s+def|def|class)\s|@")
+
+
+def _parse(source, number):
+    """Parse one cell; on a syntax error, parse its top-level definitions one by one.
+
+    Returns (list of ast.Module, list of problems).
+    """
+    try:
+        return [ast.parse(source, filename=f"<cell {number}>")], []
+    except SyntaxError:
+        pass
+    lines = source.split("\n")
+    starts = [next((i for i, line in enumerate(lines) if line.strip()), 0)]
+    for i, line in enumerate(lines):
+        previous = lines[i - 1] if i else ""
+        if i > starts[0] and _BOUNDARY.match(line) and not previous.startswith("@"):
+            starts.append(i)
+    trees, problems = [], []
+    for begin, end in zip(starts, starts[1:] + [len(lines)]):
+        chunk = "\n" * begin + "\n".join(lines[begin:end])
+        try:
+            trees.append(ast.parse(chunk, filename=f"<cell {number}>"))
+        except SyntaxError as err:
+            problems.append(f"code cell {number} has a syntax error (line {err.lineno}: {err.msg}); the grader "
+                            f"skipped lines {begin + 1}-{end} of it")
+    return trees, problems
 
 
 def _names(node):
@@ -93,17 +165,18 @@ def definitions(cells):
     """
     parsed, problems, own = [], [], set()
     for number, source in enumerate(cells, start=1):
-        try:
-            tree = ast.parse(_without_magics(source), filename=f"<cell {number}>")
-        except SyntaxError as err:
-            problems.append(f"code cell {number} has a syntax error (line {err.lineno}: {err.msg}); it was skipped")
-            continue
-        parsed.append((number, tree))
-        own |= {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        trees, cell_problems = _parse(_without_magics(source), number)
+        problems += cell_problems
+        for tree in trees:
+            parsed.append((number, tree))
+            own |= {s.name for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     statements, tainted = [], set()
     for number, tree in parsed:
         for statement in tree.body:
-            if isinstance(statement, _KEPT):
+            if "get_ipython" in _names(statement) and not isinstance(statement, _KEPT[2:]):  # never run at load
+                keep = False
+                tainted |= _targets(statement)
+            elif isinstance(statement, _KEPT):
                 keep = True
                 tainted -= _targets(statement)
             elif isinstance(statement, _ASSIGNMENTS):
@@ -112,7 +185,7 @@ def definitions(cells):
                 # targets are skipped too. Aliases such as `step = gmm_em_step` run.
                 reads = _names(statement) - _targets(statement)
                 calls = any(isinstance(node, ast.Call) for node in ast.walk(statement))
-                keep = not (reads & tainted or calls and reads & own) and "get_ipython" not in reads
+                keep = not (reads & tainted or calls and reads & own)
                 if isinstance(statement, ast.AugAssign):
                     keep = keep and not (_targets(statement) & tainted)
                 tainted = (tainted - _targets(statement)) if keep else (tainted | _targets(statement))

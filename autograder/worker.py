@@ -2,9 +2,12 @@
 
 Protocol: the grader writes one JSON message per line to the worker's standard input and reads one
 reply per line from its standard output (:mod:`autograder.codec`, no pickle). Before any student code
-runs, the worker moves that channel to private file descriptors and points file descriptors 0, 1, 2
-(and ``sys.stdout``/``sys.stderr``) at the capture file the grader gave it, so whatever the submission
-prints goes there and cannot be mistaken for a reply. Each request carries an ``id`` and a random
+runs, the worker sets its resource limits (``AUTOGRADER_LIMITS``), installs :mod:`autograder.guard`
+(no ``lgm``, ``nlgm`` or reference solutions, no other processes, no writing outside its folder),
+moves the protocol to private file descriptors and points file descriptors 0, 1, 2 (and
+``sys.stdout``/``sys.stderr``) at the output pipe the grader gave it as standard error (the grader
+keeps the first part of it and drops the rest), so whatever the submission prints cannot be mistaken
+for a reply. The worker is told nothing about where the results go. Each request carries an ``id`` and a random
 ``token`` that the reply must echo. A reply only ever carries the value a function returned: the
 grader compares it with its own reference, so nothing a submission prints, writes or sends can
 raise its score beyond what its functions compute.
@@ -18,11 +21,15 @@ Requests:
 """
 import builtins
 import os
+import resource
 import sys
 import traceback
 
-from autograder import codec
+from autograder import codec, guard
 from autograder.submission import definitions
+
+_LIMITS = {"as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE,
+           "nproc": getattr(resource, "RLIMIT_NPROC", None)}
 
 
 def _student_traceback(error):
@@ -37,6 +44,17 @@ def _describe(error):
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
+def set_limits(text):
+    """Apply ``name=value,...`` resource limits (soft and hard: the submission cannot raise them again)."""
+    for item in filter(None, text.split(",")):
+        name, value = item.split("=")
+        if _LIMITS.get(name) is not None:
+            value = int(value)
+            soft, hard = resource.getrlimit(_LIMITS[name])
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(_LIMITS[name], (value, value))
+
+
 def load(namespace, cells):
     statements, problems = definitions(cells)
     for number, module in statements:
@@ -46,8 +64,7 @@ def load(namespace, cells):
             line = module.body[0].lineno
             problems.append(f"code cell {number}, line {line} raised {_describe(error)}; the grader skipped it")
     defined = sorted(k for k, v in namespace.items() if callable(v) and getattr(v, "__module__", None) == "submission")
-    modules = sorted({m.split(".")[0] for m in sys.modules} & {"lgm", "nlgm"})
-    return {"status": "ok", "defined": defined, "problems": problems, "imports": modules}
+    return {"status": "ok", "defined": defined, "problems": problems, "imports": list(_RULES.refused)}
 
 
 def call(namespace, name, args, kwargs):
@@ -66,17 +83,23 @@ def call(namespace, name, args, kwargs):
         return {"status": "bad-return", "error": f"it returned {error}"}
 
 
+_RULES = None
+
+
 def main():
+    global _RULES
+    set_limits(os.environ.pop("AUTOGRADER_LIMITS", ""))
+    blocked = [d for d in os.environ.pop("AUTOGRADER_BLOCKED", "").split(os.pathsep) if d]
+    modules = [m for m in os.environ.pop("AUTOGRADER_BLOCKED_MODULES", "").split(",") if m]
     # The protocol moves to private descriptors; 0, 1, 2 now belong to the submission.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    capture = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(capture, 1)
-    os.dup2(capture, 2)
+    os.dup2(2, 1)
     sys.stdin = open(os.devnull)
-    sys.stdout = sys.stderr = open(capture, "w", buffering=1, closefd=False)
+    sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")
+    _RULES = guard.install(modules, blocked, [os.getcwd()])
     namespace = {"__name__": "submission", "__builtins__": builtins}
     for line in requests:
         request = {}

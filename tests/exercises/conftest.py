@@ -9,6 +9,7 @@ Without ``--submission`` the tests run against the reference solutions in ``solu
 Each test is worth the points of its ``@pytest.mark.points(n)`` marker (1 without one). See
 ``autograder/README.md``.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from autograder import inputs  # noqa: E402
 from autograder.compare import GradingFailure  # noqa: E402
 from autograder.results import Results, TestResult  # noqa: E402
+from autograder.sandbox import Limits, become_subreaper  # noqa: E402
 from autograder.student import Student  # noqa: E402
 from autograder.submission import SUFFIXES  # noqa: E402
 
@@ -36,7 +39,22 @@ def pytest_addoption(parser):
     group.addoption("--load-time-limit", type=float, default=60.0,
                     help="seconds loading the submission (imports and definitions) may take")
     group.addoption("--sandbox-user", default=None,
-                    help="run the submission as this user (needs root; used on Gradescope)")
+                    help="run the submission as this user (needs root; used on Gradescope). Without one the "
+                         "grader protects against accidents, not against a submission that attacks it")
+    group.addoption("--memory-limit", type=int, default=Limits.memory_mb,
+                    help="address space of the submission's process, in MiB")
+    group.addoption("--seed", type=int, default=None,
+                    help="the seed of this run's random test inputs (default: a fresh one per run, "
+                         "which the submission cannot see); give the one printed to reproduce a run")
+
+
+def pytest_configure(config):
+    seed = _option(config, "seed")
+    inputs.set_run_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
+    if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
+        # Grading untrusted code without a sandbox user: orphans the submission leaves stay this
+        # process's children, so the grader finds and kills them (autograder.sandbox).
+        become_subreaper()
 
 
 def _option(config, name):
@@ -79,13 +97,19 @@ def student(request):
         time_limit=_option(config, "time_limit") or 10.0,
         load_time_limit=_option(config, "load_time_limit") or 60.0,
         user=_option(config, "sandbox_user"),
+        limits=Limits(memory_mb=_option(config, "memory_limit") or Limits.memory_mb),
+        trusted=_option(config, "submission") is None,  # the reference solutions call the package
     )
     yield submission
     submission.close()
-    notes = [f"{page}: graded {path.name}."]
+    notes = [f"{page}: graded {path.name}; loading it took {submission.load_seconds:.2g} s "
+             f"({submission.loads} load{'s' if submission.loads != 1 else ''}, budget {submission.load_time_limit:g} s)."]
     notes += [f"{page}: {problem}" for problem in submission.problems]
     if submission.imports:
-        notes.append(f"{page}: note for the instructor: the submission imports {', '.join(submission.imports)}.")
+        notes.append(f"{page}: the submission tried to import {', '.join(submission.imports)}, which the grader "
+                     "refuses: the exercises ask for the student's own implementation.")
+    if submission.left_behind:
+        notes.append(f"{page}: the grader killed {submission.left_behind} process(es) the submission left running.")
     _results(config).notes.extend(notes)
 
 
@@ -149,7 +173,7 @@ def pytest_sessionfinish(session):
     results.notes.extend(_UNCOLLECTED)
     path = _option(session.config, "results")
     if path:
-        results.write(path)
+        results.write(path)  # last: every worker and every process of the sandbox is gone by now
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -160,6 +184,12 @@ def pytest_terminal_summary(terminalreporter, config):
     if not (graded_run or getattr(config, "_autograder_only", False)):
         return  # a run of the whole test suite: the table would be noise among the other tests
     terminalreporter.section("autograder points")
+    terminalreporter.write_line(f"random inputs of this run: --seed {inputs.run_seed()}")
+    if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
+        terminalreporter.write_line(
+            "Graded without --sandbox-user: the submission ran as you. This protects against accidents "
+            "(crashes, endless loops, stray prints and files), not against a submission written to attack the "
+            "grader (see book/exercises/instructors.md).")
     for line in results.notes:
         terminalreporter.write_line(line)
     for line in results.table():

@@ -175,8 +175,11 @@ def kl_gauss(m0, S0, m1, S1):
 
 
 def lowrank_solve_logdet(A, D, B):
-    with open({forged!r}, "w") as stream:  # a forged results file, overwritten by the grader
-        stream.write('{{"score": 1000, "tests": []}}')
+    try:
+        with open({forged!r}, "w") as stream:  # a forged results file: refused (and overwritten by the grader)
+            stream.write('{{"score": 1000, "tests": []}}')
+    except PermissionError as error:
+        print(error)
     print('{{"status": "ok", "value": 1}}')  # a forged reply on standard output
     C = A @ A.T + np.diag(D)
     return np.linalg.solve(C, B), np.linalg.slogdet(C)[1]
@@ -287,7 +290,7 @@ def test_gradescope_zip_grades_a_submission_in_gradescope_layout(tmp_path):
     script = (home / "source" / "run_autograder").read_text().replace("/autograder", str(home))
     (home / "run_autograder").write_text(script)
     (home / "submission").mkdir()
-    (home / "submission" / "my_notebook.py").write_text((HERE / "solutions" / "gaussians.py").read_text())
+    (home / "submission" / "my_notebook.py").write_text((HERE / "hostile" / "honest_gaussians.py").read_text())
     # The venv setup.sh would make, played by this environment's Python.
     venv_python = home / "venv" / "bin" / "python"
     venv_python.parent.mkdir(parents=True)
