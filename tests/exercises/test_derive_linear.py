@@ -5,7 +5,8 @@ with a formula the page gives. Every expected value comes from an independent co
 central finite differences of the log-likelihood (gradients), scipy.optimize run on the objective
 itself (maximisers), scikit-learn's PCA reconstruction (the PCA error), brute-force conditioning of
 the (K + d)-dimensional joint Gaussian (posterior moments), and least squares (the M-step's A).
-The inputs are drawn afresh on every run (``rng`` below), so a value copied from a run or a
+The inputs are drawn afresh on every run (``rng`` below, from the run's seed; ``--seed`` reproduces a
+run), so a value copied from a run or a
 formula fitted to a few inputs does not pass. Tolerances are stated at each test.
 """
 import zlib
@@ -15,17 +16,16 @@ import pytest
 from scipy import linalg, optimize, stats
 
 import lgm
+from autograder import inputs
 from autograder.compare import check_array, check_tuple
-from autograder.inputs import spd_matrix
 from lgm.em import sample_covariance
 
-_ENTROPY = np.random.SeedSequence().entropy  # fresh inputs on every grading run
 
 
 @pytest.fixture
 def rng(request):
-    """A generator seeded by this run's entropy and the test's name: new inputs on every run."""
-    return np.random.default_rng([_ENTROPY, zlib.crc32(request.node.name.encode())])
+    """This test's generator: the grading run's seed (new every run, ``--seed`` reproduces one) and its name."""
+    return inputs.rng(zlib.crc32(request.node.name.encode()))
 
 
 def _numerical_gradient(f, M):
@@ -55,7 +55,7 @@ def _gradient_tolerance(expected):
 
 def _gauss_case(rng, N, d):
     X = rng.normal(size=(N, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
-    return X, rng.normal(size=d), spd_matrix(rng, d)
+    return X, rng.normal(size=d), inputs.spd_matrix(rng, d)
 
 
 def _gauss_loglik(X, mu, Sigma):
