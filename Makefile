@@ -29,7 +29,7 @@ book: $(STAMP)
 solutions: $(STAMP)
 	mkdir -p book/_build
 	cat book/_toc.yml book/solutions/toc-part.yml > book/_build/_toc_solutions.yml
-	$(VENV)/bin/jupyter-book build book --toc book/_build/_toc_solutions.yml --path-output book/_build/solutions -W -n --keep-going
+	$(VENV)/bin/jupyter-book build book --toc $(CURDIR)/book/_build/_toc_solutions.yml --path-output book/_build/solutions -W -n --keep-going
 	@echo "Open book/_build/solutions/_build/html/index.html"
 
 test: $(STAMP)
