@@ -6,6 +6,12 @@ values, entry by entry, under a stated tolerance. When values differ it lists th
 differ most and tries to name the mistake: first the candidates a test computes for the classic
 mistakes of that exercise (a transposed sum, N instead of N - 1, a forgotten 1/2...), then generic
 patterns (the wrong sign, a constant factor, a constant offset).
+
+Messages never show a reference value to more digits than a student needs to see the size of the
+error: an expected entry to 2 significant digits, a difference to 1, so a submission cannot learn
+the reference values from its feedback (and the inputs that decide points change with every grading
+run, :func:`autograder.inputs.rng`). Complex numbers, non-numeric values and NaN or infinity where
+the reference is finite are refused with a message.
 """
 import numpy as np
 
@@ -24,10 +30,20 @@ def as_array(value, what):
         raise GradingFailure(
             f"{what} returned a {type(value).__name__} of {len(value)} arrays where one array was expected."
         )
+    if isinstance(value, (str, bytes, dict)):
+        raise GradingFailure(f"{what} returned {type(value).__name__}, which is not an array of numbers.")
     try:
-        return np.asarray(value, dtype=float)
+        array = np.asarray(value)
     except (TypeError, ValueError):
         raise GradingFailure(f"{what} returned {type(value).__name__}, which is not an array of numbers.") from None
+    if np.iscomplexobj(array):
+        raise GradingFailure(
+            f"{what} returned complex numbers; real values are expected. A square root or logarithm of a negative "
+            "number (np.emath, scipy.linalg.sqrtm, np.linalg.eig of a non-symmetric matrix) makes them: "
+            "find where a negative number enters, do not drop the imaginary part.")
+    if array.dtype.kind not in "biuf":
+        raise GradingFailure(f"{what} returned an array of {array.dtype} values, not an array of numbers.")
+    return array.astype(float)
 
 
 def check_tuple(value, length, what, names):
@@ -52,12 +68,16 @@ def _shape_hint(got, expected):
     return ""
 
 
-def _entries(index, got, expected, diff, limit=4):
+def _entries(index, got, expected, diff, tol, limit=4):
+    """The entries that differ most: the student's value, the reference to 2 significant digits, the size
+    of the difference (1 significant digit) and how many tolerances it is."""
     rows = []
     for i in index[:limit]:
         where = "" if got.ndim == 0 else f"[{', '.join(str(int(j)) for j in i)}]"
         i = tuple(i)
-        rows.append(f"  entry{where}: got {got[i]:.10g}, expected {expected[i]:.10g} (difference {diff[i]:.3g})")
+        times = diff[i] / tol[i] if tol[i] > 0 else np.inf
+        rows.append(f"  entry{where}: got {got[i]:.6g}, expected about {expected[i]:.2g} "
+                    f"(off by about {diff[i]:.0e}, {times:.0e} times the tolerance)")
     return "\n".join(rows)
 
 
@@ -75,11 +95,11 @@ def _generic_pattern(got, expected, rtol, atol):
         ratio = got[nonzero] / expected[nonzero]
         r = np.median(ratio)
         if np.isfinite(r) and abs(r - 1) > 1e-6 and close(got, r * expected):
-            return (f"Your values are the expected ones times {r:.6g}: a missing or extra constant factor "
+            return (f"Your values are the expected ones times about {r:.2g}: a missing or extra constant factor "
                     "(a 1/2, 1/N, or N versus N - 1?).")
     c = np.median(got - expected)
     if abs(c) > 1e-9 and close(got, expected + c):
-        return (f"Your values are the expected ones plus the constant {c:.6g}: a missing or extra constant term "
+        return (f"Your values are the expected ones plus a constant of about {c:.2g}: a missing or extra constant term "
                 "(such as d/2 log 2 pi)?")
     return ""
 
@@ -131,7 +151,7 @@ def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
     message = [
         f"{what}: {int(wrong.sum())} of {got.size} entries differ from the reference by more than the tolerance "
         f"|got - expected| <= {atol:g} + {rtol:g} |expected|. The largest differences:",
-        _entries(index[: int(wrong.sum())], got, expected, diff),
+        _entries(index[: int(wrong.sum())], got, expected, diff, tol),
     ]
     for hint, value in mistakes:
         value = np.asarray(value, dtype=float)

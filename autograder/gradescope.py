@@ -5,6 +5,9 @@ and ``run_autograder`` for every submission, which must leave ``/autograder/resu
 The zip holds the package (``lgm``, ``nlgm``, installed by ``setup.sh`` in the virtual environment
 ``/autograder/venv``, which ``run_autograder`` uses), the ``autograder`` folder
 and the page's tests — not the reference solutions, which the grader does not need.
+``run_autograder`` grades only inside the sandbox (the submission as the user ``nobody``, the
+grader's files and the results root's alone); when it cannot set that up it writes a results file
+that says why, with score 0, instead of grading unsandboxed.
 """
 import zipfile
 from pathlib import Path
@@ -24,35 +27,55 @@ python3 -m venv /autograder/venv
 cd /autograder/source
 /autograder/venv/bin/python -m pip install --upgrade pip
 {torch}/autograder/venv/bin/python -m pip install . "pytest>=7.4" "jupytext>=1.16"
+# The submission runs as "nobody": it must be able to run this Python and import numpy, scipy, torch.
+chmod -R a+rX /autograder/venv
 """
 
 TORCH = '/autograder/venv/bin/python -m pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu\n'
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; it must write /autograder/results/results.json.
-# The submission runs as the unprivileged user "nobody", so it cannot touch the results or the grader
-# (if "nobody" cannot run Python and read the package here, it runs as the grader's user instead).
+# The submission runs as the unprivileged user "nobody" (--sandbox-user): it cannot read the grader,
+# the tests or the package, nor write the results. If that sandbox cannot be set up, this script
+# refuses to grade and says why in results.json, rather than run the submission unsandboxed.
+set -u
 PYTHON=/autograder/venv/bin/python  # made by setup.sh
+SANDBOX_USER=nobody
+RESULTS=/autograder/results
+mkdir -p "$RESULTS"
+chown 0:0 "$RESULTS" 2>/dev/null
+chmod 700 "$RESULTS"  # only root can enter: the sandbox user cannot write, swap or read the results
+rm -f "$RESULTS/results.json"
+refuse() {{
+    printf '{{"score": 0, "output": "The autograder refused to grade this submission: %s. Please tell your instructor."}}\\n' "$1" \\
+        > "$RESULTS/results.json"
+    echo "autograder: refused to grade: $1" >&2
+    exit 0
+}}
+[ "$(id -u)" = 0 ] || refuse "it must run as root to run the submission as the unprivileged user $SANDBOX_USER"
+id -u "$SANDBOX_USER" >/dev/null 2>&1 || refuse "the sandbox user $SANDBOX_USER does not exist"
+# The grader, the tests and the package (also where the venv installed it) are root's alone.
+chmod -R go-rwx /autograder/source
+for package in lgm nlgm; do
+    folder=$(cd / && "$PYTHON" -c "import importlib.util, os; s = importlib.util.find_spec('$package'); print(os.path.dirname(s.origin) if s and s.origin else '')" 2>/dev/null)
+    case "$folder" in /autograder/venv/*) chmod -R go-rwx "$folder" ;; esac
+done
+runuser -u "$SANDBOX_USER" -- "$PYTHON" -c "import numpy" >/dev/null 2>&1 ||
+    refuse "the sandbox user $SANDBOX_USER cannot run $PYTHON with numpy (run chmod -R a+rX /autograder/venv in setup.sh)"
 cd /autograder/source
-mkdir -p /autograder/results
-rm -f /autograder/results/results.json
-SANDBOX=""
-if runuser -u nobody -- "$PYTHON" -c "import autograder.worker, numpy" 2>/dev/null; then
-    SANDBOX="--sandbox-user nobody"
-fi
 "$PYTHON" -m pytest tests/exercises/test_{page}.py -p no:cacheprovider -q \\
-    --submission /autograder/submission --results /autograder/results/results.json \\
-    --time-limit {time_limit:g} $SANDBOX
-if [ ! -s /autograder/results/results.json ]; then
-    echo '{{"score": 0, "output": "The autograder could not run. Please tell your instructor."}}' \\
-        > /autograder/results/results.json
-fi
+    --submission /autograder/submission --results "$RESULTS/results.json" \\
+    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USER"
+[ -s "$RESULTS/results.json" ] || refuse "the grader stopped before writing its results"
 """
+
+
+_SELF_TESTS = {"test_autograder", "test_sandbox"}  # the grader's own tests, not an exercise page's
 
 
 def pages():
     """The exercise pages that have autograder tests, by name (``gaussians`` for test_gaussians.py)."""
-    return sorted(p.stem[len("test_"):] for p in EXERCISES.glob("test_*.py") if p.stem != "test_autograder")
+    return sorted(p.stem[len("test_"):] for p in EXERCISES.glob("test_*.py") if p.stem not in _SELF_TESTS)
 
 
 def _needs_torch(page):

@@ -23,6 +23,8 @@ IMPORT_MESSAGE = ("This exercise asks for your own implementation: the grader do
                   "scipy (and torch where the page uses it).")
 PROCESS_MESSAGE = ("The grader runs your functions only: starting other programs or processes, or signalling "
                    "them, is not allowed ({event}).")
+OPEN_MESSAGE = ("The grader does not let a submission open the files of the book's package, its reference solutions "
+                "or the grader ({path}): the exercise asks for your own implementation.")
 WRITE_MESSAGE = "The grader does not let a submission change files outside its own working folder ({path})."
 
 _PROCESS_EVENTS = {"os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
@@ -34,11 +36,20 @@ _PATH_EVENTS = {"os.rename": 2, "os.replace": 2, "os.remove": 1, "os.unlink": 1,
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
+def _identity(path):
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 class _Rules:
     def __init__(self, names, blocked_dirs, writable_dirs):
         self.names = frozenset(names)
         self.blocked = tuple(os.path.realpath(d) for d in blocked_dirs if d)
         self.writable = tuple(os.path.realpath(d) for d in writable_dirs if d) + ("/dev/null",)
+        self._writable_ids = {_identity(d) for d in writable_dirs if d} - {None}  # still itself when renamed
         self.refused = []  # the blocked modules the submission tried to import, for the instructor's note
 
     @staticmethod
@@ -53,6 +64,16 @@ class _Rules:
         except (TypeError, ValueError):
             return None
 
+    def _may_write(self, path):
+        if self._inside(path, self.writable):
+            return True
+        folder = os.path.dirname(path)
+        while folder and folder != os.path.dirname(folder):
+            if _identity(folder) in self._writable_ids:
+                return True
+            folder = os.path.dirname(folder)
+        return False
+
     def refuse_import(self, name):
         top = str(name).split(".")[0]
         if top in self.names:
@@ -60,29 +81,46 @@ class _Rules:
                 self.refused.append(top)
             raise ImportError(IMPORT_MESSAGE.format(name=top))
 
-    def hook(self, event, args):
-        if event == "import":
-            self.refuse_import(args[0])
-        elif event == "open":
-            path = self._path(args[0])
-            if path is None:
-                return
-            if self._inside(path, self.blocked):
-                raise PermissionError(IMPORT_MESSAGE.format(name=path))
-            mode, flags = args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else 0
-            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
-            if writes and not self._inside(path, self.writable):
-                raise PermissionError(WRITE_MESSAGE.format(path=path))
-        elif event in _PROCESS_EVENTS:
+    def _import(self, event, args):
+        self.refuse_import(args[0])
+
+    def _open(self, event, args):
+        path = self._path(args[0])
+        if path is None:
+            return
+        if self._inside(path, self.blocked):
+            raise PermissionError(OPEN_MESSAGE.format(path=path))
+        mode, flags = args[1] if len(args) > 1 else None, args[2] if len(args) > 2 else 0
+        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE_FLAGS)
+        if writes and not self._may_write(path):
+            raise PermissionError(WRITE_MESSAGE.format(path=path))
+
+    def _process(self, event, args):
+        raise PermissionError(PROCESS_MESSAGE.format(event=event))
+
+    def _kill(self, event, args):
+        if args[0] != os.getpid():
             raise PermissionError(PROCESS_MESSAGE.format(event=event))
-        elif event == "os.kill":
-            if args[0] != os.getpid():
-                raise PermissionError(PROCESS_MESSAGE.format(event=event))
-        elif event in _PATH_EVENTS:
-            for value in args[:_PATH_EVENTS[event]]:
-                path = self._path(value)
-                if path is not None and not self._inside(path, self.writable):
-                    raise PermissionError(WRITE_MESSAGE.format(path=path))
+
+    def _change(self, event, args):
+        for value in args[:_PATH_EVENTS[event]]:
+            path = self._path(value)
+            if path is not None and not self._may_write(path):
+                raise PermissionError(WRITE_MESSAGE.format(path=path))
+
+    def handlers(self):
+        """The audit hook: one dictionary look-up for the many events it lets through (``builtins.id``...)."""
+        table = {"import": self._import, "open": self._open, "os.kill": self._kill}
+        table.update(dict.fromkeys(_PROCESS_EVENTS, self._process))
+        table.update(dict.fromkeys(_PATH_EVENTS, self._change))
+        get = table.get
+
+        def hook(event, args):
+            handler = get(event)
+            if handler is not None:
+                handler(event, args)
+
+        return hook
 
 
 class _Finder:
@@ -114,5 +152,5 @@ def install(names, blocked_dirs, writable_dirs):
             del sys.modules[name]
     sys.path[:] = [p for p in sys.path if p and not rules._inside(os.path.realpath(p), rules.blocked)]
     sys.meta_path.insert(0, _Finder(rules))
-    sys.addaudithook(rules.hook)
+    sys.addaudithook(rules.handlers())
     return rules

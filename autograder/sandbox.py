@@ -34,9 +34,10 @@ PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
 WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "submission.py", "guard.py")
 """What the worker runs: copied into a private folder, away from the package and the tests."""
-BLOCKED_MODULES = ("lgm", "nlgm", "autograder_solutions", "solutions", "mistakes", "tests", "conftest")
+BLOCKED_MODULES = ("lgm", "nlgm", "solutions", "mistakes", "tests", "conftest")
 
 _subreaper = False
+_LIVE = set()  # the workers of every Sandbox of this process that are running: never an orphan to kill
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,8 @@ class Limits:
     cpu_seconds : int
         CPU time of each process (RLIMIT_CPU): a backstop behind the grader's wall-clock limits.
     processes : int
-        Processes and threads of the sandbox user (RLIMIT_NPROC); with a sandbox user only, since
-        the limit counts every process of the user that runs the worker.
+        Processes and threads of the sandbox user (RLIMIT_NPROC); without a sandbox user, this many
+        more than the grading user runs already (not enforced for root).
     file_mb : int
         The largest file the submission may write (RLIMIT_FSIZE), in MiB.
     output_kb : int
@@ -64,10 +65,11 @@ class Limits:
     file_mb: int = 64
     output_kb: int = 256
 
-    def encode(self, *, with_processes):
+    def encode(self, *, sandbox_user):
         fields = {"as": self.memory_mb * 2**20, "cpu": self.cpu_seconds, "fsize": self.file_mb * 2**20}
-        if with_processes:
-            fields["nproc"] = self.processes
+        # RLIMIT_NPROC counts every process of the user: the sandbox user runs nothing else; the grading
+        # user (no sandbox user) gets this many on top of what it runs already (root ignores the limit).
+        fields["nproc" if sandbox_user else "nproc_more"] = self.processes
         return ",".join(f"{k}={v}" for k, v in fields.items())
 
 
@@ -252,7 +254,7 @@ class Sandbox:
         """What ``subprocess.Popen`` needs to start one worker: (argv, keyword arguments, workdir)."""
         workdir = fresh_workdir(self.user)
         env = environment(workdir, self.runtime, token, trusted=self.trusted)
-        env["AUTOGRADER_LIMITS"] = self.limits.encode(with_processes=self.user is not None)
+        env["AUTOGRADER_LIMITS"] = self.limits.encode(sandbox_user=self.user is not None)
         env["AUTOGRADER_BLOCKED"] = "" if self.trusted else os.pathsep.join(self.blocked)
         env["AUTOGRADER_BLOCKED_MODULES"] = "" if self.trusted else ",".join(BLOCKED_MODULES)
         argv = [sys.executable, "-s", "-m", "autograder.worker"]
@@ -263,6 +265,7 @@ class Sandbox:
 
     def started(self, pid, token, workdir):
         self._live[pid] = (token, workdir)
+        _LIVE.add(pid)
 
     def _targets(self, worker_pids, tokens):
         """The processes that belong to the sandbox now."""
@@ -281,7 +284,7 @@ class Sandbox:
         found = {pid for pid, (ppid, pgid, sid) in table.items()
                  if pid in sessions or sid in sessions or pgid in sessions or any(_has_token(pid, t) for t in tokens)}
         if _subreaper:  # orphans adopted by the grader: any child of the grader that is not a live worker
-            live = set(self._live) - set(worker_pids)
+            live = _LIVE - set(worker_pids)
             found |= {pid for pid, (ppid, _, _) in table.items() if ppid == me and pid not in live}
         grew = True
         while grew:  # and every descendant of those
@@ -314,6 +317,7 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the grader could not end the submission's processes {sorted(targets)[:10]}")
         for pid in worker_pids:
+            _LIVE.discard(pid)
             _, workdir = self._live.pop(pid, (None, None))
             if workdir:
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -132,7 +132,8 @@ class Student:
         finally:
             self.load_seconds += time.monotonic() - start
         if self.defined is None:  # report load problems once, not after every restart
-            self.defined, self.imports = reply["defined"], reply["imports"]
+            self.defined = reply["defined"]
+            self.imports = sorted(set(self.imports) | set(reply.get("imports", [])))
             self.problems.extend(reply["problems"])
 
     @staticmethod
@@ -252,9 +253,16 @@ class Student:
                                   f" (each test may run your code for {self.time_limit:g} s in all)")
         finally:
             self._budget = max(self._budget - (time.monotonic() - start), 0.0)
+        self.imports = sorted(set(self.imports) | set(reply.get("imports", [])))
         status = reply["status"]
         if status == "ok":
-            return codec.from_jsonable(reply["value"])
+            value = codec.from_jsonable(reply["value"])
+            if _has_complex(value):
+                raise StudentFailure(
+                    f"{name} returned complex numbers; real values are expected. A square root or logarithm of a "
+                    "negative number (np.emath, scipy.linalg.sqrtm, np.linalg.eig of a non-symmetric matrix) makes "
+                    "them: find where a negative number enters, do not drop the imaginary part.")
+            return value
         if status == "missing":
             hint = "".join(f"\n  {p}" for p in self.problems)
             raise StudentFailure(
@@ -271,6 +279,20 @@ class Student:
         if reply["error"].startswith("SystemExit"):
             trace += "\nA graded function must return its result, not call sys.exit(), exit() or quit()."
         raise StudentFailure(f"{name} raised {reply['error']}{trace}")
+
+
+def _has_complex(value, depth=0):
+    """Whether a decoded reply holds complex numbers anywhere (arrays, tensors, numbers, containers)."""
+    if isinstance(value, complex) or getattr(getattr(value, "dtype", None), "is_complex", False) is True:
+        return True
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if kind == "c":
+        return True
+    if isinstance(value, (tuple, list)) and depth < 20:
+        return any(_has_complex(v, depth + 1) for v in value)
+    if isinstance(value, dict) and depth < 20:
+        return any(_has_complex(v, depth + 1) for v in value.values())
+    return False
 
 
 def _signal_name(code):

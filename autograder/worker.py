@@ -44,10 +44,28 @@ def _describe(error):
     return text if len(text) <= 2000 else text[:2000] + " ..."
 
 
+def _tasks_of(uid):
+    """How many processes and threads ``uid`` runs now (what RLIMIT_NPROC counts)."""
+    count = 0
+    for name in (n for n in os.listdir("/proc") if n.isdigit()) if os.path.isdir("/proc") else ():
+        try:
+            with open(f"/proc/{name}/status", "rb") as stream:
+                fields = dict(line.split(b":", 1) for line in stream if b":" in line)
+        except (OSError, ValueError):
+            continue
+        if int(fields.get(b"Uid", b"-1 ").split()[0]) == uid:
+            count += int(fields.get(b"Threads", b"1").strip())
+    return count
+
+
 def set_limits(text):
     """Apply ``name=value,...`` resource limits (soft and hard: the submission cannot raise them again)."""
     for item in filter(None, text.split(",")):
         name, value = item.split("=")
+        if name == "nproc_more":
+            if _LIMITS["nproc"] is None or os.geteuid() == 0:
+                continue  # root is not held to RLIMIT_NPROC
+            name, value = "nproc", _tasks_of(os.getuid()) + int(value)
         if _LIMITS.get(name) is not None:
             value = int(value)
             soft, hard = resource.getrlimit(_LIMITS[name])
@@ -86,6 +104,26 @@ def call(namespace, name, args, kwargs):
 _RULES = None
 
 
+def _locations(names):
+    """Where this interpreter would find each blocked module (without importing it): an installed or
+    editable copy of the package is closed too, whatever path or finder leads to it."""
+    import importlib.util
+
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError, AttributeError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            found += [str(p) for p in spec.submodule_search_locations]
+        elif spec.origin and os.path.isfile(spec.origin):
+            found.append(spec.origin)
+    return found
+
+
 def main():
     global _RULES
     set_limits(os.environ.pop("AUTOGRADER_LIMITS", ""))
@@ -99,7 +137,7 @@ def main():
     os.dup2(2, 1)
     sys.stdin = open(os.devnull)
     sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")
-    _RULES = guard.install(modules, blocked, [os.getcwd()])
+    _RULES = guard.install(modules, blocked + _locations(modules), [os.getcwd()])
     namespace = {"__name__": "submission", "__builtins__": builtins}
     for line in requests:
         request = {}
@@ -114,6 +152,7 @@ def main():
         except Exception as error:  # a malformed request is the grader's bug: report it, keep serving
             reply = {"status": "protocol-error", "error": _describe(error)}
         reply["id"], reply["token"] = request.get("id"), request.get("token")
+        reply["imports"] = list(_RULES.refused)
         sys.stdout.flush()
         replies.write(codec.dumps(reply))
         replies.flush()

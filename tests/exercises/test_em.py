@@ -10,6 +10,7 @@ import pytest
 from scipy.special import logsumexp, softmax, xlogy
 
 import lgm
+from autograder import inputs
 from autograder.compare import check, check_array, check_tuple
 
 
@@ -30,7 +31,7 @@ def _random_case(rng, N=6, M=4):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_elbo_discrete_matches_definition(student, seed):
-    log_joint, q = _random_case(np.random.default_rng(seed))
+    log_joint, q = _random_case(inputs.rng(seed))
     expected = _elbo(log_joint, q)
     entropy = -np.sum(xlogy(q, q), axis=1)
     check_array(student.elbo_discrete(log_joint, q), expected, "elbo_discrete(log_joint, q)", rtol=1e-8, atol=1e-10,
@@ -44,7 +45,7 @@ def test_elbo_discrete_matches_definition(student, seed):
 
 @pytest.mark.points(1)
 def test_elbo_discrete_equals_log_evidence_at_the_posterior(student):
-    rng = np.random.default_rng(2)
+    rng = inputs.rng(2)
     log_joint, _ = _random_case(rng)
     log_joint[0] -= 800.0  # p(x, z) = exp(-800) underflows: work with logs throughout
     posterior = softmax(log_joint, axis=1)
@@ -61,7 +62,7 @@ def test_elbo_discrete_equals_log_evidence_at_the_posterior(student):
 @pytest.mark.points(1)
 def test_elbo_discrete_zero_probabilities(student):
     # q(z) = 0 for some z: the term q log q is 0 (its limit), not NaN. np.log(0) = -inf and 0 * -inf = nan.
-    log_joint, q = _random_case(np.random.default_rng(3))
+    log_joint, q = _random_case(inputs.rng(3))
     q[:, 0] = 0.0
     q[0] = [0.0, 1.0, 0.0, 0.0]
     q /= q.sum(axis=1, keepdims=True)
@@ -96,7 +97,7 @@ def _em_step_mistakes(x, pi, mu, var):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gmm_em_step_matches_reference(student, seed):
-    x, pi, mu, var = _mixture_case(np.random.default_rng(10 + seed))
+    x, pi, mu, var = _mixture_case(inputs.rng(10 + seed))
     got = check_tuple(student.gmm_em_step(x, pi, mu, var), 3, "gmm_em_step(x, pi, mu, var)", ("pi", "mu", "var"))
     expected = lgm.gmm_em_step(x, pi, mu, var)
     mistakes = _em_step_mistakes(x, pi, mu, var)
@@ -106,7 +107,7 @@ def test_gmm_em_step_matches_reference(student, seed):
 
 @pytest.mark.points(1)
 def test_gmm_em_step_never_lowers_the_likelihood(student):
-    rng = np.random.default_rng(12)
+    rng = inputs.rng(12)
     for case in range(25):
         x, pi, mu, var = _mixture_case(rng, N=50, K=2 + case % 3)
         before = lgm.gmm_log_likelihood(x, pi, mu, var)
@@ -118,3 +119,8 @@ def test_gmm_em_step_never_lowers_the_likelihood(student):
         check(after >= before - 1e-9 * abs(before),
               f"An EM step lowered the log-likelihood from {before:.6f} to {after:.6f} (case {case}, K = {len(mu)}). "
               "EM never does: check the E-step (responsibilities) and the M-step (eq-gmm-mstep) against each other.")
+        # Real progress, not only no loss: a step that returns its inputs never lowers the likelihood either.
+        gain = lgm.gmm_log_likelihood(x, *lgm.gmm_em_step(x, pi, mu, var)) - before
+        check(after - before >= 0.5 * gain,
+              f"Your EM step raised the log-likelihood by {after - before:.2g} (case {case}, K = {len(mu)}); one EM step "
+              f"from there raises it by about {gain:.1g}. A step must move the parameters towards the maximum.")

@@ -12,6 +12,7 @@ import pytest
 from scipy import linalg, stats
 
 from autograder.compare import check, check_array, check_tuple
+from autograder import inputs
 from autograder.student import StudentFailure
 from lgm.em import em_step
 from lgm.linear_gaussian import complete_data_ml, log_likelihood, posterior
@@ -65,7 +66,7 @@ def _posterior_mistakes(X, A, D):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("N, d, K, seed", [(20, 6, 2, 0), (1, 9, 1, 1), (15, 40, 5, 2)])
 def test_lgm_posterior_matches_reference(student, N, d, K, seed):
-    rng = np.random.default_rng(seed)
+    rng = inputs.rng(seed)
     X, A, D = _model(rng, N, d, K)
     expected_means, expected_cov = posterior(X, A, D)
     # The reference agrees with conditioning the joint Gaussian of (z, x) on x (the d x d form).
@@ -85,7 +86,7 @@ def test_lgm_posterior_small_noise(student):
     # Noise variances of 1e-6 (close to the PCA limit): the posterior covariance is about 1e-6 and
     # the precision I + A^T D^{-1} A has entries of 1e6. A K x K Cholesky or solve is accurate to
     # about 1e-10 relative here; the tolerance 1e-6 relative leaves room for that.
-    rng = np.random.default_rng(3)
+    rng = inputs.rng(3)
     X, A, D = _model(rng, 10, 8, 3, noise=(1e-6, 2e-6))
     expected_means, expected_cov = posterior(X, A, D)
     means, cov = check_tuple(student.lgm_posterior(X, A, D), 2, "lgm_posterior(X, A, D)", ("means", "cov"))
@@ -100,7 +101,7 @@ def test_lgm_posterior_small_noise(student):
 def test_lgm_posterior_large_d(student):
     # d = 20 000: the d x d form A^T C^{-1} needs a 3.2 GB matrix and minutes; the K x K form takes
     # milliseconds. Sums of 2e4 terms round to ~1e-12 relative; the tolerance is 1e-8.
-    rng = np.random.default_rng(4)
+    rng = inputs.rng(4)
     X, A, D = _model(rng, 4, 20_000, 3)
     expected_means, expected_cov = posterior(X, A, D)
     means, cov = check_tuple(student.lgm_posterior(X, A, D), 2, "lgm_posterior(X, A, D)", ("means", "cov"))
@@ -133,7 +134,7 @@ def _loglik_mistakes(X, A, D):
 @pytest.mark.points(2)
 @pytest.mark.parametrize("N, d, K, seed", [(25, 6, 2, 0), (1, 7, 1, 1), (12, 30, 4, 2)])
 def test_lgm_loglik_matches_reference(student, N, d, K, seed):
-    rng = np.random.default_rng(10 + seed)
+    rng = inputs.rng(10 + seed)
     X, A, D = _model(rng, N, d, K)
     expected = log_likelihood(X, A, D)
     assert np.allclose(expected, _dense_loglik(X, A, D), rtol=1e-10, atol=1e-10)  # reference vs scipy
@@ -144,7 +145,7 @@ def test_lgm_loglik_matches_reference(student, N, d, K, seed):
 @pytest.mark.points(1)
 def test_lgm_loglik_invariant_under_rotation(student):
     # p(x) depends on A only through A A^T, so A and A R (R orthogonal) give the same values.
-    rng = np.random.default_rng(13)
+    rng = inputs.rng(13)
     X, A, D = _model(rng, 10, 6, 3)
     R = linalg.qr(rng.normal(size=(3, 3)))[0]
     expected = log_likelihood(X, A, D)
@@ -157,7 +158,7 @@ def test_lgm_loglik_large_d(student):
     # d = 20 000: a d x d matrix has 4e8 entries (3.2 GB) and its inverse takes minutes, so only
     # the O(N d K + d K^2) computation finishes within the time limit. Rounding in sums of 2e4
     # terms of size ~1 is ~1e-12 relative; the tolerance 1e-8 relative is far above it.
-    rng = np.random.default_rng(14)
+    rng = inputs.rng(14)
     X, A, D = _model(rng, 4, 20_000, 3)
     expected = log_likelihood(X, A, D)
     check_array(student.lgm_loglik(X, A, D), expected, "lgm_loglik(X, A, D) with d = 20000, K = 3",
@@ -183,7 +184,7 @@ def _complete_data_mistakes(X, Z):
 
 @pytest.mark.points(1)
 def test_complete_data_ml_shapes(student):
-    rng = np.random.default_rng(20)
+    rng = inputs.rng(20)
     X, Z = rng.normal(size=(30, 5)), rng.normal(size=(30, 2))
     A, D = check_tuple(student.complete_data_ml(X, Z), 2, "complete_data_ml(X, Z)", ("A", "D"))
     A, D = np.asarray(A, dtype=float), np.asarray(D, dtype=float)
@@ -194,12 +195,16 @@ def test_complete_data_ml_shapes(student):
     check(A.shape == (5, 2), f"A from complete_data_ml must have shape (d, K) = (5, 2); got {A.shape}.{hint}")
     check(D.shape == (5,), f"D from complete_data_ml must be the (d,) = (5,) diagonal; got shape {D.shape}. "
                            "diag(A sum z x^T) has d entries: sum z x^T is K x d, so A sum z x^T is d x d.")
+    # Right shapes are not enough: A solves the normal equations A (Z^T Z) = X^T Z of least squares.
+    check(np.allclose(A @ (Z.T @ Z), X.T @ Z, rtol=1e-6, atol=1e-8) and np.all(np.isfinite(D)) and np.all(D >= 0),
+          "A from complete_data_ml does not solve the normal equations A (sum z z^T) = sum x z^T of least squares "
+          "(or D has negative or non-finite entries).")
 
 
 @pytest.mark.points(2)
 @pytest.mark.parametrize("N, d, K, seed", [(40, 5, 2, 0), (12, 3, 3, 1)])
 def test_complete_data_ml_matches_least_squares(student, N, d, K, seed):
-    rng = np.random.default_rng(21 + seed)
+    rng = inputs.rng(21 + seed)
     X, A_true, _ = _model(rng, N, d, K)
     Z = rng.normal(size=(N, K))
     expected_A, expected_D = complete_data_ml(X, Z)
@@ -218,7 +223,7 @@ def test_complete_data_ml_matches_least_squares(student, N, d, K, seed):
 def test_complete_data_ml_noise_free_data(student):
     # x = A z exactly: least squares recovers A, and every residual variance is zero (up to
     # rounding, hence the absolute tolerance 1e-10 on D).
-    rng = np.random.default_rng(23)
+    rng = inputs.rng(23)
     Z, A_true = rng.normal(size=(25, 2)), rng.normal(size=(4, 2))
     A, D = check_tuple(student.complete_data_ml(Z @ A_true.T, Z), 2, "complete_data_ml(X, Z)", ("A", "D"))
     check_array(A, A_true, "A from complete_data_ml when x = A z exactly", rtol=1e-8, atol=1e-10)
@@ -250,9 +255,10 @@ def _em_mistakes(X, A, D):
     return As, Ds
 
 
-def _em_case(seed, N=60, d=6, K=2, *, scale=1.0):
-    """Data X from a random LGM, and a random start (A, D) away from the truth (A scaled by ``scale``)."""
-    rng = np.random.default_rng(seed)
+def _em_case(seed, N=60, d=6, K=2, *, scale=1.0, fixed=False):
+    """Data X from a random LGM, and a random start (A, D) away from the truth (A scaled by ``scale``);
+    the same in every run with ``fixed`` (the starts where the lecture's D-update is known to fail)."""
+    rng = np.random.default_rng(seed) if fixed else inputs.rng(seed)
     X, _, _ = _model(rng, N, d, K)
     return X, scale * rng.normal(size=(d, K)), rng.uniform(0.5, 2.0, size=d)
 
@@ -303,9 +309,13 @@ def test_em_step_never_decreases_loglik(student):
     # student's steps from each start; each change must be >= -1e-9 (rounding in a log-likelihood of
     # size ~1e3 is ~1e-12).
     for seed, scale in _MONOTONE_STARTS:
-        X, A, D = _em_case(seed, N=100, d=6, K=2, scale=scale)
+        X, A, D = _em_case(seed, N=100, d=6, K=2, scale=scale, fixed=True)
         start = f"from the start with seed {seed} (initial A scaled by {scale:g})"
-        previous = log_likelihood(X, A, D).sum()
+        previous = initial = log_likelihood(X, A, D).sum()
+        A_ref, D_ref = A, D
+        for _ in range(30):  # what 30 EM steps gain from this start: real progress is asked, not only no loss
+            A_ref, D_ref = em_step(X, A_ref, D_ref)
+        gain = log_likelihood(X, A_ref, D_ref).sum() - initial
         for step in range(1, 31):
             A, D = _student_em_step(student, X, A, D)
             A, D = np.asarray(A, dtype=float), np.asarray(D, dtype=float)
@@ -321,6 +331,10 @@ def test_em_step_never_decreases_loglik(student):
                   f"{current:.10g}. EM never decreases it: check that the E-step uses the current (old) "
                   "parameters, and do not use the old A^k instead of the new A^{k+1} in the D-update.")
             previous = current
+        # An em_step that changes nothing (or almost nothing) never decreases the likelihood either.
+        check(previous - initial >= 0.5 * gain,
+              f"30 of your EM steps {start} raised the log-likelihood by {previous - initial:.2g}; EM raises it by "
+              f"about {gain:.1g} from there. A step must move (A, D) towards the maximum, not only avoid going down.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,7 +366,7 @@ def _mcem_mistakes(X, A, D, eps):
 @pytest.mark.parametrize("J, N, d, K, seed", [(5, 40, 6, 2, 0), (1, 30, 4, 3, 1), (20, 10, 5, 1, 2)])
 def test_mcem_step_matches_reference(student, J, N, d, K, seed):
     X, A, D = _em_case(50 + seed, N, d, K)
-    eps = np.random.default_rng(60 + seed).normal(size=(J, N, K))
+    eps = inputs.rng(60 + seed).normal(size=(J, N, K))
     # The reference: complete-data ML (the package's) on the N J pairs (x_n, m_n + L eps_nj).
     M, Sigma = posterior(X, A, D)
     Z = (M + eps @ linalg.cholesky(Sigma, lower=True).T).reshape(J * N, K)
@@ -371,7 +385,7 @@ def test_mcem_step_approaches_em_step(student):
     # With J = 1000 samples per point (N J = 1e5 pairs), the Monte Carlo sums differ from their
     # expectations by about 1/sqrt(N J) ~ 3e-3 relative, so the step is within 0.05 of EM's step.
     X, A, D = _em_case(70, N=100, d=5, K=2)
-    eps = np.random.default_rng(71).normal(size=(1000, 100, 2))
+    eps = inputs.rng(71).normal(size=(1000, 100, 2))
     A_em, D_em = em_step(X, A, D)
     A_new, D_new = check_tuple(student.mcem_step(X, A, D, eps), 2, "mcem_step(X, A, D, eps)", ("A_new", "D_new"))
     check_array(A_new, A_em, "A_new from mcem_step with J = 1000, compared with the expected-completion step",

@@ -10,6 +10,7 @@ import pytest
 from scipy.linalg import subspace_angles
 
 import lgm
+from autograder import inputs
 from autograder.compare import check_array, check_subspace
 
 
@@ -32,7 +33,7 @@ def _top_subspace(X, K, centre=True):
 @pytest.mark.points(2)
 def test_pca_als_converges_to_the_principal_subspace(student):
     # lambda_3 / lambda_2 = 0.25, so 60 iterations shrink the angle by 0.25^60: far below 1e-8.
-    rng = np.random.default_rng(0)
+    rng = inputs.rng(0)
     X = _data(rng, [10.0, 4.0, 1.0, 0.5, 0.3, 0.1])
     W0 = rng.normal(size=(6, 2))
     W = student.pca_als(X, 2, 60, W0)
@@ -48,7 +49,7 @@ def test_pca_als_follows_the_alternating_iteration(student):
     # (checked below), so this grades the iteration Z <- W^+ X, W <- X Z^+ itself, not an SVD. The
     # iterates of a correct implementation agree with the package's to about 1e-12 rad; 1e-7 allows
     # for a different but stable way of solving the two least-squares problems.
-    rng = np.random.default_rng(1)
+    rng = inputs.rng(1)
     X = _data(rng, [5.0, 1.0, 0.9, 0.2, 0.1])
     W0 = rng.normal(size=(5, 2))
     expected = lgm.pca_als(X, 2, 2, W0=W0)
@@ -70,7 +71,7 @@ def test_pca_als_follows_the_alternating_iteration(student):
 @pytest.mark.parametrize("K1, K2", [(2, 2), (3, 2)])
 def test_principal_angles_match_scipy(student, K1, K2):
     # Bases that are not orthonormal: the angles are between the spanned subspaces.
-    rng = np.random.default_rng(10 + K1)
+    rng = inputs.rng(10 + K1)
     U = rng.normal(size=(6, K1)) * [1.0, 5.0, 0.2][:K1]
     V = rng.normal(size=(6, K2))
     expected = np.sort(subspace_angles(U, V))
@@ -89,8 +90,15 @@ def test_principal_angles_of_a_subspace_with_itself_are_zero(student):
     # span(U R) = span(U) for an invertible R. arccos near 1 is ill-conditioned: a cosine that rounds
     # to 1 + 2e-16 gives NaN unless clipped, and one of 1 - 1e-16 gives an angle of about 1.5e-8, so
     # 1e-7 rad is accepted.
-    rng = np.random.default_rng(20)
+    rng = inputs.rng(20)
     U = rng.normal(size=(8, 3))
     V = U @ rng.normal(size=(3, 3))
     check_array(student.principal_angles(U, V), np.zeros(3), "principal_angles(U, U R), a subspace with itself",
                 rtol=0, atol=1e-7)
+    # Zeros alone prove nothing (a function that returns zeros passes the first check): the planes
+    # span(e1, e2) and span(e1, cos t e2 + sin t e3) meet at the angles 0 and t.
+    t = 0.7
+    P, Q = np.eye(4)[:, :2], np.array([[1.0, 0.0], [0.0, np.cos(t)], [0.0, np.sin(t)], [0.0, 0.0]])
+    check_array(np.sort(np.asarray(student.principal_angles(P, Q), dtype=float).ravel()), [0.0, t],
+                f"principal_angles of span(e1, e2) and span(e1, cos({t}) e2 + sin({t}) e3), sorted",
+                rtol=1e-7, atol=1e-7)

@@ -1,0 +1,547 @@
+"""Hostile submissions against the grader, graded locally and in Gradescope's layout as the user nobody.
+
+Each attack class of issue 7 has a test here, which asserts that the submission scores what its work
+deserves and that nothing it started is left running: forging the results (now, and later from a
+detached process that left the worker's session), tampering with the grader's files, importing the
+package instead of implementing it, harvesting expected values from feedback, resource abuse (memory,
+a fork bomb, huge output, a huge file, a slow or crashing load), shell escapes, malformed notebooks,
+and doing nothing (steps that return their inputs, bounds that are absurdly loose).
+
+The Gradescope tests run ``run_autograder`` from the zip as root with the submission as ``nobody``;
+they are skipped (with the reason) when the tests do not run as root.
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autograder.compare import GradingFailure, check_array
+from autograder.student import Student, StudentFailure
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+HOSTILE = HERE / "hostile"
+MARKER = b"autograder-hostile-marker"
+SANDBOX_USER = "nobody"
+
+
+def _marked_processes():
+    """Processes left by the attacks (their command line carries MARKER)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as stream:
+                    if MARKER in stream.read():
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def _processes_of(uid):
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status", "rb") as stream:
+                    for line in stream:
+                        if line.startswith(b"Uid:") and uid in {int(u) for u in line.split()[1:4]}:
+                            found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def _digest(folder, suffixes=(".py",)):
+    """A hash of every file's content under ``folder`` (to prove nothing was changed)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.suffix in suffixes and "__pycache__" not in path.parts:
+            h.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+_FORK_BOMB = """
+def gaussian_mle(X):
+    fork_bomb()
+"""
+_TAMPER = """
+def gaussian_mle(X):  # append to the grader's files, found from the grader's working folder
+    grader = os.readlink(f"/proc/{os.getppid()}/cwd")
+    with open(os.path.join(grader, "autograder", "compare.py"), "a") as stream:
+        stream.write("# tampered")
+"""
+
+
+def _hostile_gaussians(grader_files=(), *, sandbox_user=True):
+    """The honest submission plus attacks.py, each graded function doing one attack. Without a sandbox
+    user nothing bounds a fork bomb, so gaussian_mle tampers with the grader's files instead."""
+    return (HOSTILE / "honest_gaussians.py").read_text() + (HOSTILE / "attacks.py").read_text() + f'''
+_honest = {{"logpdf": gaussian_logpdf, "solve": lowrank_solve_logdet}}
+_escaped = []
+
+
+def gaussian_logpdf(X, mu, Sigma):
+    if not _escaped:  # once per worker: detach a forger, swap the working folder for a link
+        _escaped.append(1)
+        try:
+            escape_and_forge({[str(f) for f in grader_files]!r})
+        except Exception as error:
+            print(error)
+    return _honest["logpdf"](X, mu, Sigma)
+
+{_FORK_BOMB if sandbox_user else _TAMPER}
+
+
+def condition_gaussian(mu, Sigma, obs_idx, x_obs):
+    return allocate_too_much()
+
+
+def kl_gauss(m0, S0, m1, S1):
+    huge_file()
+    return 0.0
+
+
+def lowrank_solve_logdet(A, D, B):
+    huge_output()
+    return _honest["solve"](A, D, B)
+'''
+
+
+def _by_function(results, functions):
+    grouped = {f: [] for f in functions}
+    for test in results["tests"]:
+        grouped[next(f for f in functions if test["name"].startswith(f"test_{f}"))].append(test)
+    return grouped
+
+
+def _full(tests):
+    return all(t["score"] == t["max_score"] > 0 for t in tests) and tests
+
+
+def _zero(tests, text):
+    return all(t["score"] == 0 and text in t["output"] for t in tests) and tests
+
+
+# -- local grading (no sandbox user) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    """A copy of the grader, the package and the page tests: what a hostile submission may try to change."""
+    copy = tmp_path_factory.mktemp("repo")
+    for name in ("autograder", "lgm", "nlgm"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "tests" / "exercises").mkdir(parents=True)
+    for path in HERE.glob("*.py"):
+        if path.name not in ("test_autograder.py", "test_sandbox.py"):
+            shutil.copy(path, copy / "tests" / "exercises" / path.name)
+    return copy
+
+
+def grade_local(repo, tmp, submission_text, page, *args, name="submission.py", timeout=120):
+    """Grade ``submission_text`` with the copy of the grader; return (results, seconds, results path).
+
+    With ``submission_text`` a dict {page: text}, ``page`` is a list of pages, graded in one run."""
+    if isinstance(submission_text, dict):
+        submission = Path(tmp) / "submissions"
+        submission.mkdir()
+        for each, text in submission_text.items():
+            (submission / f"{each}.py").write_text(text)
+    else:
+        submission = Path(tmp) / name
+        submission.write_text(submission_text)
+    pages = page if isinstance(page, list) else [page]
+    results = Path(tmp) / "results.json"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [sys.executable, "-m", "pytest", *(f"tests/exercises/test_{p}.py" for p in pages), "-q", "-p", "no:cacheprovider",
+               "-p", "no:randomly", "--submission", str(submission), "--results", str(results),
+               "--time-limit", "5", "--load-time-limit", "60", *args]
+    start = time.monotonic()
+    process = subprocess.run(command, capture_output=True, text=True, cwd=repo, env=env, timeout=timeout)
+    elapsed = time.monotonic() - start
+    assert results.exists(), f"no results file:\n{process.stdout[-3000:]}\n{process.stderr[-3000:]}"
+    return json.loads(results.read_text()), elapsed, results
+
+
+@pytest.mark.slow
+def test_local_escape_forgery_and_resource_abuse_fail(repo, tmp_path):
+    # Without a sandbox user the grader cannot stop C-level writes to files the grading user owns (see
+    # instructors.md), so the detached forger here targets only the results file, which the grader writes
+    # last, after every process of the sandbox is gone, by renaming a new file over it.
+    before = _digest(repo)
+    results, elapsed, path = grade_local(repo, tmp_path, _hostile_gaussians(sandbox_user=False), "gaussians")
+    functions = ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss", "lowrank_solve_logdet")
+    tests = _by_function(results, functions)
+    assert _full(tests["gaussian_logpdf"]), tests["gaussian_logpdf"]
+    assert _full(tests["lowrank_solve_logdet"]), tests["lowrank_solve_logdet"]  # 64 MiB printed: dropped
+    assert _zero(tests["condition_gaussian"], "MemoryError"), tests["condition_gaussian"]
+    assert _zero(tests["kl_gauss"], "File too large"), tests["kl_gauss"]
+    assert _zero(tests["gaussian_mle"], "PermissionError"), tests["gaussian_mle"]
+    assert results["score"] == sum(t["max_score"] for f in ("gaussian_logpdf", "lowrank_solve_logdet") for t in tests[f])
+    assert "killed" in results["output"] and "left running" in results["output"], results["output"]
+    time.sleep(2.0)  # the forger would have written by now
+    assert json.loads(path.read_text()) == results
+    assert not _marked_processes()
+    assert _digest(repo) == before
+    assert elapsed < 60, elapsed
+
+
+def test_local_python_level_attacks_are_refused(tmp_path):
+    # The worker's guard: importing the package in any way, running other programs, writing the grader's
+    # files. Each function returns what happened, as text.
+    target = ROOT / "autograder" / "compare.py"
+    before = target.read_bytes()
+    submission = tmp_path / "tricks.py"
+    submission.write_text(f'''
+import importlib, os, subprocess, sys
+x = !echo shell
+%system echo shell
+y = os.system("echo loaded > {tmp_path / 'system.txt'}")
+z = get_ipython().system("echo loaded > {tmp_path / 'ipython.txt'}")
+get_ipython().system("echo loaded > {tmp_path / 'ipython.txt'}")
+
+def environment():
+    return {{"keys": sorted(os.environ), "path": sys.path, "home": os.environ.get("HOME"), "cwd": os.getcwd()}}
+
+def _try(action):
+    try:
+        action()
+        return "allowed"
+    except BaseException as error:
+        return f"{{type(error).__name__}}: {{error}}"
+
+def import_inside():
+    import lgm
+    return lgm.__file__
+
+def tricks():
+    out = [_try(lambda: importlib.import_module("nlgm"))]
+    out.append(_try(lambda: __import__("lgm.gaussian")))
+    sys.meta_path[:] = [f for f in sys.meta_path if "Finder" not in type(f).__name__ or "Path" in type(f).__name__]
+    sys.modules.pop("lgm", None)
+    out.append(_try(lambda: importlib.import_module("lgm")))
+    out.append(_try(lambda: exec(open({str(ROOT / "lgm" / "__init__.py")!r}).read(), {{}})))
+    out.append(_try(lambda: importlib.import_module("solutions")))
+    out.append(_try(lambda: os.system("true")))
+    out.append(_try(lambda: subprocess.run(["true"])))
+    out.append(_try(lambda: os.fork()))
+    out.append(_try(lambda: open({str(target)!r}, "a").write("# tampered")))
+    out.append(_try(lambda: os.rename({str(target)!r}, "/tmp/x")))
+    out.append(_try(lambda: os.kill(os.getppid(), 9)))
+    return " | ".join(out)
+''')
+    os.environ["AUTOGRADER_TEST_SECRET"] = "the grader's own environment"
+    student = Student(submission, time_limit=20)
+    try:
+        seen = student.environment()
+        with pytest.raises(StudentFailure, match="your own implementation") as failure:
+            student.import_inside()
+        assert "ImportError" in str(failure.value)
+        outcome = student.tricks().split(" | ")
+    finally:
+        student.close()
+        del os.environ["AUTOGRADER_TEST_SECRET"]
+    # A minimal environment of its own, a fresh folder, and neither the repository nor the grader on its path.
+    assert "AUTOGRADER_TEST_SECRET" not in seen["keys"] and seen["home"] == seen["cwd"], seen
+    assert str(ROOT) not in seen["path"] and not any(p.startswith((str(ROOT / "tests"), str(ROOT / "autograder")))
+                                                     for p in seen["path"]), seen["path"]
+    assert not (tmp_path / "ipython.txt").exists()
+    assert "allowed" not in outcome, outcome
+    assert all("own implementation" in o for o in outcome[:4]) and "Error" in outcome[4], outcome
+    assert all("PermissionError" in o for o in outcome[5:]), outcome
+    assert target.read_bytes() == before
+    assert not (tmp_path / "system.txt").exists()
+    assert any("raised PermissionError" in p for p in student.problems), student.problems
+    assert {"lgm", "nlgm"} <= set(student.imports), student.imports
+
+
+@pytest.mark.slow
+def test_doing_nothing_earns_nothing(repo, tmp_path):
+    # An EM step that returns its inputs, a GMM step that returns its inputs, an ELBO of -1e300: they
+    # never decrease the likelihood and are below it, and still earn no points.
+    cases = {
+        "lgm": ("def em_step(X, A, D):\n    return A, D\n", "test_em_step_never_decreases_loglik"),
+        "em": ("def gmm_em_step(x, pi, mu, var):\n    return pi, mu, var\n", "test_gmm_em_step_never_lowers_the_likelihood"),
+        "vae": ("import numpy as np\ndef elbo_lgm(X, A, D, means, cov):\n    return np.full(len(X), -1e300)\n",
+                "test_elbo_lgm_below_loglik"),
+    }
+    results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
+                                "-k", " or ".join(test_name for _, test_name in cases.values()))
+    for page, (_, test_name) in cases.items():
+        (test,) = [t for t in results["tests"] if t["name"] == test_name]
+        assert test["score"] == 0 and ("must move" in test["output"] or "not any small number" in test["output"]), test
+
+
+@pytest.mark.slow
+def test_harvested_expected_values_do_not_carry_over(repo, tmp_path):
+    # Run 1 returns 0 and reads the expected values off its feedback; run 2 returns them. The feedback
+    # shows each at most to 2 significant digits, and the inputs change with every run: run 2 scores 0.
+    first, _, _ = grade_local(repo, tmp_path, "def kl_gauss(m0, S0, m1, S1):\n    return 0.0\n", "gaussians",
+                              "-k", "kl_gauss_matches")
+    learned = []
+    for test in first["tests"]:
+        found = re.findall(r"expected about (\S+) \(", test["output"])
+        assert found, test["output"]
+        assert all(len(re.sub(r"[^0-9]", "", v.split("e")[0]).lstrip("0")) <= 2 for v in found), found
+        learned += [float(v) for v in found]
+    table = tmp_path / "second"
+    table.mkdir()
+    second, _, _ = grade_local(repo, table, f"_table = {learned!r}\n_calls = []\n\n\ndef kl_gauss(m0, S0, m1, S1):\n"
+                               "    _calls.append(1)\n    return _table[(len(_calls) - 1) % len(_table)]\n", "gaussians",
+                               "-k", "kl_gauss_matches")
+    assert second["tests"] and second["score"] == 0, second
+
+
+def test_inputs_change_with_every_run_and_a_seed_reproduces_them():
+    from autograder import inputs
+
+    saved = inputs.run_seed()
+    try:
+        inputs.set_run_seed(7)
+        first = inputs.rng(3).normal(size=4)
+        assert np.array_equal(first, inputs.rng(3).normal(size=4))  # --seed 7 reproduces a run
+        assert not np.array_equal(first, inputs.rng(4).normal(size=4))  # each test case has its own stream
+        inputs.set_run_seed(8)
+        assert not np.array_equal(first, inputs.rng(3).normal(size=4))  # another run, other inputs
+    finally:
+        inputs.set_run_seed(saved)
+
+
+@pytest.mark.slow
+def test_slow_crashing_load_is_charged_once(repo, tmp_path):
+    # Loading takes 1 s and every function ends the process: the grader reloads after each crash until
+    # the loading budget (3 s) is spent, then fails the remaining tests at once.
+    source = "import os, time\n_ = time.sleep(1.0)\n" + "".join(
+        f"\ndef {f}(*args):\n    os._exit(3)\n" for f in ("gaussian_logpdf", "gaussian_mle", "condition_gaussian",
+                                                         "kl_gauss", "lowrank_solve_logdet"))
+    results, elapsed, _ = grade_local(repo, tmp_path, source, "gaussians", "--load-time-limit", "3")
+    assert results["score"] == 0 and len(results["tests"]) == 15
+    outputs = [t["output"] for t in results["tests"]]
+    # The budget runs out either between loads or during the last one (which then hits what is left of it).
+    assert any("loading budget" in o or "restarts included" in o for o in outputs), outputs
+    assert re.search(r"\((2|3|4) loads, budget 3 s\)", results["output"]), results["output"]
+    assert elapsed < 30, elapsed
+
+
+def test_one_broken_cell_costs_only_itself(tmp_path):
+    submission = tmp_path / "cells.py"
+    submission.write_text("import numpy as np\n\n# %%\ndef broken(:\n    pass\n\n\ndef double(x):\n    return 2 * x\n"
+                          "\n# %%\ndef triple(x):\n    return 3 * x\n")
+    student = Student(submission, time_limit=20)
+    try:
+        assert student.double(2) == 4 and student.triple(2) == 6
+        with pytest.raises(StudentFailure, match="does not define a function named broken"):
+            student.broken()
+    finally:
+        student.close()
+    assert any("syntax error" in p and "line 4" in p for p in student.problems), student.problems
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"cells": {"a": 1}}', "no list of cells"),
+    ('{"cells": [{"cell_type": "code"}]}', "cell 1 has no source"),
+    ('{"cells": [3]}', "cell 1 is not a JSON object"),
+    ('{"cells": [', "not valid JSON"),
+    ('[1, 2]', "no list of cells"),
+])
+def test_malformed_notebooks_get_a_message_about_the_notebook(tmp_path, text, message):
+    (tmp_path / "bad.ipynb").write_text(text)
+    student = Student(tmp_path / "bad.ipynb", time_limit=5)
+    try:
+        with pytest.raises(StudentFailure, match="could not read your submission") as failure:
+            student.f()
+    finally:
+        student.close()
+    assert message in str(failure.value) and "notebook" in str(failure.value)
+
+
+def test_feedback_shows_the_size_of_the_error_not_the_expected_value():
+    expected = np.array([1.234567891234, -9.87654321])
+    with pytest.raises(GradingFailure) as failure:
+        check_array(np.zeros(2), expected, "f(x)", rtol=1e-8, atol=1e-10)
+    text = str(failure.value)
+    assert "1.2 " in text and "-9.9 " in text and "1.23" not in text and "9.87" not in text, text
+    for bad, words in ((np.array([1 + 1e-3j, 2.0]), "complex"), (np.array(["a", "b"]), "not an array of numbers"),
+                       (np.array([np.nan, 1.0]), "NaN"), ("text", "not an array of numbers")):
+        with pytest.raises(GradingFailure, match=words):
+            check_array(bad, expected, "f(x)")
+
+
+def test_complex_returns_are_refused_not_truncated(tmp_path):
+    # A property test that converts with np.asarray(value, dtype=float) would drop an imaginary part
+    # silently; the grader refuses complex values as they come back.
+    (tmp_path / "complex.py").write_text("import numpy as np\n\ndef f():\n    return np.ones(2), [np.sqrt(-np.ones(1) + 0j)]\n")
+    student = Student(tmp_path / "complex.py", time_limit=20)
+    try:
+        with pytest.raises(StudentFailure, match="complex numbers"):
+            student.f()
+    finally:
+        student.close()
+
+
+def test_autograder_is_a_regular_package(tmp_path):
+    # A module named autograder.py later on the path no longer wins over the package.
+    (tmp_path / "autograder.py").write_text("raise SystemExit('the wrong autograder')\n")
+    code = f"import sys; sys.path.append({str(tmp_path)!r}); import autograder.compare; print(autograder.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert out.returncode == 0 and out.stdout.strip().endswith(os.path.join("autograder", "__init__.py")), out
+
+
+# -- Gradescope's layout, the submission as nobody -----------------------------------------------------
+
+
+def _nobody_can(test, path):
+    return subprocess.run(["runuser", "-u", SANDBOX_USER, "--", "test", test, str(path)]).returncode == 0
+
+
+def _hard_link_tree(source, target, skip=()):
+    for folder, dirs, files in os.walk(source):
+        dirs[:] = [d for d in dirs if os.path.join(folder, d) not in skip]
+        relative = os.path.relpath(folder, source)
+        os.makedirs(os.path.join(target, relative), exist_ok=True)
+        for name in files:
+            src = os.path.join(folder, name)
+            if not os.path.islink(src):
+                os.link(src, os.path.join(target, relative, name))
+            else:
+                os.symlink(os.readlink(src), os.path.join(target, relative, name))
+        for name in dirs:
+            if os.path.islink(os.path.join(folder, name)):
+                os.symlink(os.readlink(os.path.join(folder, name)), os.path.join(target, relative, name))
+
+
+def _world_python(folder):
+    """A Python that nobody can run, with this environment's packages, and the extra environment it needs.
+
+    Gradescope's setup.sh makes /autograder/venv readable by everyone. Here the interpreter may live
+    where nobody cannot reach it (a pyenv build under /root): it is then hard-linked (no copy of the
+    data) into ``folder`` with its standard library, and a virtual environment there uses this
+    environment's site-packages (linked too when nobody cannot read them).
+    """
+    executable = Path(os.path.realpath(sys.executable))
+    site = Path(next(p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)))
+    if _nobody_can("-x", executable) and _nobody_can("-r", site / "numpy" / "__init__.py"):
+        return sys.executable, {}
+    base = Path(sys.base_prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    try:
+        _hard_link_tree(base / "lib", folder / "base" / "lib", skip={str(base / "lib" / version / "site-packages")})
+        (folder / "base" / "bin").mkdir(parents=True)
+        os.link(executable, folder / "base" / "bin" / executable.name)
+        venv = folder / "venv"
+        (venv / "bin").mkdir(parents=True)
+        os.link(executable, venv / "bin" / "python")
+        (venv / "lib" / version).mkdir(parents=True)
+        if _nobody_can("-r", site / "numpy" / "__init__.py"):
+            os.symlink(site, venv / "lib" / version / "site-packages")
+        else:
+            _hard_link_tree(site, venv / "lib" / version / "site-packages")
+    except OSError as error:
+        pytest.skip(f"cannot make a Python that {SANDBOX_USER} can run (hard links across file systems?): {error}")
+    (venv / "pyvenv.cfg").write_text(f"home = {folder / 'base' / 'bin'}\ninclude-system-site-packages = false\n"
+                                     f"version = {'.'.join(map(str, sys.version_info[:3]))}\n")
+    return str(venv / "bin" / "python"), {"LD_LIBRARY_PATH": str(folder / "base" / "lib")}
+
+
+class GradescopeLayout:
+    """/autograder as Gradescope makes it, under a temporary folder, graded by run_autograder as root."""
+
+    def __init__(self, folder, page):
+        from autograder.gradescope import build_zip
+
+        self.home = folder / "autograder"
+        self.python, self.env = _world_python(folder)
+        # 4 s per test: the honest calls take milliseconds, and the fork bomb's two tests end sooner.
+        with zipfile.ZipFile(build_zip(page, folder / "dist", time_limit=4)) as archive:
+            archive.extractall(self.home / "source")
+        script = (self.home / "source" / "run_autograder").read_text().replace("/autograder", str(self.home))
+        (self.home / "run_autograder").write_text(script)
+        (self.home / "venv" / "bin").mkdir(parents=True)
+        self.venv_python = self.home / "venv" / "bin" / "python"  # setup.sh's venv, played by the world Python
+        self.venv_python.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
+        self.venv_python.chmod(0o755)
+
+    def grade(self, text, name="notebook.py", timeout=300):
+        submission = self.home / "submission"
+        shutil.rmtree(submission, ignore_errors=True)
+        submission.mkdir()
+        (submission / name).write_text(text)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(self.env)
+        start = time.monotonic()
+        process = subprocess.run(["bash", str(self.home / "run_autograder")], capture_output=True, text=True,
+                                 env=env, timeout=timeout)
+        elapsed = time.monotonic() - start
+        path = self.home / "results" / "results.json"
+        assert path.exists(), process.stderr[-3000:]
+        return json.loads(path.read_text()), elapsed, path, process
+
+
+@pytest.fixture(scope="module")
+def gradescope():
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox-user tests need root (CI runs as root): the grader drops to the user nobody")
+    if shutil.which("runuser") is None:
+        pytest.skip("runuser (util-linux) is needed to run as nobody")
+    folder = Path(tempfile.mkdtemp(prefix="autograder-layout-"))
+    folder.chmod(0o755)  # nobody must reach the venv; /autograder/source and results are closed by run_autograder
+    try:
+        yield GradescopeLayout(folder, "gaussians")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_gradescope_honest_submission_full_marks_as_nobody(gradescope):
+    results, _, _, process = gradescope.grade((HOSTILE / "honest_gaussians.py").read_text())
+    assert results["score"] == results["max_score"] > 0, (results["output"], process.stderr[-2000:])
+    assert "refused" not in results["output"]
+    assert not _processes_of(65534)
+
+
+@pytest.mark.slow
+def test_gradescope_hostile_submission_scores_only_its_work_as_nobody(gradescope):
+    source = gradescope.home / "source"
+    grader_files = [source / "autograder" / "compare.py", source / "tests" / "exercises" / "conftest.py"]
+    before = _digest(source)
+    results, elapsed, path, process = gradescope.grade(_hostile_gaussians(grader_files))
+    functions = ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss", "lowrank_solve_logdet")
+    tests = _by_function(results, functions)
+    detail = (results["output"], process.stderr[-2000:])
+    assert _full(tests["gaussian_logpdf"]), (tests["gaussian_logpdf"], detail)
+    assert _full(tests["lowrank_solve_logdet"]), tests["lowrank_solve_logdet"]
+    assert _zero(tests["gaussian_mle"], "Time limit"), tests["gaussian_mle"]  # the fork bomb
+    assert _zero(tests["condition_gaussian"], "MemoryError"), tests["condition_gaussian"]
+    assert _zero(tests["kl_gauss"], "File too large"), tests["kl_gauss"]
+    assert results["score"] == sum(t["max_score"] for f in ("gaussian_logpdf", "lowrank_solve_logdet") for t in tests[f])
+    time.sleep(2.0)  # the detached forger would have written by now
+    assert json.loads(path.read_text()) == results
+    assert _digest(source) == before
+    assert not _processes_of(65534) and not _marked_processes()
+    assert (path.parent.stat().st_mode & 0o777) == 0o700 and path.stat().st_uid == 0
+    assert elapsed < 120, elapsed
+
+
+def test_gradescope_refuses_to_grade_without_the_sandbox(gradescope, tmp_path):
+    # nobody cannot run the venv's Python: run_autograder writes a results file that says so, score 0,
+    # and never runs the submission as root.
+    gradescope.venv_python.chmod(0o700)
+    try:
+        results, _, _, _ = gradescope.grade("import os\n_ = os.system('touch /tmp/ran-as-root')\n")
+    finally:
+        gradescope.venv_python.chmod(0o755)
+    assert results["score"] == 0 and "refused" in results["output"] and "cannot run" in results["output"], results
+    assert not Path("/tmp/ran-as-root").exists()
