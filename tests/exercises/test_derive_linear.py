@@ -120,6 +120,14 @@ def test_gaussian_loglik_grads_vanish_at_the_mle(student, rng):
     check_array(grad_mu, np.zeros(4), "grad_mu at the maximum-likelihood (mu, Sigma)", rtol=0, atol=1e-8 * scale)
     check_array(grad_Sigma, np.zeros((4, 4)), "grad_Sigma at the maximum-likelihood (mu, Sigma), which must vanish",
                 rtol=0, atol=1e-8 * scale, mistakes=_gauss_mistakes(X, mu, Sigma)[1])
+    # Zeros alone prove nothing (a function that returns zeros passes): away from the maximum the
+    # gradient must be the finite-difference one (tolerance as in the tests above).
+    mu_off, Sigma_off = mu + rng.normal(scale=0.5, size=4), 1.3 * Sigma
+    expected = _numerical_gradient(lambda S: _gauss_loglik(X, mu_off, S), Sigma_off)
+    _, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu_off, Sigma_off), 2,
+                                "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
+    check_array(grad_Sigma, expected, "grad_Sigma away from the maximum", **_gradient_tolerance(expected),
+                mistakes=_gauss_mistakes(X, mu_off, Sigma_off)[1])
 
 
 # ---------------------------------------------------------------------------------------------

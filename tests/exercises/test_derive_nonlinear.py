@@ -115,10 +115,13 @@ def test_kl_diag_gaussians_zero_only_for_equal_gaussians(student, rng):
     mu, s = rng.normal(size=(2, 3, 4))
     check_array(student.kl_diag_gaussians(mu, s, mu, s), np.zeros(3),
                 "kl_diag_gaussians of each Gaussian to itself", rtol=0, atol=1e-12, mistakes=_kl_mistakes(mu, s, mu, s))
-    other = mu + rng.normal(scale=0.1, size=mu.shape)
-    kl = np.asarray(student.kl_diag_gaussians(mu, s, other, s), dtype=float)
-    check(kl.shape == (3,) and np.all(kl > 0), f"kl_diag_gaussians returned {np.round(kl, 5)} for three pairs of "
-          "different Gaussians: a KL divergence between different distributions is positive.")
+    other, other_s = mu + rng.normal(scale=0.1, size=mu.shape), s + rng.normal(scale=0.1, size=s.shape)
+    kl = np.asarray(student.kl_diag_gaussians(mu, s, other, other_s), dtype=float)
+    check(kl.shape == (3,) and np.all(kl > 0), "kl_diag_gaussians returned a value <= 0 (or not one per row) for "
+          "three pairs of different Gaussians: a KL divergence between different distributions is positive.")
+    # Positive is not enough (any positive function of the difference is): the values must be the KL.
+    check_array(kl, _kl_torch(mu, s, other, other_s), "kl_diag_gaussians of two nearby Gaussians", rtol=1e-8,
+                atol=1e-12, mistakes=_kl_mistakes(mu, s, other, other_s))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,13 +155,22 @@ def test_kl_std_normal_grads_match_autograd(student, rng, N, K):
 
 
 @pytest.mark.points(1)
-def test_kl_std_normal_grads_vanish_at_the_prior(student):
+def test_kl_std_normal_grads_vanish_at_the_prior(student, rng):
     zeros = np.zeros((2, 3))
     g_mu, g_s = check_tuple(student.kl_std_normal_grads(zeros, zeros), 2, "kl_std_normal_grads(mu, logvar)",
                             ("grad_mu", "grad_logvar"))
     check_array(g_mu, zeros, "grad_mu at the prior (mu = 0, logvar = 0), the KL's minimum", rtol=0, atol=1e-12)
     check_array(g_s, zeros, "grad_logvar at the prior (mu = 0, logvar = 0), the KL's minimum", rtol=0, atol=1e-12,
                 mistakes=_kl_grad_mistakes(zeros, zeros)[1])
+    # Zeros alone prove nothing (a function that returns zeros passes): near the prior the gradients
+    # must be autograd's.
+    mu, s = rng.normal(scale=0.1, size=(2, 3)), rng.normal(scale=0.1, size=(2, 3))
+    ref_mu, ref_s = _autograd(_kl_prior, mu, s)
+    g_mu, g_s = check_tuple(student.kl_std_normal_grads(mu, s), 2, "kl_std_normal_grads(mu, logvar)",
+                            ("grad_mu", "grad_logvar"))
+    hints = _kl_grad_mistakes(mu, s)
+    check_array(g_mu, ref_mu, "grad_mu near the prior", rtol=1e-8, atol=1e-12, mistakes=hints[0])
+    check_array(g_s, ref_s, "grad_logvar near the prior", rtol=1e-8, atol=1e-12, mistakes=hints[1])
 
 
 # ---------------------------------------------------------------------------------------------
