@@ -19,11 +19,13 @@ After a worker, :func:`Sandbox.sweep` kills every process of the sandbox and wai
   subreaper (:func:`become_subreaper`, in a grading run), every other child of the grader, which is
   where an orphan that left the session ends up. A process that cleared its environment, left the
   session and escaped the grader's process tree (``ctypes`` can do all three) is not found: local
-  grading without a sandbox user protects against accidents, not attacks.
+  grading without a sandbox user protects against accidents, not attacks. Where there is no
+  ``/proc`` (macOS), only the worker's process group is killed; on Windows, only the worker.
 """
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -129,6 +131,27 @@ def fresh_workdir(user):
     return folder
 
 
+def remove_workdir(path, identity):
+    """Remove a worker's folder, also when the submission renamed it and put a link (or anything else) in
+    its place: the link is removed, never followed, and the folder is found again by its inode."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        status = None
+    if status is not None:
+        if stat.S_ISDIR(status.st_mode):
+            shutil.rmtree(path, ignore_errors=True)  # rmtree does not follow links inside it
+        else:
+            os.unlink(path)
+        if (status.st_dev, status.st_ino) == identity:
+            return
+    with os.scandir(os.path.dirname(path)) as entries:
+        moved = [e.path for e in entries if e.inode() == identity[1] and e.is_dir(follow_symlinks=False)
+                 and e.stat(follow_symlinks=False).st_dev == identity[0]]
+    for folder in moved:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def environment(workdir, runtime_dir, token, *, trusted):
     """The worker's whole environment: nothing of the grader's beyond what Python needs to start."""
     env = {
@@ -164,16 +187,15 @@ def become_subreaper():
 
 
 def _stat(pid):
-    """(ppid, pgid, sid) of a living process, or None if it is gone or a zombie (dead, not yet collected)."""
+    """(alive, ppid, pgid, sid) of a process (alive is False for a zombie: dead, not yet collected),
+    or None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stream:
             text = stream.read()
     except OSError:
         return None
     fields = text[text.rfind(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[1]), int(fields[2]), int(fields[3])
+    return fields[0] not in (b"Z", b"X"), int(fields[1]), int(fields[2]), int(fields[3])
 
 
 def _uids(pid):
@@ -203,6 +225,16 @@ def _kill(pids):
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _kill_groups(pids):
+    """Kill each worker's process group (the worker leads its own session): all a system without /proc
+    (macOS) allows the grader to find."""
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 
@@ -248,7 +280,7 @@ class Sandbox:
             raise RuntimeError("the sandbox user must not be root")
         self.runtime = runtime()
         self.blocked = [] if trusted else blocked_dirs()
-        self._live = {}  # pid -> (token, workdir) of the workers started and not yet swept
+        self._live = {}  # pid -> (token, workdir, its (device, inode)) of the workers started and not yet swept
 
     def popen_arguments(self, token):
         """What ``subprocess.Popen`` needs to start one worker: (argv, keyword arguments, workdir)."""
@@ -264,19 +296,25 @@ class Sandbox:
         return argv, kwargs, workdir
 
     def started(self, pid, token, workdir):
-        self._live[pid] = (token, workdir)
+        status = os.lstat(workdir)
+        self._live[pid] = (token, workdir, (status.st_dev, status.st_ino))
         _LIVE.add(pid)
 
     def _targets(self, worker_pids, tokens):
         """The processes that belong to the sandbox now."""
         me = os.getpid()
-        table = {}
+        table, zombies = {}, []
         for pid in _pids():
             if pid == me:
                 continue
             stat = _stat(pid)
-            if stat is not None:
-                table[pid] = stat
+            if stat is None:
+                continue
+            if stat[0]:
+                table[pid] = stat[1:]
+            elif stat[1] == me and pid not in _LIVE:
+                zombies.append(pid)  # an orphan this process adopted (as subreaper) that has died
+        _reap(zombies)
         if self.ids is not None:
             uid = self.ids[0]
             return {pid for pid in table if uid in _uids(pid)}
@@ -304,7 +342,9 @@ class Sandbox:
         worker_pids = list(self._live) if worker_pids is None else list(worker_pids)
         tokens = [self._live[p][0] for p in worker_pids if p in self._live]
         extra, deadline = set(), time.monotonic() + timeout
-        while True:
+        if os.name == "posix":  # on Windows the Student kills its worker itself; there is no sandbox to sweep
+            _kill_groups(worker_pids)
+        while os.name == "posix":
             if self.ids is not None:
                 _kill_as(*self.ids)
             targets = self._targets(worker_pids, tokens)
@@ -318,9 +358,9 @@ class Sandbox:
                 raise RuntimeError(f"the grader could not end the submission's processes {sorted(targets)[:10]}")
         for pid in worker_pids:
             _LIVE.discard(pid)
-            _, workdir = self._live.pop(pid, (None, None))
+            _, workdir, identity = self._live.pop(pid, (None, None, None))
             if workdir:
-                shutil.rmtree(workdir, ignore_errors=True)
+                remove_workdir(workdir, identity)
         return len(extra)
 
     def close(self):

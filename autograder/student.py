@@ -13,6 +13,7 @@ seconds: once that budget is spent, or after a load that crashed or timed out, t
 at once with that message. Every failure becomes a :class:`StudentFailure` whose message says what
 happened in words a student can act on.
 """
+import os
 import queue
 import secrets
 import signal
@@ -166,6 +167,8 @@ class Student:
         if self._process is None:
             return
         process, self._process = self._process, None
+        if os.name != "posix":
+            process.kill()
         self.left_behind += self._sandbox.sweep([process.pid])
         process.wait()
         for stream in (process.stdin, process.stdout, process.stderr):

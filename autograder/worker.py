@@ -21,15 +21,19 @@ Requests:
 """
 import builtins
 import os
-import resource
 import sys
 import traceback
 
 from autograder import codec, guard
 from autograder.submission import definitions
 
-_LIMITS = {"as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE,
-           "nproc": getattr(resource, "RLIMIT_NPROC", None)}
+try:
+    import resource
+except ImportError:  # Windows: no resource limits (the time limits and the guard still hold)
+    resource = None
+_LIMITS = {} if resource is None else {
+    "as": resource.RLIMIT_AS, "cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE,
+    "nproc": getattr(resource, "RLIMIT_NPROC", None)}
 
 
 def _student_traceback(error):
@@ -63,7 +67,7 @@ def set_limits(text):
     for item in filter(None, text.split(",")):
         name, value = item.split("=")
         if name == "nproc_more":
-            if _LIMITS["nproc"] is None or os.geteuid() == 0:
+            if _LIMITS.get("nproc") is None or os.geteuid() == 0:
                 continue  # root is not held to RLIMIT_NPROC
             name, value = "nproc", _tasks_of(os.getuid()) + int(value)
         if _LIMITS.get(name) is not None:

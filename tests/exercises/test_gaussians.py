@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 import lgm
-from autograder.compare import check, check_array, check_tuple
 from autograder import inputs
+from autograder.compare import check, check_array, check_tuple
 from autograder.inputs import spd_matrix
 
 LOG_2PI = np.log(2 * np.pi)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from scipy import linalg, stats
 
-from autograder.compare import check, check_array, check_tuple
 from autograder import inputs
+from autograder.compare import check, check_array, check_tuple
 from autograder.student import StudentFailure
 from lgm.em import em_step
 from lgm.linear_gaussian import complete_data_ml, log_likelihood, posterior

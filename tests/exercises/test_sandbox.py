@@ -63,6 +63,13 @@ def _processes_of(uid):
     return found
 
 
+def _workdirs_left(target):
+    """Worker folders left in the temporary folder that lead to ``target`` (the folder-swap attack)."""
+    temporary = Path(tempfile.gettempdir())
+    return [p for p in temporary.glob("autograder-work-*") if p.is_symlink() and str(target) in os.readlink(p)
+            or p.name.endswith(".moved")]
+
+
 def _digest(folder, suffixes=(".py",)):
     """A hash of every file's content under ``folder`` (to prove nothing was changed)."""
     h = hashlib.sha256()
@@ -195,6 +202,7 @@ def test_local_escape_forgery_and_resource_abuse_fail(repo, tmp_path):
     assert json.loads(path.read_text()) == results
     assert not _marked_processes()
     assert _digest(repo) == before
+    assert not _workdirs_left(path.parent)
     assert elapsed < 60, elapsed
 
 
@@ -531,6 +539,7 @@ def test_gradescope_hostile_submission_scores_only_its_work_as_nobody(gradescope
     assert json.loads(path.read_text()) == results
     assert _digest(source) == before
     assert not _processes_of(65534) and not _marked_processes()
+    assert not _workdirs_left(path.parent)
     assert (path.parent.stat().st_mode & 0o777) == 0o700 and path.stat().st_uid == 0
     assert elapsed < 120, elapsed
 

@@ -15,8 +15,8 @@ from scipy import stats
 from scipy.special import expit
 
 import nlgm
-from autograder.compare import check, check_array, check_tuple
 from autograder import inputs
+from autograder.compare import check, check_array, check_tuple
 from autograder.inputs import spd_matrix
 from lgm import kl_gaussians
 from lgm.linear_gaussian import log_likelihood, posterior
