@@ -21,7 +21,7 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 
-.PHONY: book test bench clean autograder dist
+.PHONY: book test bench clean autograder dist solutions
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build book -W -n --keep-going $(if $(BOOK_OUT),--path-output $(BOOK_OUT))
 	@echo "Open $(or $(BOOK_OUT),book)/_build/html/index.html; the notebooks are in $(or $(BOOK_OUT),book)/_build/notebooks"
+
+# The solutions edition for instructors: the book plus the worked derivations of book/solutions/.
+solutions: $(STAMP)
+	mkdir -p book/_build
+	cat book/_toc.yml book/solutions/toc-part.yml > book/_build/_toc_solutions.yml
+	$(VENV)/bin/jupyter-book build book --toc $(CURDIR)/book/_build/_toc_solutions.yml --path-output book/_build/solutions -W -n --keep-going
+	@echo "Open book/_build/solutions/_build/html/index.html"
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -44,6 +44,13 @@ def test_book_builds_without_warnings(built_book):
     html = built_book.html
     assert (html / "index.html").exists()
     assert (html / "_static" / "mathjax" / "tex-chtml.js").exists(), "MathJax is not served locally"
+    # The worked solutions (book/solutions/, built only by `make solutions`) stay out of the student book
+    # and out of the notebooks the launch buttons open.
+    marker = "This page belongs to the solutions edition"  # tests/book/test_solutions_edition.py
+    assert not (html / "solutions").exists()
+    published = [*html.rglob("*.html"), *html.rglob("*.ipynb"), *built_book.notebooks.rglob("*.ipynb")]
+    leaked = [p.name for p in published if marker in p.read_text()]
+    assert not leaked, f"solutions text in the student book: {leaked}"
 
 
 @pytest.mark.slow

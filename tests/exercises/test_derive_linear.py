@@ -1,0 +1,436 @@
+"""Autograder tests of book/exercises/derive_linear.md (chapters 2-7): quantities the student derives.
+
+The page states each quantity and asks for a derivation, not a transcription, so no test compares
+with a formula the page gives. Every expected value comes from an independent computation:
+central finite differences of the log-likelihood (gradients), scipy.optimize run on the objective
+itself (maximisers), scikit-learn's PCA reconstruction (the PCA error), brute-force conditioning of
+the (K + d)-dimensional joint Gaussian (posterior moments), and least squares (the M-step's A).
+The inputs are drawn afresh on every run (``rng`` below, from the run's seed; ``--seed`` reproduces a
+run), so a value copied from a run or a
+formula fitted to a few inputs does not pass. Tolerances are stated at each test.
+"""
+import zlib
+
+import numpy as np
+import pytest
+from scipy import linalg, optimize, stats
+
+import lgm
+from autograder import inputs
+from autograder.compare import check_array, check_tuple
+from lgm.em import sample_covariance
+
+
+
+@pytest.fixture
+def rng(request):
+    """This test's generator: the grading run's seed (new every run, ``--seed`` reproduces one) and its name."""
+    return inputs.rng(zlib.crc32(request.node.name.encode()))
+
+
+def _numerical_gradient(f, M):
+    """Central differences of the scalar f at M, step 1e-5 relative to each entry.
+
+    Truncation error ~ h^2 |f'''| and rounding ~ 1e-16 |f| / h: with |f| ~ 1e2-1e3 both stay
+    below ~1e-7 of the gradient's scale, so the tests compare with rtol = atol = 1e-5 (relative to
+    the largest entry). The classic mistakes differ by factors of order 1.
+    """
+    M = np.array(M, dtype=float)
+    G = np.zeros_like(M)
+    for i in np.ndindex(M.shape):
+        h = 1e-5 * max(1.0, abs(M[i]))
+        E = np.zeros_like(M)
+        E[i] = h
+        G[i] = (f(M + E) - f(M - E)) / (2 * h)
+    return G
+
+
+def _gradient_tolerance(expected):
+    return dict(rtol=1e-5, atol=1e-5 * max(1.0, np.abs(expected).max()))
+
+
+# ---------------------------------------------------------------------------------------------
+# gaussian_loglik_grads(X, mu, Sigma) -> (grad_mu (d,), grad_Sigma (d, d))
+
+
+def _gauss_case(rng, N, d):
+    X = rng.normal(size=(N, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
+    return X, rng.normal(size=d), inputs.spd_matrix(rng, d)
+
+
+def _gauss_loglik(X, mu, Sigma):
+    """sum_n log N(x_n; mu, Sigma) by its definition, for any invertible Sigma (not symmetrised)."""
+    R = X - mu
+    sign, logdet = np.linalg.slogdet(Sigma)
+    return -0.5 * (len(X) * (X.shape[1] * np.log(2 * np.pi) + logdet) + np.sum(R * np.linalg.solve(Sigma, R.T).T))
+
+
+def _gauss_mistakes(X, mu, Sigma):
+    N, R = len(X), X - mu
+    P = np.linalg.inv(Sigma)
+    G = -0.5 * (N * P - P @ R.T @ R @ P)
+    mu_hints = [("forget Sigma^{-1}: the gradient of -1/2 r^T Sigma^{-1} r in mu is Sigma^{-1} r",
+                 R.sum(axis=0)),
+                ("average over the N samples instead of summing", P @ R.mean(axis=0))]
+    Sigma_hints = [
+        ("forget the minus sign in d(Sigma^{-1}) = -Sigma^{-1} dSigma Sigma^{-1}", -0.5 * (N * P + P @ R.T @ R @ P)),
+        ("forget the factor 1/2 in front of log|Sigma| and of the quadratic term", 2 * G),
+        ("forget the N in front of log|Sigma| (it appears once per sample)", -0.5 * (P - P @ R.T @ R @ P)),
+        ("double the off-diagonal entries: that is the derivative when Sigma_ij and Sigma_ji move together, "
+         "but the task treats each entry separately", 2 * G - np.diag(np.diag(G))),
+    ]
+    return mu_hints, Sigma_hints
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("N, d", [(20, 3), (7, 1)])
+def test_gaussian_loglik_grads_mu(student, rng, N, d):
+    X, mu, Sigma = _gauss_case(rng, N, d)
+    expected = _numerical_gradient(lambda m: _gauss_loglik(X, m, Sigma), mu)
+    grad_mu, _ = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2, "gaussian_loglik_grads(X, mu, Sigma)",
+                             ("grad_mu", "grad_Sigma"))
+    check_array(grad_mu, expected, f"grad_mu from gaussian_loglik_grads (N={N}, d={d}), compared with finite "
+                "differences of the log-likelihood", **_gradient_tolerance(expected),
+                mistakes=_gauss_mistakes(X, mu, Sigma)[0])
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("N, d", [(20, 3), (7, 1)])
+def test_gaussian_loglik_grads_Sigma(student, rng, N, d):
+    X, mu, Sigma = _gauss_case(rng, N, d)
+    assert np.isclose(_gauss_loglik(X, mu, Sigma), stats.multivariate_normal(mu, Sigma).logpdf(X).sum())
+    expected = _numerical_gradient(lambda S: _gauss_loglik(X, mu, S), Sigma)
+    _, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2,
+                                "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
+    check_array(grad_Sigma, expected, f"grad_Sigma from gaussian_loglik_grads (N={N}, d={d}), compared with finite "
+                "differences of the log-likelihood in each entry of Sigma", **_gradient_tolerance(expected),
+                mistakes=_gauss_mistakes(X, mu, Sigma)[1])
+
+
+@pytest.mark.points(1)
+def test_gaussian_loglik_grads_vanish_at_the_mle(student, rng):
+    # At the sample mean and the sample covariance (normalised by N) the likelihood is maximal:
+    # both gradients are zero up to rounding (1e-8 of the scale N * ||Sigma^{-1}||).
+    X = rng.normal(size=(50, 4)) @ rng.normal(size=(4, 4))
+    mu = X.mean(axis=0)
+    Sigma = sample_covariance(X, mu)
+    grad_mu, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2,
+                                      "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
+    scale = len(X) * np.abs(np.linalg.inv(Sigma)).max()
+    check_array(grad_mu, np.zeros(4), "grad_mu at the maximum-likelihood (mu, Sigma)", rtol=0, atol=1e-8 * scale)
+    check_array(grad_Sigma, np.zeros((4, 4)), "grad_Sigma at the maximum-likelihood (mu, Sigma), which must vanish",
+                rtol=0, atol=1e-8 * scale, mistakes=_gauss_mistakes(X, mu, Sigma)[1])
+    # Zeros alone prove nothing (a function that returns zeros passes): away from the maximum the
+    # gradient must be the finite-difference one (tolerance as in the tests above).
+    mu_off, Sigma_off = mu + rng.normal(scale=0.5, size=4), 1.3 * Sigma
+    expected = _numerical_gradient(lambda S: _gauss_loglik(X, mu_off, S), Sigma_off)
+    _, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu_off, Sigma_off), 2,
+                                "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
+    check_array(grad_Sigma, expected, "grad_Sigma away from the maximum", **_gradient_tolerance(expected),
+                mistakes=_gauss_mistakes(X, mu_off, Sigma_off)[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# gmm_shared_var_mstep(x, R) -> (pi (K,), mu (K,), var)
+
+
+def _gmm_case(rng, N, K):
+    x = rng.normal(size=N) * 1.5 + rng.choice(rng.normal(scale=3, size=K), size=N)
+    R = rng.dirichlet(np.full(K, 0.7), size=N)
+    return x, R
+
+
+def _gmm_optimum(x, R):
+    """The maximiser of Q by BFGS on (softmax logits, means, log-variance), started at the data's moments."""
+    K = R.shape[1]
+
+    def negative_Q(theta):
+        a, m, b = theta[:K], theta[K:2 * K], theta[-1]
+        log_pi = a - np.logaddexp.reduce(a)
+        return -np.sum(R * (log_pi - 0.5 * (np.log(2 * np.pi) + b) - 0.5 * (x[:, None] - m) ** 2 * np.exp(-b)))
+
+    start = np.r_[np.zeros(K), np.full(K, x.mean()) + np.linspace(-1, 1, K), np.log(x.var())]
+    result = optimize.minimize(negative_Q, start, method="BFGS", options={"gtol": 1e-10, "maxiter": 10_000})
+    theta = result.x
+    a = theta[:K]
+    return np.exp(a - np.logaddexp.reduce(a)), theta[K:2 * K], np.exp(theta[-1])
+
+
+def _gmm_mistakes(x, R):
+    N = len(x)
+    Nk = R.sum(axis=0)
+    mu = R.T @ x / Nk
+    var = np.sum(R * (x[:, None] - mu) ** 2) / N
+    var_k = np.sum(R * (x[:, None] - mu) ** 2, axis=0) / Nk
+    return ([("divide by K instead of N: pi_k = N_k / N, where N_k = sum_n r_nk", Nk / len(Nk))],
+            [("use the unweighted mean of all points for every component", np.full(len(Nk), x.mean()))],
+            [("average the K per-component variances: the shared variance weights each by N_k / N, "
+              "it is one average over all N K weighted squared residuals", var_k.mean()),
+             ("divide by N - 1 instead of N", var * N / (N - 1)),
+             ("divide by N K instead of N (each point's responsibilities already sum to 1)", var / len(Nk))])
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("N, K", [(60, 3), (25, 2)])
+def test_gmm_shared_var_mstep_maximises_Q(student, rng, N, K):
+    x, R = _gmm_case(rng, N, K)
+    pi_opt, mu_opt, var_opt = _gmm_optimum(x, R)
+    pi, mu, var = check_tuple(student.gmm_shared_var_mstep(x, R), 3, "gmm_shared_var_mstep(x, R)", ("pi", "mu", "var"))
+    hints = _gmm_mistakes(x, R)
+    # BFGS with gtol 1e-10 on this smooth, well-scaled objective reaches ~1e-8; 1e-5 leaves room.
+    what = f"(N={N}, K={K}), compared with scipy.optimize's maximiser of Q"
+    check_array(pi, pi_opt, f"pi from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-6, mistakes=hints[0])
+    check_array(mu, mu_opt, f"mu from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-5, mistakes=hints[1])
+    check_array(var, var_opt, f"var from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-8, mistakes=hints[2])
+
+
+@pytest.mark.points(1)
+def test_gmm_shared_var_mstep_hard_labels(student, rng):
+    # One-hot responsibilities: the complete-data ML, the pooled within-class variance, which the
+    # test computes by brute force over the classes (1e-10: float64 sums).
+    labels = np.r_[0, 1, 2, rng.integers(0, 3, size=37)]
+    x = rng.normal(size=40) + 4 * labels
+    R = np.eye(3)[labels]
+    pooled = sum(np.sum((x[labels == k] - x[labels == k].mean()) ** 2) for k in range(3)) / 40
+    _, _, var = check_tuple(student.gmm_shared_var_mstep(x, R), 3, "gmm_shared_var_mstep(x, R)", ("pi", "mu", "var"))
+    check_array(var, pooled, "var from gmm_shared_var_mstep with one-hot responsibilities (the pooled within-class "
+                "variance)", rtol=1e-10, atol=1e-12, mistakes=_gmm_mistakes(x, R)[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# pca_min_error(X, K) -> float
+
+
+def _pca_error_by_reconstruction(X, K):
+    """Mean squared distance of each point to its reconstruction by scikit-learn's K-component PCA."""
+    from sklearn.decomposition import PCA
+
+    if K == 0:
+        return np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1))
+    pca = PCA(n_components=K, svd_solver="full").fit(X)
+    return np.mean(np.sum((X - pca.inverse_transform(pca.transform(X))) ** 2, axis=1))
+
+
+def _pca_mistakes(X, K):
+    N, d = X.shape
+    Xc = X - X.mean(axis=0)
+    lam = np.linalg.eigvalsh(Xc.T @ Xc / N)[::-1]
+    raw = np.linalg.eigvalsh(X.T @ X / N)[::-1]
+    return [("sum the K largest eigenvalues (the variance PCA keeps) instead of the d - K smallest (the variance it loses)",
+             lam[:K].sum()),
+            ("normalise the covariance by N - 1 (np.cov's default) instead of N", lam[K:].sum() * N / (N - 1)),
+            ("forget to centre the data: the best affine subspace passes through the mean", raw[K:].sum()),
+            ("sum the squared errors over the N points instead of averaging", N * lam[K:].sum())]
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("N, d, K", [(120, 6, 2), (40, 3, 1), (15, 8, 5)])
+def test_pca_min_error_matches_reconstruction(student, rng, N, d, K):
+    X = rng.normal(size=(N, d)) @ rng.normal(size=(d, d)) + 3 * rng.normal(size=d)
+    expected = _pca_error_by_reconstruction(X, K)
+    # Both sides are float64 sums of ~N d terms of size ~10: agreement to ~1e-12 relative; 1e-8.
+    check_array(student.pca_min_error(X, K), expected, f"pca_min_error(X, K={K}) for N={N}, d={d}, compared with the "
+                "error of scikit-learn's PCA reconstruction", rtol=1e-8, atol=1e-10, mistakes=_pca_mistakes(X, K))
+
+
+@pytest.mark.points(1)
+def test_pca_min_error_extreme_K(student, rng):
+    # K = 0 keeps only the mean: the error is the total variance; K = d reconstructs exactly.
+    X = rng.normal(size=(30, 4)) + 2
+    check_array(student.pca_min_error(X, 0), _pca_error_by_reconstruction(X, 0),
+                "pca_min_error(X, K=0), the mean squared distance to the mean", rtol=1e-8, atol=1e-10,
+                mistakes=_pca_mistakes(X, 0))
+    check_array(student.pca_min_error(X, 4), 0.0, "pca_min_error(X, K=d), where the subspace is all of R^d",
+                rtol=0, atol=1e-10, mistakes=_pca_mistakes(X, 4))
+
+
+# ---------------------------------------------------------------------------------------------
+# ppca_sigma2(S, W) -> float
+
+
+def _ppca_case(rng, d, K):
+    """A covariance with K large eigenvalues and an orthonormal W tilted away from their span."""
+    U = linalg.qr(rng.normal(size=(d, d)))[0]
+    lam = np.r_[rng.uniform(4, 8, size=K), rng.uniform(0.2, 1.2, size=d - K)]
+    S = (U * lam) @ U.T
+    W = linalg.qr(U[:, :K] + 0.25 * rng.normal(size=(d, K)), mode="economic")[0]
+    return 0.5 * (S + S.T), W
+
+
+def _ppca_optimum(S, W):
+    """Maximise the likelihood over B (K x K) and log sigma^2 numerically, from B = I, sigma^2 = 1."""
+    d, K = W.shape
+
+    def negative_loglik(theta):
+        B = theta[:-1].reshape(K, K)
+        C = W @ B @ B.T @ W.T + np.exp(theta[-1]) * np.eye(d)
+        return 0.5 * (np.linalg.slogdet(C)[1] + np.trace(np.linalg.solve(C, S)))
+
+    start = np.r_[np.eye(K).ravel(), 0.0]
+    result = optimize.minimize(negative_loglik, start, method="BFGS", options={"gtol": 1e-11, "maxiter": 10_000})
+    return np.exp(result.x[-1])
+
+
+def _ppca_mistakes(S, W):
+    d, K = W.shape
+    outside = np.trace(S) - np.trace(W.T @ S @ W)
+    lam = np.linalg.eigvalsh(S)
+    return [("divide by d instead of d - K, the dimension of the complement of span(W)", outside / d),
+            ("use chapter 5's mean of the d - K smallest eigenvalues of S: that is the answer for the best "
+             "subspace, and W here is a given one", lam[: d - K].mean()),
+            ("forget to divide the variance outside span(W) by d - K", outside)]
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("d, K", [(5, 2), (4, 1)])
+def test_ppca_sigma2_maximises_the_likelihood(student, rng, d, K):
+    S, W = _ppca_case(rng, d, K)
+    expected = _ppca_optimum(S, W)
+    # BFGS reaches the optimum's sigma^2 to ~1e-7 relative on these small, well-scaled problems.
+    check_array(student.ppca_sigma2(S, W), expected, f"ppca_sigma2(S, W) for d={d}, K={K}, compared with "
+                "scipy.optimize's maximiser of the likelihood", rtol=1e-5, atol=1e-8, mistakes=_ppca_mistakes(S, W))
+
+
+@pytest.mark.points(1)
+def test_ppca_sigma2_principal_subspace(student, rng):
+    # With W the top K eigenvectors, the answer is the PPCA maximum likelihood of chapter 5
+    # (lgm.ppca_ml, itself tested against scikit-learn in tests/lgm); 1e-8 relative.
+    d, K = 6, 2
+    S, _ = _ppca_case(rng, d, K)
+    W = np.linalg.eigh(S)[1][:, ::-1][:, :K]
+    _, expected = lgm.ppca_ml(S, K)
+    check_array(student.ppca_sigma2(S, W), expected, "ppca_sigma2(S, W) with W the top two eigenvectors of S",
+                rtol=1e-8, atol=1e-12, mistakes=_ppca_mistakes(S, W))
+
+
+# ---------------------------------------------------------------------------------------------
+# estep_moments(X, mu, A, D) -> (means (N, K), second (N, K, K))
+
+
+def _joint_conditioning(X, mu, A, D):
+    """E[z | x] and Cov[z | x] by conditioning the (K + d)-dimensional joint Gaussian of (z, x)."""
+    K = A.shape[1]
+    cov = np.block([[np.eye(K), A.T], [A, A @ A.T + np.diag(D)]])
+    gain = np.linalg.solve(cov[K:, K:], cov[K:, :K]).T  # Sigma_zx Sigma_xx^{-1}, (K, d)
+    return (X - mu) @ gain.T, np.eye(K) - gain @ cov[K:, :K]
+
+
+def _estep_mistakes(X, mu, A, D):
+    means, cov = _joint_conditioning(X, mu, A, D)
+    outer = lambda M: M[:, :, None] * M[:, None, :]
+    uncentred, _ = _joint_conditioning(X, np.zeros_like(mu), A, D)
+    mean_hints = [("forget to subtract the mean mu from x before conditioning", uncentred)]
+    second_hints = [("forget the posterior covariance in E[z z^T | x] = Cov[z | x] + E[z | x] E[z | x]^T",
+                     outer(means)),
+                    ("use the prior covariance I instead of the posterior covariance", outer(means) + np.eye(len(cov))),
+                    ("forget to subtract the mean mu from x before conditioning", outer(uncentred) + cov)]
+    return mean_hints, second_hints
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("N, d, K", [(10, 5, 2), (4, 3, 3), (6, 7, 1)])
+def test_estep_moments_match_joint_conditioning(student, rng, N, d, K):
+    A, D, mu = rng.normal(size=(d, K)), rng.uniform(0.2, 1.5, size=d), rng.normal(size=d)
+    X = mu + rng.normal(size=(N, K)) @ A.T + rng.normal(size=(N, d)) * np.sqrt(D)
+    means, cov = _joint_conditioning(X, mu, A, D)
+    got_means, got_second = check_tuple(student.estep_moments(X, mu, A, D), 2, "estep_moments(X, mu, A, D)",
+                                        ("means", "second"))
+    mean_hints, second_hints = _estep_mistakes(X, mu, A, D)
+    # Exact linear algebra on well-conditioned matrices: 1e-8 relative.
+    what = f"(N={N}, d={d}, K={K}), compared with conditioning the joint Gaussian of (z, x)"
+    check_array(got_means, means, f"means from estep_moments {what}", rtol=1e-8, atol=1e-10, mistakes=mean_hints)
+    check_array(got_second, cov + means[:, :, None] * means[:, None, :], f"second from estep_moments {what}",
+                rtol=1e-8, atol=1e-10, mistakes=second_hints)
+
+
+# ---------------------------------------------------------------------------------------------
+# lgm_loglik_grads(X, A, D) -> (grad_A (d, K), grad_D (d,))
+
+
+def _lgm_loglik(X, A, D):
+    return stats.multivariate_normal(np.zeros(X.shape[1]), A @ A.T + np.diag(D)).logpdf(X).sum()
+
+
+def _lgm_case(rng, N, d, K):
+    A_true, D_true = rng.normal(size=(d, K)), rng.uniform(0.3, 1.0, size=d)
+    X = rng.normal(size=(N, K)) @ A_true.T + rng.normal(size=(N, d)) * np.sqrt(D_true)
+    return X, rng.normal(size=(d, K)), rng.uniform(0.5, 2.0, size=d)  # the gradient at a point away from the truth
+
+
+def _lgm_mistakes(X, A, D):
+    N = len(X)
+    Cinv = np.linalg.inv(A @ A.T + np.diag(D))
+    S = X.T @ X / N
+    G = Cinv @ S @ Cinv - Cinv
+    A_hints = [("forget that A appears twice in C = A A^T: d(A A^T) = dA A^T + A dA^T", 0.5 * N * G @ A),
+               ("leave out the leading C^{-1}: the gradient is N C^{-1}(S C^{-1} A - A), not N (S C^{-1} A - A)",
+                N * (S @ Cinv @ A - A)),
+               ("forget the N (the gradient of the mean log-likelihood, not of the sum)", G @ A)]
+    D_hints = [("forget the factor 1/2 of -1/2 (log|C| + tr(C^{-1} S))", N * np.diag(G)),
+               ("forget the N (the gradient of the mean log-likelihood, not of the sum)", 0.5 * np.diag(G)),
+               ("forget the minus sign in d(C^{-1}) = -C^{-1} dC C^{-1}", -0.5 * N * np.diag(Cinv @ S @ Cinv + Cinv))]
+    return A_hints, D_hints
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("N, d, K", [(50, 5, 2), (20, 3, 1)])
+def test_lgm_loglik_grads_A(student, rng, N, d, K):
+    X, A, D = _lgm_case(rng, N, d, K)
+    expected = _numerical_gradient(lambda M: _lgm_loglik(X, M, D), A)
+    grad_A, _ = check_tuple(student.lgm_loglik_grads(X, A, D), 2, "lgm_loglik_grads(X, A, D)", ("grad_A", "grad_D"))
+    check_array(grad_A, expected, f"grad_A from lgm_loglik_grads (N={N}, d={d}, K={K}), compared with finite "
+                "differences of the log-likelihood", **_gradient_tolerance(expected), mistakes=_lgm_mistakes(X, A, D)[0])
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("N, d, K", [(50, 5, 2), (20, 3, 1)])
+def test_lgm_loglik_grads_D(student, rng, N, d, K):
+    X, A, D = _lgm_case(rng, N, d, K)
+    expected = _numerical_gradient(lambda v: _lgm_loglik(X, A, v), D)
+    _, grad_D = check_tuple(student.lgm_loglik_grads(X, A, D), 2, "lgm_loglik_grads(X, A, D)", ("grad_A", "grad_D"))
+    check_array(grad_D, expected, f"grad_D from lgm_loglik_grads (N={N}, d={d}, K={K}), compared with finite "
+                "differences of the log-likelihood", **_gradient_tolerance(expected), mistakes=_lgm_mistakes(X, A, D)[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# mcem_isotropic_mstep(X, Z) -> (A (d, K), sigma2)
+
+
+def _mcem_reference(X, Z):
+    """A by least squares on the N J pairs; sigma^2 by maximising the completed log-likelihood at that A."""
+    J, N, K = Z.shape
+    Zs, Xs = Z.reshape(J * N, K), np.tile(X, (J, 1))
+    A = np.linalg.lstsq(Zs, Xs, rcond=None)[0].T
+    residual = Xs - Zs @ A.T
+    # The completed log-likelihood in s = log sigma^2, maximised by a bounded scalar search (xatol 1e-12).
+    f = lambda s: -np.sum(stats.norm(0, np.exp(s / 2)).logpdf(residual))
+    s = optimize.minimize_scalar(f, bounds=(-20, 20), method="bounded", options={"xatol": 1e-12}).x
+    return A, np.exp(s)
+
+
+def _mcem_mistakes(X, Z):
+    J, N, K = Z.shape
+    A, sigma2 = _mcem_reference(X, Z)
+    Zbar = Z.mean(axis=0)
+    A_avg = np.linalg.lstsq(Zbar, X, rcond=None)[0].T
+    A_hints = [("average the J draws of each row before fitting: the M-step fits all N J pairs (x_n, z_nj)", A_avg)]
+    s_hints = [("divide by N d instead of N J d (the sum runs over the N J completed pairs)", J * sigma2),
+               ("divide by N J instead of N J d: sigma^2 is shared by the d coordinates of every pair", X.shape[1] * sigma2),
+               ("divide by N instead of N J d", J * X.shape[1] * sigma2)]
+    return A_hints, s_hints
+
+
+@pytest.mark.points(3)
+@pytest.mark.parametrize("J, N, d, K", [(4, 30, 5, 2), (1, 20, 3, 1), (10, 8, 4, 3)])
+def test_mcem_isotropic_mstep_maximises_completed_loglik(student, rng, J, N, d, K):
+    X, Z = rng.normal(size=(N, d)) * 2, rng.normal(size=(J, N, K))
+    A, sigma2 = _mcem_reference(X, Z)
+    got_A, got_s = check_tuple(student.mcem_isotropic_mstep(X, Z), 2, "mcem_isotropic_mstep(X, Z)", ("A", "sigma2"))
+    A_hints, s_hints = _mcem_mistakes(X, Z)
+    what = f"(J={J}, N={N}, d={d}, K={K})"
+    check_array(got_A, A, f"A from mcem_isotropic_mstep {what}, compared with least squares on the N J pairs",
+                rtol=1e-8, atol=1e-10, mistakes=A_hints)
+    # sigma^2 from a scalar search: rounding in the flat log-likelihood near its maximum limits it to
+    # ~1e-8 relative; 1e-6.
+    check_array(got_s, sigma2, f"sigma2 from mcem_isotropic_mstep {what}, compared with scipy.optimize's maximiser",
+                rtol=1e-6, atol=1e-12, mistakes=s_hints)
