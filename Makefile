@@ -21,7 +21,7 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 
-.PHONY: book test bench clean autograder dist solutions
+.PHONY: book test quick bench clean autograder dist solutions
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ solutions: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# While iterating: everything but the slow tests (book build, fresh venvs, multi-GB dask, training runs).
+quick: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(PY) benchmarks/lgm_vs_sklearn.py

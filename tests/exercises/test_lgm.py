@@ -431,7 +431,7 @@ def _impute_mistakes(x, A, D, mean):
         ("fill the missing entries with the mean and use all of A and D: the posterior given x_o uses only the "
          "observed rows A_o, D_o and x_o", fill(posterior_mean(A, D, mean_filled - mean))),
         ("forget to subtract the mean mu_o from x_o before the posterior", fill(posterior_mean(A[o], D[o], x[o]))),
-        ("forget to add the mean mu_m to A_m m", np.where(o, x, A @ m)),
+        ("forget to add the mean mu_u to A_u m", np.where(o, x, A @ m)),
         ("replace the observed entries too: keep them as they are and fill in only the missing ones",
          fill(m, rows=np.ones_like(o))),
     ]
