@@ -35,6 +35,10 @@ PROCESS_MESSAGE = ("The grader runs your functions only: starting other programs
                    "or reading their files in /proc is not allowed ({event}).")
 OPEN_MESSAGE = ("The grader does not let a submission open the files of the book's package, its reference solutions "
                 "or the grader ({path}): the exercise asks for your own implementation.")
+BANNED_MESSAGE = ("This page asks you to derive the quantities yourself: the grader does not let a submission import "
+                  "{name!r} here (its automatic differentiation or distributions would do the derivation for you). "
+                  "Write the functions with numpy and scipy; the page's self-check cells may use it, your functions "
+                  "may not.")
 WRITE_MESSAGE = "The grader does not let a submission change files outside its own working folder ({path})."
 FOLDER_MESSAGE = ("The grader does not let a submission open folders outside its own working folder, or change its "
                   "working directory ({path}): open files by their path.")
@@ -67,8 +71,9 @@ def _identity(path):
 
 
 class _Rules:
-    def __init__(self, names, blocked_dirs, writable_dirs):
+    def __init__(self, names, blocked_dirs, writable_dirs, banned=()):
         self.names = frozenset(names)
+        self.banned = frozenset(banned)
         self.blocked = tuple(os.path.realpath(d) for d in blocked_dirs if d)
         self.writable = tuple(os.path.realpath(d) for d in writable_dirs if d) + ("/dev/null",)
         self._writable_ids = {_identity(d) for d in writable_dirs if d} - {None}  # still itself when renamed
@@ -101,10 +106,10 @@ class _Rules:
         top = _plain(name).split(".")[0] if isinstance(name, str) else str(name)
         if top == "_posixsubprocess":  # a fresh copy would bring back the fork_exec that install() closed
             raise PermissionError(PROCESS_MESSAGE.format(event="_posixsubprocess"))
-        if top in self.names:
+        if top in self.names or top in self.banned:
             if top not in self.refused:
                 self.refused.append(top)
-            raise ImportError(IMPORT_MESSAGE.format(name=top))
+            raise ImportError((IMPORT_MESSAGE if top in self.names else BANNED_MESSAGE).format(name=top))
 
     def _import(self, event, args):
         self.refuse_import(args[0])
@@ -186,7 +191,7 @@ def _close_fork_exec():
         subprocess._fork_exec = _refused_fork_exec
 
 
-def install(names, blocked_dirs, writable_dirs):
+def install(names, blocked_dirs, writable_dirs, banned=()):
     """Install the rules for this process; return them (``rules.refused`` lists refused imports).
 
     Parameters
@@ -197,11 +202,14 @@ def install(names, blocked_dirs, writable_dirs):
         Folders whose files the submission may not open (the package, the tests and solutions).
     writable_dirs : iterable of str
         Folders the submission may write in (its working folder).
+    banned : iterable of str
+        Further top-level modules this page's submission may not import (``torch`` on the pages whose
+        exercises are derivations, where autograd would do the work), refused with their own message.
     """
-    rules = _Rules(names, blocked_dirs, writable_dirs)
+    rules = _Rules(names, blocked_dirs, writable_dirs, banned)
     _close_fork_exec()
     for name in list(sys.modules):
-        if name.split(".")[0] in rules.names:
+        if name.split(".")[0] in rules.names | rules.banned:
             del sys.modules[name]
     sys.path[:] = [p for p in sys.path if p and not rules._inside(os.path.realpath(p), rules.blocked)]
     sys.meta_path.insert(0, _Finder(rules))

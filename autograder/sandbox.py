@@ -267,10 +267,13 @@ class Sandbox:
     limits : Limits
     trusted : bool
         The reference solutions: they may import the package, which must then be on the path.
+    banned : tuple of str
+        Modules this page's submission may not import either (see ``guard.install``).
     """
 
-    def __init__(self, user=None, limits=Limits(), *, trusted=False):
+    def __init__(self, user=None, limits=Limits(), *, trusted=False, banned=()):
         self.user = user
+        self.banned = tuple(banned)
         self.limits = limits
         self.trusted = trusted
         self.ids = user_ids(user) if user is not None else None
@@ -289,6 +292,7 @@ class Sandbox:
         env["AUTOGRADER_LIMITS"] = self.limits.encode(sandbox_user=self.user is not None)
         env["AUTOGRADER_BLOCKED"] = "" if self.trusted else os.pathsep.join(self.blocked)
         env["AUTOGRADER_BLOCKED_MODULES"] = "" if self.trusted else ",".join(BLOCKED_MODULES)
+        env["AUTOGRADER_BANNED_MODULES"] = "" if self.trusted else ",".join(self.banned)
         argv = [sys.executable, "-s", "-m", "autograder.worker"]
         kwargs = dict(cwd=workdir, env=env, start_new_session=True)
         if self.ids is not None:

@@ -54,9 +54,12 @@ class Student:
         Memory, CPU time, processes, file size, kept output.
     trusted : bool
         The reference solutions, which may import the package (a submission may not).
+    banned : tuple of str
+        Modules this page's submission may not import (``BANNED_MODULES`` of its test module).
     """
 
-    def __init__(self, path, *, time_limit=10.0, load_time_limit=60.0, user=None, limits=None, trusted=False):
+    def __init__(self, path, *, time_limit=10.0, load_time_limit=60.0, user=None, limits=None, trusted=False,
+                 banned=()):
         self.path = Path(path)
         self.time_limit = float(time_limit)
         self._budget = self.time_limit  # what is left of the current test's time limit
@@ -75,6 +78,7 @@ class Student:
         self._sandbox = None
         self._limits = limits or Limits()
         self._trusted = trusted
+        self._banned = tuple(banned)
         try:
             self._cells = read_cells(self.path)
         except SubmissionError as error:
@@ -107,7 +111,7 @@ class Student:
                 "fix the crash, and keep slow work out of the top level of your notebook.")
             raise StudentFailure(self._load_failure)
         if self._sandbox is None:
-            self._sandbox = Sandbox(self.user, self._limits, trusted=self._trusted)
+            self._sandbox = Sandbox(self.user, self._limits, trusted=self._trusted, banned=self._banned)
         token = secrets.token_hex(16)
         argv, kwargs, workdir = self._sandbox.popen_arguments(token)
         try:
@@ -286,6 +290,8 @@ class Student:
         trace = f"\nWhere (innermost last):\n{str(reply['traceback'])[:2000]}" if reply.get("traceback") else ""
         if error.startswith("SystemExit"):
             trace += "\nA graded function must return its result, not call sys.exit(), exit() or quit()."
+        if error.startswith("NameError") and self.problems:  # e.g. a module whose import the grader refused
+            trace += "\nWhile loading your submission the grader noted:" + "".join(f"\n  {p}" for p in self.problems)
         raise StudentFailure(f"{name} raised {error}{trace}")
 
 

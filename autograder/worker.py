@@ -135,6 +135,7 @@ def main():
     set_limits(os.environ.pop("AUTOGRADER_LIMITS", ""))
     blocked = [d for d in os.environ.pop("AUTOGRADER_BLOCKED", "").split(os.pathsep) if d]
     modules = [m for m in os.environ.pop("AUTOGRADER_BLOCKED_MODULES", "").split(",") if m]
+    banned = [m for m in os.environ.pop("AUTOGRADER_BANNED_MODULES", "").split(",") if m]
     # The protocol moves to private descriptors; 0, 1, 2 now belong to the submission.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
     replies = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -143,7 +144,7 @@ def main():
     os.dup2(2, 1)
     sys.stdin = open(os.devnull)
     sys.stdout = sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")
-    _RULES = guard.install(modules, blocked + _locations(modules), [os.getcwd()])
+    _RULES = guard.install(modules, blocked + _locations(modules), [os.getcwd()], banned)
     namespace = {"__name__": "submission", "__builtins__": builtins}
     for line in requests:
         request = {}

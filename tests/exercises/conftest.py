@@ -99,6 +99,7 @@ def student(request):
         user=_option(config, "sandbox_user"),
         limits=Limits(memory_mb=_option(config, "memory_limit") or Limits.memory_mb),
         trusted=_option(config, "submission") is None,  # the reference solutions call the package
+        banned=getattr(request.module, "BANNED_MODULES", ()),  # e.g. torch on the derivation pages
     )
     yield submission
     submission.close()
