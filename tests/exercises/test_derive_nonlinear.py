@@ -20,6 +20,16 @@ from lgm import kl_gaussians
 
 _dist = torch.distributions
 
+# torch's autograd and distributions (and symbolic differentiation) in the submission would do the
+# derivations: the grader refuses these imports on this page (autograder.guard), with a message that
+# says why. Numerical differentiation is not refused and the grader cannot tell it apart here: these
+# gradients are elementwise or row by row (a few evaluations of a cheap function), and a careful central
+# or complex-step difference reaches the 1e-8 tolerances. It needs the function to differentiate, which
+# the student then writes in numpy: for D10.1 and D11.1 that is most of the derivation's content.
+# Not told apart either: scipy.stats.johnsonsu is the law of D8.1 (the reference below); a student
+# who recognises it skips the derivation. Banning scipy.stats would cost honest students more.
+BANNED_MODULES = ("torch", "sympy", "jax", "autograd")
+
 
 @pytest.fixture
 def rng(request):
@@ -284,11 +294,12 @@ def _iwae_mistakes(log_w):
              "not of log (1/S) sum_s w_s", np.full(log_w.shape, 1.0 / S)),
             ("divide the normalised weights by S again (the 1/S inside the log is a constant and drops out)",
              w_tilde / S),
-            ("forget to normalise: the gradient of log sum_s w_s is w_s / sum_s' w_s', not w_s", np.exp(log_w))]
+            ("forget to normalise: the log in front of the sum contributes a factor when you apply the chain rule",
+             np.exp(log_w))]
 
 
 @pytest.mark.points(3)
-@pytest.mark.parametrize("S, N", [(10, 4), (1, 3), (50, 2)])
+@pytest.mark.parametrize("S, N", [(10, 4), (3, 3), (50, 2)])  # S = 1 (all ones) alone would reward a constant
 def test_iwae_logw_grads_match_autograd(student, rng, S, N):
     log_w = rng.normal(scale=2.0, size=(S, N))
     check_array(student.iwae_logw_grads(log_w), _iwae_reference(log_w), f"iwae_logw_grads(log_w) for S={S}, N={N}, "
@@ -301,4 +312,8 @@ def test_iwae_logw_grads_very_negative_log_weights(student, rng):
     # in log space (subtract the largest log-weight first). The exact gradient is unaffected.
     log_w = rng.normal(scale=3.0, size=(20, 3)) - 1000.0
     check_array(student.iwae_logw_grads(log_w), _iwae_reference(log_w), "iwae_logw_grads with log-weights near -1000",
+                rtol=1e-8, atol=1e-12, mistakes=_iwae_mistakes(log_w))
+    # S = 1 checked here, with a case that a constant does not pass: the gradient is then 1.
+    log_w = rng.normal(scale=3.0, size=(1, 4)) - 1000.0
+    check_array(student.iwae_logw_grads(log_w), _iwae_reference(log_w), "iwae_logw_grads with S = 1",
                 rtol=1e-8, atol=1e-12, mistakes=_iwae_mistakes(log_w))

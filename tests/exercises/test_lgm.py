@@ -438,7 +438,9 @@ def _impute_mistakes(x, A, D, mean):
 
 
 @pytest.mark.points(2)
-@pytest.mark.parametrize("d, K, n_missing, seed", [(8, 2, 3, 0), (5, 1, 4, 1), (30, 4, 12, 2), (6, 2, 0, 3)])
+# No case without missing entries here: returning x unchanged would pass it (it is checked, together
+# with a case that has missing entries, in test_impute_row_keeps_observed_entries).
+@pytest.mark.parametrize("d, K, n_missing, seed", [(8, 2, 3, 0), (5, 1, 4, 1), (30, 4, 12, 2), (6, 2, 5, 3)])
 def test_impute_row_matches_conditioning(student, d, K, n_missing, seed):
     x, A, D, mean = _impute_case(seed, d, K, n_missing)
     expected = impute(x[None], A, D, mean)[0]
@@ -449,7 +451,7 @@ def test_impute_row_matches_conditioning(student, d, K, n_missing, seed):
     assert np.allclose(expected[~o], dense, rtol=1e-9, atol=1e-12) and np.array_equal(expected[o], x[o])
     got = _with_shape_hint(lambda: student.impute_row(x, A, D, mean),
                            "A[o] is (d_o, K), D[o] and x[o] are (d_o,); the posterior mean m is (K,).")
-    mistakes = _impute_mistakes(x, A, D, mean) if n_missing else []
+    mistakes = _impute_mistakes(x, A, D, mean)
     check_array(got, expected, f"impute_row(x, A, D, mean) (d={d}, K={K}, {n_missing} missing)",
                 rtol=1e-8, atol=1e-10, mistakes=mistakes)
 
@@ -463,6 +465,8 @@ def test_impute_row_keeps_observed_entries(student):
     o = ~np.isnan(x)
     check(np.array_equal(got[o], x[o]),
           "impute_row must return the observed entries of x unchanged (bit for bit); only NaN entries are filled in.")
+    full = _impute_case(6, 6, 2, 0)  # nothing missing: x itself comes back
+    check_array(student.impute_row(*full), full[0], "impute_row(x, A, D, mean) with no missing entry", rtol=0, atol=0)
 
 
 @pytest.mark.points(1)
