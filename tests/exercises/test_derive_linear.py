@@ -340,12 +340,21 @@ def test_pca_min_error_extreme_K(student, rng):
 
 
 def _ppca_case(rng, d, K):
-    """A covariance with K large eigenvalues and an orthonormal W tilted away from their span."""
-    U = linalg.qr(rng.normal(size=(d, d)))[0]
-    lam = np.r_[rng.uniform(4, 8, size=K), rng.uniform(0.2, 1.2, size=d - K)]
-    S = (U * lam) @ U.T
-    W = linalg.qr(U[:, :K] + 0.25 * rng.normal(size=(d, K)), mode="economic")[0]
-    return 0.5 * (S + S.T), W
+    """A covariance with K large eigenvalues and an orthonormal W tilted away from their span.
+
+    Redrawn until the page's assumption holds with a margin: every eigenvalue of W^T S W exceeds
+    1.2 times the variance per dimension outside span(W). Without it the constraint BB^T >= 0 binds
+    at the optimum and sigma^2 is another quantity (about 2% of plain draws, e.g. when the tilt
+    takes W towards a small eigenvalue).
+    """
+    while True:
+        U = linalg.qr(rng.normal(size=(d, d)))[0]
+        lam = np.r_[rng.uniform(4, 8, size=K), rng.uniform(0.2, 1.2, size=d - K)]
+        S = 0.5 * ((U * lam) @ U.T + ((U * lam) @ U.T).T)
+        W = linalg.qr(U[:, :K] + 0.25 * rng.normal(size=(d, K)), mode="economic")[0]
+        inside = np.linalg.eigvalsh(W.T @ S @ W)
+        if inside.min() > 1.2 * (np.trace(S) - inside.sum()) / (d - K):
+            return S, W
 
 
 def _ppca_optimum(S, W):
