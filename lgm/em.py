@@ -52,6 +52,7 @@ from lgm.missing import (
     expected_moments,
     impute,
     m_step_with_mean,
+    maximise_observed_likelihood,
     observed_log_likelihood,
     observed_posterior,
 )
@@ -543,7 +544,12 @@ class LGM(LinearGaussianEstimator):
         return mean, S
 
     def _fit_missing(self, data):
-        """EM with missing entries (eq-missing-estep, eq-missing-mstep).
+        """EM with missing entries, then quasi-Newton if ``solver`` asks.
+
+        EM is eq-missing-estep and eq-missing-mstep; the quasi-Newton method
+        is L-BFGS-B on the observed-data log-likelihood with its gradient by
+        Fisher's identity (:func:`lgm.missing.maximise_observed_likelihood`,
+        eq-fisher-identity).
 
         Returns
         -------
@@ -553,15 +559,14 @@ class LGM(LinearGaussianEstimator):
             iteration.
         converged : bool
             Whether the stopping rule (not max_iter) ended it, or the user
-            interrupted it.
+            interrupted EM.
         """
         N, d = data.shape
         K = self._check_params(d)
-        if self.completion == "sampled" or self.solver == "profile":
+        if self.completion == "sampled":
             raise ValueError(
                 "missing='em' runs EM with expected completion; with"
-                f" completion={self.completion!r} and solver={self.solver!r}"
-                " X must not contain NaN."
+                " completion='sampled' X must not contain NaN."
             )
         if N < 2:
             raise ValueError(f"X needs at least 2 samples (rows); got {N}.")
@@ -584,20 +589,50 @@ class LGM(LinearGaussianEstimator):
                 "X has no variance: every feature (column) is constant."
             )
         A, D = self._start(S0, K, rng, floor)
-        state = MissingCompletion(A, D, mean, noise=self.noise, floor=floor)
-        done = aitken_converged(self.tol)
-        history, stopped = run(
-            state, lambda: [data], n_iter=self.max_iter, rng=rng, stop=done,
-            score=lambda: state.loglik, progress=self.progress,
-            desc="EM (missing entries)",
-        )
-        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+        quasi_newton = self.noise == "diagonal" and self.solver != "em"
+        history, converged = [], False
+        if self.solver != "profile":
+            done = aitken_converged(self.tol)
+
+            def stop(history):
+                # an EM iteration and a quasi-Newton one cost an E-step
+                # each; the quasi-Newton needed 100-600 iterations on
+                # scikit-learn's diabetes and breast-cancer data with 20%
+                # missing, handing over at a predicted 10 K d the fewest
+                return done(history) or (
+                    quasi_newton and self.solver == "auto"
+                    and _em_crawls(history, self.tol, 10 * K * d)
+                )
+
+            state = MissingCompletion(A, D, mean, noise=self.noise,
+                                      floor=floor)
+            history, stopped = run(
+                state, lambda: [data], n_iter=self.max_iter, rng=rng,
+                stop=stop, score=lambda: state.loglik,
+                progress=self.progress, desc="EM (missing entries)",
+            )
+            A, D, mean = state.A, state.D, state.mean
+            interrupted = not stopped and len(history) < self.max_iter
+            converged = interrupted or (stopped and done(history))
+        budget = self.max_iter - len(history)
+        if quasi_newton and not converged and budget > 0:
+            n_before = len(history)
+            # no noise variance above the total variance of the observed
+            # entries: only to keep the line search from overflowing exp
+            ceiling = max(np.sum(np.nanvar(data.X, axis=0)), 2.0 * floor)
+            A, D, mean, last, converged = maximise_observed_likelihood(
+                data, A, D, mean, floor=floor, ceiling=ceiling,
+                max_iter=budget, tol=self.tol, on_iteration=history.append,
+            )
+            A = orient_columns(A)
+            if len(history) == n_before:  # already at the maximum
+                history.append(last)
+        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
             raise ValueError(
                 "EM diverged (non-finite parameters); try a larger"
                 " noise_floor."
             )
-        converged = stopped or len(history) < self.max_iter
-        return state.A, state.D, state.mean, history, converged
+        return A, D, mean, history, converged
 
     def _em(self, X, mean, S, A, D, rng, floor):
         """EM through the one loop from (A, D).
