@@ -15,7 +15,8 @@ Expected completion works from the sample covariance S, computed once, so an
 iteration costs O(d^2 K) however many samples there are, and S of a dask array
 is computed chunk by chunk (:mod:`lgm.sufficient_statistics`). With missing
 entries (NaN) the loop completes z and the missing x together
-(:class:`MissingCompletion`, :mod:`lgm.missing`). :class:`LGM` is the
+(:class:`MissingCompletion`, :mod:`lgm.missing`), and where EM crawls a
+quasi-Newton method takes over (:mod:`lgm.quasi_newton`). :class:`LGM` is the
 scikit-learn estimator.
 """
 import warnings
@@ -308,7 +309,15 @@ class LGM(LinearGaussianEstimator):
         ``"auto"``: EM, switching to the profile solver when EM crawls (when
         finishing by EM is predicted to cost more than about 30 d / K
         further iterations, as near a Heywood case; never with ``tol=0``).
-        Other settings, and missing entries, always use EM.
+        With missing entries A has no closed form, so there is no profile
+        likelihood: the quasi-Newton method then runs on the observed-data
+        log-likelihood in (A, mean, log D) together, its gradient from the
+        E-step by Fisher's identity (eq-fisher-identity,
+        :func:`lgm.missing.maximise_observed_likelihood`); ``"profile"``
+        runs it from the start, ``"auto"`` hands over to it when EM is
+        predicted to need more than about 10 K d further iterations (each
+        of its iterations costs about one E-step). Other settings always use
+        EM.
     missing : {"error", "em"}
         What ``fit`` does with NaN in X. ``"error"``: refuse them.
         ``"em"``: NaN entries are missing at random; EM completes z and the
@@ -319,12 +328,12 @@ class LGM(LinearGaussianEstimator):
         observed-data log-likelihood (eq-missing-loglik), and ``score``,
         ``score_samples``, ``posterior`` and ``transform`` accept NaN and use
         the observed entries of each row. Data without NaN are fitted exactly
-        as with ``"error"``. With diagonal noise, EM with missing entries
-        often crawls as plain EM does (near a Heywood case), and the profile
-        solver that ``solver="auto"`` hands over to needs complete data: on
-        real data sets expect ``max_iter`` to end the fit with a
-        ConvergenceWarning that says how much is left to gain; raise ``tol``
-        or ``max_iter``.
+        as with ``"error"``. With diagonal noise EM with missing entries
+        often crawls as plain EM does (near a Heywood case), and
+        ``solver="auto"`` hands over to a quasi-Newton method (see
+        ``solver``): on scikit-learn's breast-cancer data, standardised, with
+        20% of the entries missing and K = 5, about 400 iterations in all
+        (a second), where EM alone still gains after 20000.
     max_iter : int
         The most iterations (EM and quasi-Newton together).
     tol : float
@@ -332,8 +341,9 @@ class LGM(LinearGaussianEstimator):
         sample (:func:`lgm.completion.remaining_gain`) leaves at most
         ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
         a slow crawl is not taken for convergence;
-        the profile solver stops when its projected gradient is below
-        ``tol``. A :class:`sklearn.exceptions.ConvergenceWarning` is issued
+        the quasi-Newton solvers stop when their projected gradient is
+        below ``tol`` (with missing entries also when 100 of their
+        iterations gain at most ``tol``). A :class:`sklearn.exceptions.ConvergenceWarning` is issued
         when ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)
         ``"ppca"``: the closed-form probabilistic PCA fit
@@ -369,8 +379,8 @@ class LGM(LinearGaussianEstimator):
         fitted by EM).
     loglik_ : ndarray, shape (n_iter_,)
         Mean log-likelihood per sample (nats) on the training data after each
-        iteration (EM, then quasi-Newton if the profile solver ran; of the
-        observed entries, with missing entries); it never decreases with
+        iteration (EM, then quasi-Newton if a quasi-Newton solver ran; of
+        the observed entries, with missing entries); it never decreases with
         expected completion.
     n_iter_ : int
         Iterations run.
@@ -463,7 +473,7 @@ class LGM(LinearGaussianEstimator):
     def fit(self, X, y=None):
         """Fit A, D and the mean to the rows of X by maximum likelihood.
 
-        EM, and the profile-likelihood solver when ``solver`` asks for it.
+        EM, and a quasi-Newton solver when ``solver`` asks for it.
 
         Parameters
         ----------

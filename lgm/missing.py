@@ -12,7 +12,9 @@ as in chapter 7). Then
   (eq-missing-impute);
 - EM completes z *and* x_u with their joint posterior (eq-missing-estep) and re-estimates A, D
   and the mean together from the completed second moments (eq-missing-mstep), after
-  Ghahramani & Jordan (1994).
+  Ghahramani & Jordan (1994);
+- the same E-step gives the gradient of the observed-data log-likelihood (Fisher's identity,
+  eq-fisher-identity), with which a quasi-Newton method takes over where EM crawls.
 
 Rows are grouped by their missingness pattern: the K x K posterior precision, its Cholesky
 factor and the log-determinant are computed once per distinct pattern (a batched O(P d K^2) for
@@ -351,11 +353,12 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
     Through :func:`lgm.quasi_newton.maximise`, with the gradient of
     :func:`observed_log_likelihood_gradient` (eq-fisher-identity); each evaluation costs one
     E-step. The variables are log D, bounded by log floor and log ceiling (so the steps of the
-    variances are relative changes), and row i of A and the mean i divided by s_i, the power of
-    2 nearest to sqrt(psi_i): the curvature in a_i grows like 1/psi_i, and as a variance heads
-    for zero (a Heywood case) it would otherwise make the problem too ill-conditioned for a
-    quasi-Newton method. Powers of 2 divide exactly, so the parameters pass through the scaling
-    unchanged. When L-BFGS-B stops short, it restarts with s from the new D.
+    variances are relative changes), and row i of A and entry i of the mean divided by s_i, the
+    power of 2 nearest to sqrt(psi_i): the curvature in a_i grows like 1/psi_i, and as a
+    variance heads for zero (a Heywood case) it would otherwise leave the problem too
+    ill-conditioned for a quasi-Newton method. Powers of 2 divide exactly, so the parameters
+    pass through the scaling unchanged. L-BFGS-B runs in rounds of at most 100 iterations, each
+    restarted with s from the current D.
 
     Parameters
     ----------
@@ -368,11 +371,11 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
     floor, ceiling : float
         The smallest and the largest noise variance allowed, 0 < floor < ceiling.
     max_iter : int
-        The most quasi-Newton iterations, restarts included.
+        The most quasi-Newton iterations, all rounds together.
     tol : float
         Stop when no component of the projected gradient with respect to the scaled variables
-        (in nats per row) exceeds ``tol``, or when a restart gains at most ``tol`` (the limit
-        of float64: near a Heywood case the log-likelihood is computed to about 1e-8).
+        (in nats per row) exceeds ``tol``, or when a round gains at most ``tol`` nats per row
+        (a variance creeping to the floor along a Heywood ridge, or the limit of float64).
     on_iteration : callable, optional
         ``on_iteration(loglik)`` after each iteration.
 
@@ -391,7 +394,6 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
     d, K = A.shape
     lower = np.concatenate([np.full(d * K + d, -np.inf), np.full(d, np.log(floor))])
     upper = np.concatenate([np.full(d * K + d, np.inf), np.full(d, np.log(ceiling))])
-    log_D = np.clip(np.log(D), lower[-d:], upper[-d:])
     history = []
 
     def record(loglik):
@@ -399,29 +401,33 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         if on_iteration is not None:
             on_iteration(loglik)
 
+    def unpack(theta, s):
+        return theta[:d * K].reshape(d, K) * s[:, None], np.exp(theta[-d:]), theta[d * K:-d] * s
+
+    def objective(theta, s):
+        loglik, grad_A, grad_mean, grad_log_D = observed_log_likelihood_gradient(
+            data, *unpack(theta, s))
+        return loglik, np.concatenate([(grad_A * s[:, None]).ravel(), grad_mean * s, grad_log_D])
+
+    theta = np.concatenate([A.ravel(), mean, np.clip(np.log(D), lower[-d:], upper[-d:])])
+    s = np.ones(d)
     while True:
-        s = np.exp2(np.round(0.5 * log_D / np.log(2.0)))  # ~ sqrt(psi), a power of 2
-
-        def objective(theta):
-            A, mean = theta[:d * K].reshape(d, K) * s[:, None], theta[d * K:-d] * s
-            loglik, grad_A, grad_mean, grad_log_D = observed_log_likelihood_gradient(
-                data, A, np.exp(theta[-d:]), mean)
-            return loglik, np.concatenate([(grad_A * s[:, None]).ravel(), grad_mean * s,
-                                           grad_log_D])
-
-        theta = np.concatenate([(A / s[:, None]).ravel(), mean / s, log_D])
-        loglik, grad = objective(theta)
+        # rescale: a power of 2 near sqrt(psi_i), exact in both directions
+        s_new = np.exp2(np.round(0.5 * theta[-d:] / np.log(2.0)))
+        ratio = np.concatenate([np.repeat(s / s_new, K), s / s_new, np.ones(d)])
+        theta, s = theta * ratio, s_new
+        loglik, grad = objective(theta, s)
         projected = np.where(((theta <= lower) & (grad < 0)) | ((theta >= upper) & (grad > 0)),
                              0.0, grad)
         n_before = len(history)
         if np.abs(projected).max() <= tol or n_before >= max_iter:
             break
-        theta = maximise(objective, theta, lower, upper, tol=tol, on_iteration=record,
-                         max_iter=min(max_iter - n_before, _RESTART), memory=_MEMORY)
-        A, mean, log_D = theta[:d * K].reshape(d, K) * s[:, None], theta[d * K:-d] * s, theta[-d:]
-        gain = 0.0
-        if len(history) > n_before:
-            gain, loglik = history[-1] - loglik, history[-1]
+        theta = maximise(lambda theta: objective(theta, s), theta, lower, upper, tol=tol,
+                         on_iteration=record, max_iter=min(max_iter - n_before, _RESTART),
+                         memory=_MEMORY)
+        gain = history[-1] - loglik if len(history) > n_before else 0.0
+        loglik += gain  # history[-1], the value at the last point accepted
         if gain <= tol:
-            break  # a restart that gains nothing: the limit of float64
-    return A, np.exp(log_D), mean, float(loglik), len(history) < max_iter
+            break  # the gains have stopped
+    A, D, mean = unpack(theta, s)
+    return A, D, mean, float(loglik), len(history) < max_iter
