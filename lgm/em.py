@@ -343,8 +343,9 @@ class LGM(LinearGaussianEstimator):
         a slow crawl is not taken for convergence;
         the quasi-Newton solvers stop when their projected gradient is
         below ``tol`` (with missing entries also when 100 of their
-        iterations gain at most ``tol``). A :class:`sklearn.exceptions.ConvergenceWarning` is issued
-        when ``max_iter`` stops the fit instead.
+        iterations gain at most ``tol``). A
+        :class:`sklearn.exceptions.ConvergenceWarning` is issued when
+        ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)
         ``"ppca"``: the closed-form probabilistic PCA fit
         (:func:`lgm.ppca.ppca_ml`), a good start that needs few iterations.
@@ -622,6 +623,11 @@ class LGM(LinearGaussianEstimator):
                 progress=self.progress, desc="EM (missing entries)",
             )
             A, D, mean = state.A, state.D, state.mean
+            if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
+                raise ValueError(
+                    "EM diverged (non-finite parameters); try a larger"
+                    " noise_floor."
+                )
             interrupted = not stopped and len(history) < self.max_iter
             converged = interrupted or (stopped and done(history))
         budget = self.max_iter - len(history)
@@ -637,11 +643,6 @@ class LGM(LinearGaussianEstimator):
             A = orient_columns(A)
             if len(history) == n_before:  # already at the maximum
                 history.append(last)
-        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
-            raise ValueError(
-                "EM diverged (non-finite parameters); try a larger"
-                " noise_floor."
-            )
         return A, D, mean, history, converged
 
     def _em(self, X, mean, S, A, D, rng, floor):

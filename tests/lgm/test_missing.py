@@ -319,7 +319,7 @@ def test_a_failed_refit_with_missing_entries_leaves_the_model_as_it_was():
     np.testing.assert_array_equal(model.impute(Xm), impute(Xm, model.A_, model.D_, model.mean_))
 
 
-# ---------------------------------------------------------------- the gradient and the quasi-Newton hand-over
+# ---------------------------------------------------------------- gradient, quasi-Newton hand-over
 
 def central_differences(f, x, h):
     """The gradient of f at the vector x by central differences with step h."""
@@ -338,7 +338,8 @@ def test_fishers_identity_gives_the_gradient_of_the_observed_data_likelihood(see
     # observed_log_likelihood (no E-step moments involved).
     Xm, _, A, D, mean = random_problem(seed, N=60, d=6, K=2, share=0.3)
     rng = np.random.default_rng(100 + seed)
-    A, D, mean = A + 0.3 * rng.normal(size=A.shape), D * np.exp(0.3 * rng.normal(size=6)), mean + 0.2
+    A, D, mean = (A + 0.3 * rng.normal(size=A.shape), D * np.exp(0.3 * rng.normal(size=6)),
+                  mean + 0.2)
     d, K = A.shape
 
     def f(theta):
