@@ -338,7 +338,9 @@ def observed_log_likelihood_gradient(X, A, D, mean):
     grad_log_D : ndarray, shape (d,)
         Its gradients with respect to A, the mean and log D.
     """
-    sxx, Sxz, Szz, loglik = expected_moments(X, A, D, mean)
+    data = as_missing_data(X)
+    A, D, mean = _check_model(data, A, D, mean)
+    sxx, Sxz, Szz, loglik = expected_moments(data, A, D, mean)
     B = np.column_stack([A, mean])
     B_Szz = B @ Szz
     grad_B = (Sxz - B_Szz) / D[:, None]

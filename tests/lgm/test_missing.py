@@ -358,6 +358,14 @@ def test_fishers_identity_gives_the_gradient_of_the_observed_data_likelihood(see
     np.testing.assert_allclose(grad_log_D, fd[-d:], atol=1e-8)
 
 
+def test_the_gradient_names_bad_parameters():
+    Xm, _, A, D, mean = random_problem(0)
+    with pytest.raises(ValueError, match="mean must be a finite vector of shape"):
+        observed_log_likelihood_gradient(Xm, A, D, mean[:3])
+    with pytest.raises(ValueError, match="D must hold finite, strictly positive"):
+        observed_log_likelihood_gradient(Xm, A, -D, mean)
+
+
 def test_the_gradient_vanishes_where_em_converges():
     # EM's fixed point is a stationary point of the observed-data likelihood: the small
     # problem of test_em_optimum_equals_a_generic_optimiser, EM run to a gain < 1e-11.
