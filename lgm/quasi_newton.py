@@ -42,11 +42,13 @@ def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, m
     x : ndarray, shape (n,)
         The last point accepted (x0, clipped, if none was).
     """
-    values = {}  # the objective at each point evaluated, for on_iteration
+    values = {}  # the objective at the last points evaluated, for on_iteration
 
     def negative(x):
         value, gradient = objective(x)
         values[x.tobytes()] = value
+        if len(values) > 20:  # a line search's trials; the oldest is no longer needed
+            del values[next(iter(values))]
         return -value, -gradient
 
     def callback(x):
