@@ -15,7 +15,8 @@ Expected completion works from the sample covariance S, computed once, so an
 iteration costs O(d^2 K) however many samples there are, and S of a dask array
 is computed chunk by chunk (:mod:`lgm.sufficient_statistics`). With missing
 entries (NaN) the loop completes z and the missing x together
-(:class:`MissingCompletion`, :mod:`lgm.missing`). :class:`LGM` is the
+(:class:`MissingCompletion`, :mod:`lgm.missing`), and where EM crawls a
+quasi-Newton method takes over (:mod:`lgm.quasi_newton`). :class:`LGM` is the
 scikit-learn estimator.
 """
 import warnings
@@ -52,6 +53,7 @@ from lgm.missing import (
     expected_moments,
     impute,
     m_step_with_mean,
+    maximise_observed_likelihood,
     observed_log_likelihood,
     observed_posterior,
 )
@@ -307,7 +309,15 @@ class LGM(LinearGaussianEstimator):
         ``"auto"``: EM, switching to the profile solver when EM crawls (when
         finishing by EM is predicted to cost more than about 30 d / K
         further iterations, as near a Heywood case; never with ``tol=0``).
-        Other settings, and missing entries, always use EM.
+        With missing entries A has no closed form, so there is no profile
+        likelihood: the quasi-Newton method then runs on the observed-data
+        log-likelihood in (A, mean, log D) together, its gradient from the
+        E-step by Fisher's identity (eq-fisher-identity,
+        :func:`lgm.missing.maximise_observed_likelihood`); ``"profile"``
+        runs it from the start, ``"auto"`` hands over to it when EM is
+        predicted to need more than about 10 K d further iterations (each
+        of its iterations costs about one E-step). Other settings always use
+        EM.
     missing : {"error", "em"}
         What ``fit`` does with NaN in X. ``"error"``: refuse them.
         ``"em"``: NaN entries are missing at random; EM completes z and the
@@ -318,12 +328,12 @@ class LGM(LinearGaussianEstimator):
         observed-data log-likelihood (eq-missing-loglik), and ``score``,
         ``score_samples``, ``posterior`` and ``transform`` accept NaN and use
         the observed entries of each row. Data without NaN are fitted exactly
-        as with ``"error"``. With diagonal noise, EM with missing entries
-        often crawls as plain EM does (near a Heywood case), and the profile
-        solver that ``solver="auto"`` hands over to needs complete data: on
-        real data sets expect ``max_iter`` to end the fit with a
-        ConvergenceWarning that says how much is left to gain; raise ``tol``
-        or ``max_iter``.
+        as with ``"error"``. With diagonal noise EM with missing entries
+        often crawls as plain EM does (near a Heywood case), and
+        ``solver="auto"`` hands over to a quasi-Newton method (see
+        ``solver``): on scikit-learn's breast-cancer data, standardised, with
+        20% of the entries missing and K = 5, about 400 iterations in all
+        (a second), where EM alone still gains after 20000.
     max_iter : int
         The most iterations (EM and quasi-Newton together).
     tol : float
@@ -331,9 +341,11 @@ class LGM(LinearGaussianEstimator):
         sample (:func:`lgm.completion.remaining_gain`) leaves at most
         ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
         a slow crawl is not taken for convergence;
-        the profile solver stops when its projected gradient is below
-        ``tol``. A :class:`sklearn.exceptions.ConvergenceWarning` is issued
-        when ``max_iter`` stops the fit instead.
+        the quasi-Newton solvers stop when their projected gradient is
+        below ``tol`` (with missing entries also when 100 of their
+        iterations gain at most ``tol``). A
+        :class:`sklearn.exceptions.ConvergenceWarning` is issued when
+        ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)
         ``"ppca"``: the closed-form probabilistic PCA fit
         (:func:`lgm.ppca.ppca_ml`), a good start that needs few iterations.
@@ -368,8 +380,8 @@ class LGM(LinearGaussianEstimator):
         fitted by EM).
     loglik_ : ndarray, shape (n_iter_,)
         Mean log-likelihood per sample (nats) on the training data after each
-        iteration (EM, then quasi-Newton if the profile solver ran; of the
-        observed entries, with missing entries); it never decreases with
+        iteration (EM, then quasi-Newton if a quasi-Newton solver ran; of
+        the observed entries, with missing entries); it never decreases with
         expected completion.
     n_iter_ : int
         Iterations run.
@@ -462,7 +474,7 @@ class LGM(LinearGaussianEstimator):
     def fit(self, X, y=None):
         """Fit A, D and the mean to the rows of X by maximum likelihood.
 
-        EM, and the profile-likelihood solver when ``solver`` asks for it.
+        EM, and a quasi-Newton solver when ``solver`` asks for it.
 
         Parameters
         ----------
@@ -543,7 +555,12 @@ class LGM(LinearGaussianEstimator):
         return mean, S
 
     def _fit_missing(self, data):
-        """EM with missing entries (eq-missing-estep, eq-missing-mstep).
+        """EM with missing entries, then quasi-Newton if ``solver`` asks.
+
+        EM is eq-missing-estep and eq-missing-mstep; the quasi-Newton method
+        is L-BFGS-B on the observed-data log-likelihood with its gradient by
+        Fisher's identity (:func:`lgm.missing.maximise_observed_likelihood`,
+        eq-fisher-identity).
 
         Returns
         -------
@@ -553,15 +570,14 @@ class LGM(LinearGaussianEstimator):
             iteration.
         converged : bool
             Whether the stopping rule (not max_iter) ended it, or the user
-            interrupted it.
+            interrupted EM.
         """
         N, d = data.shape
         K = self._check_params(d)
-        if self.completion == "sampled" or self.solver == "profile":
+        if self.completion == "sampled":
             raise ValueError(
                 "missing='em' runs EM with expected completion; with"
-                f" completion={self.completion!r} and solver={self.solver!r}"
-                " X must not contain NaN."
+                " completion='sampled' X must not contain NaN."
             )
         if N < 2:
             raise ValueError(f"X needs at least 2 samples (rows); got {N}.")
@@ -584,20 +600,50 @@ class LGM(LinearGaussianEstimator):
                 "X has no variance: every feature (column) is constant."
             )
         A, D = self._start(S0, K, rng, floor)
-        state = MissingCompletion(A, D, mean, noise=self.noise, floor=floor)
-        done = aitken_converged(self.tol)
-        history, stopped = run(
-            state, lambda: [data], n_iter=self.max_iter, rng=rng, stop=done,
-            score=lambda: state.loglik, progress=self.progress,
-            desc="EM (missing entries)",
-        )
-        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
-            raise ValueError(
-                "EM diverged (non-finite parameters); try a larger"
-                " noise_floor."
+        quasi_newton = self.noise == "diagonal" and self.solver != "em"
+        history, converged = [], False
+        if self.solver != "profile":
+            done = aitken_converged(self.tol)
+
+            def stop(history):
+                # an EM iteration and a quasi-Newton one cost an E-step
+                # each; the quasi-Newton needed 100-600 iterations on
+                # scikit-learn's diabetes and breast-cancer data with 20%
+                # missing, handing over at a predicted 10 K d the fewest
+                return done(history) or (
+                    quasi_newton and self.solver == "auto"
+                    and _em_crawls(history, self.tol, 10 * K * d)
+                )
+
+            state = MissingCompletion(A, D, mean, noise=self.noise,
+                                      floor=floor)
+            history, stopped = run(
+                state, lambda: [data], n_iter=self.max_iter, rng=rng,
+                stop=stop, score=lambda: state.loglik,
+                progress=self.progress, desc="EM (missing entries)",
             )
-        converged = stopped or len(history) < self.max_iter
-        return state.A, state.D, state.mean, history, converged
+            A, D, mean = state.A, state.D, state.mean
+            if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
+                raise ValueError(
+                    "EM diverged (non-finite parameters); try a larger"
+                    " noise_floor."
+                )
+            interrupted = not stopped and len(history) < self.max_iter
+            converged = interrupted or (stopped and done(history))
+        budget = self.max_iter - len(history)
+        if quasi_newton and not converged and budget > 0:
+            n_before = len(history)
+            # no noise variance above the total variance of the observed
+            # entries: only to keep the line search from overflowing exp
+            ceiling = max(np.sum(np.nanvar(data.X, axis=0)), 2.0 * floor)
+            A, D, mean, last, converged = maximise_observed_likelihood(
+                data, A, D, mean, floor=floor, ceiling=ceiling,
+                max_iter=budget, tol=self.tol, on_iteration=history.append,
+            )
+            A = orient_columns(A)
+            if len(history) == n_before:  # already at the maximum
+                history.append(last)
+        return A, D, mean, history, converged
 
     def _em(self, X, mean, S, A, D, rng, floor):
         """EM through the one loop from (A, D).

@@ -12,7 +12,9 @@ as in chapter 7). Then
   (eq-missing-impute);
 - EM completes z *and* x_u with their joint posterior (eq-missing-estep) and re-estimates A, D
   and the mean together from the completed second moments (eq-missing-mstep), after
-  Ghahramani & Jordan (1994).
+  Ghahramani & Jordan (1994);
+- the same E-step gives the gradient of the observed-data log-likelihood (Fisher's identity,
+  eq-fisher-identity), with which a quasi-Newton method takes over where EM crawls.
 
 Rows are grouped by their missingness pattern: the K x K posterior precision, its Cholesky
 factor and the log-determinant are computed once per distinct pattern (a batched O(P d K^2) for
@@ -24,9 +26,16 @@ import numpy as np
 from lgm._checks import check_data
 from lgm.gaussian import LOG_2PI
 from lgm.linear_gaussian import check_params, m_step
+from lgm.quasi_newton import maximise
 
 #: Rows whose per-row K x K covariances are gathered at a time (bounds the memory).
 _CHUNK_ROWS = 4096
+
+#: L-BFGS-B restarts with a fresh scaling of the variables after this many iterations, and
+#: its curvature estimate uses this many past steps (measured on scikit-learn's diabetes and
+#: breast-cancer data with 20% missing: fewer restarts, or scipy's default memory of 10, need
+#: up to twice as many iterations near a Heywood case).
+_RESTART, _MEMORY = 100, 50
 
 
 class MissingData:
@@ -146,8 +155,11 @@ def _posterior(data, A, D, mean):
     for start in range(0, len(B), _CHUNK_ROWS):
         rows = slice(start, start + _CHUNK_ROWS)
         means[rows] = np.einsum("nkl,nl->nk", Sigma[data.index[rows]], B[rows])
-    # Woodbury: (x_o - mean_o)^T C_o^{-1} (x_o - mean_o) = sum_o x^2/psi - b^T Sigma_o b
-    quad = np.einsum("nd,nd->n", XcD, Xc) - np.einsum("nk,nk->n", B, means)
+    # Woodbury: (x_o - mean_o)^T C_o^{-1} (x_o - mean_o) = sum_o r^2/psi + m^T m with the
+    # residual r = x_o - mean_o - A_o m; the equal sum_o x^2/psi - b^T Sigma_o b cancels
+    # catastrophically when a psi_i is tiny (a Heywood case)
+    R = np.where(data.observed, Xc - means @ A.T, 0.0)
+    quad = np.einsum("nd,nd->n", R / D, R) + np.einsum("nk,nk->n", means, means)
     # determinant lemma: log|C_o| = sum_o log psi_i + log|I + A_o^T D_o^{-1} A_o|
     logdet = data.observed @ np.log(D) + logdet_precision[data.index]
     d_o = data.observed.sum(axis=1)
@@ -296,3 +308,128 @@ def m_step_with_mean(sxx, Sxz, Szz):
     """
     A_mean, D = m_step(sxx, Sxz, Szz)
     return A_mean[:, :-1], D, A_mean[:, -1]
+
+
+def observed_log_likelihood_gradient(X, A, D, mean):
+    """The mean observed-data log-likelihood and its gradient, by Fisher's identity.
+
+    Implements eq-fisher-identity: the gradient of the observed-data log-likelihood at theta is
+    that of EM's expected complete-data log-likelihood Q(theta' | theta) at theta' = theta, so it
+    comes from the E-step's moments (:func:`expected_moments`). With B = [A, mean], b_i^T its
+    row i and r_i = sxx_i - 2 b_i^T Sxz_i + b_i^T Szz b_i the expected squared residual of
+    feature i,
+
+    dl/db_i = (Sxz_i - Szz b_i) / psi_i,  dl/d log psi_i = (r_i / psi_i - 1) / 2.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, d), or MissingData
+        NaN marks a missing entry.
+    A : array_like, shape (d, K)
+    D : array_like, shape (d,), positive
+    mean : array_like, shape (d,)
+
+    Returns
+    -------
+    loglik : float
+        The mean observed-data log-likelihood per row (eq-missing-loglik).
+    grad_A : ndarray, shape (d, K)
+    grad_mean : ndarray, shape (d,)
+    grad_log_D : ndarray, shape (d,)
+        Its gradients with respect to A, the mean and log D.
+    """
+    data = as_missing_data(X)
+    A, D, mean = _check_model(data, A, D, mean)
+    sxx, Sxz, Szz, loglik = expected_moments(data, A, D, mean)
+    B = np.column_stack([A, mean])
+    B_Szz = B @ Szz
+    grad_B = (Sxz - B_Szz) / D[:, None]
+    residual = sxx - 2.0 * np.einsum("ik,ik->i", B, Sxz) + np.einsum("ik,ik->i", B_Szz, B)
+    return loglik, grad_B[:, :-1], grad_B[:, -1], 0.5 * (residual / D - 1.0)
+
+
+def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, tol,
+                                 on_iteration=None):
+    """Maximise the observed-data log-likelihood over (A, mean, D) by L-BFGS-B.
+
+    Through :func:`lgm.quasi_newton.maximise`, with the gradient of
+    :func:`observed_log_likelihood_gradient` (eq-fisher-identity); each evaluation costs one
+    E-step. The variables are log D, bounded by log floor and log ceiling (so the steps of the
+    variances are relative changes), and row i of A and entry i of the mean divided by s_i, the
+    power of 2 nearest to sqrt(psi_i): the curvature in a_i grows like 1/psi_i, and as a
+    variance heads for zero (a Heywood case) it would otherwise leave the problem too
+    ill-conditioned for a quasi-Newton method. Powers of 2 divide exactly, so the parameters
+    pass through the scaling unchanged. L-BFGS-B runs in rounds of at most 100 iterations, each
+    restarted with s from the current D.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, d), or MissingData
+        NaN marks a missing entry.
+    A0 : ndarray, shape (d, K)
+    D0 : ndarray, shape (d,), positive
+    mean0 : ndarray, shape (d,)
+        The start (for example EM's current parameters).
+    floor, ceiling : float
+        The smallest and the largest noise variance allowed, 0 < floor < ceiling.
+    max_iter : int
+        The most quasi-Newton iterations, all rounds together.
+    tol : float
+        Stop when no component of the projected gradient with respect to the scaled variables
+        (in nats per row) exceeds ``tol``, or when a round gains at most ``tol`` nats per row
+        (a variance creeping to the floor along a Heywood ridge, or the limit of float64).
+    on_iteration : callable, optional
+        ``on_iteration(loglik)`` after each iteration.
+
+    Returns
+    -------
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,)
+    mean : ndarray, shape (d,)
+    loglik : float
+        The mean observed-data log-likelihood per row at (A, D, mean).
+    converged : bool
+        False if ``max_iter`` stopped it.
+    """
+    data = as_missing_data(X)
+    A, D, mean = _check_model(data, A0, D0, mean0)
+    d, K = A.shape
+    lower = np.concatenate([np.full(d * K + d, -np.inf), np.full(d, np.log(floor))])
+    upper = np.concatenate([np.full(d * K + d, np.inf), np.full(d, np.log(ceiling))])
+    history = []
+
+    def record(loglik):
+        history.append(loglik)
+        if on_iteration is not None:
+            on_iteration(loglik)
+
+    def unpack(theta, s):
+        return theta[:d * K].reshape(d, K) * s[:, None], np.exp(theta[-d:]), theta[d * K:-d] * s
+
+    def objective(theta, s):
+        loglik, grad_A, grad_mean, grad_log_D = observed_log_likelihood_gradient(
+            data, *unpack(theta, s))
+        return loglik, np.concatenate([(grad_A * s[:, None]).ravel(), grad_mean * s, grad_log_D])
+
+    theta = np.concatenate([A.ravel(), mean, np.clip(np.log(D), lower[-d:], upper[-d:])])
+    s = np.ones(d)
+    while True:
+        # rescale: a power of 2 near sqrt(psi_i), exact in both directions
+        s_new = np.exp2(np.round(0.5 * theta[-d:] / np.log(2.0)))
+        ratio = np.concatenate([np.repeat(s / s_new, K), s / s_new, np.ones(d)])
+        theta, s = theta * ratio, s_new
+        loglik, grad = objective(theta, s)
+        projected = np.where(((theta <= lower) & (grad < 0)) | ((theta >= upper) & (grad > 0)),
+                             0.0, grad)
+        n_before = len(history)
+        if np.abs(projected).max() <= tol or n_before >= max_iter:
+            break
+        theta = maximise(lambda theta: objective(theta, s), theta, lower, upper, tol=tol,
+                         on_iteration=record, max_iter=min(max_iter - n_before, _RESTART),
+                         memory=_MEMORY)
+        gain = history[-1] - loglik if len(history) > n_before else 0.0
+        loglik += gain  # history[-1], the value at the last point accepted
+        if gain <= tol:
+            break  # the gains have stopped
+    A, D, mean = unpack(theta, s)
+    return A, D, mean, float(loglik), len(history) < max_iter

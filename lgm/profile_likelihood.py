@@ -12,9 +12,10 @@ steps where EM crawls for tens of thousands. Each step costs one d x d
 eigendecomposition, O(d^3), against O(d^2 K) for an EM iteration.
 """
 import numpy as np
-from scipy import linalg, optimize
+from scipy import linalg
 
 from lgm.gaussian import LOG_2PI
+from lgm.quasi_newton import maximise
 
 
 def profile_log_likelihood(S, log_D, n_components):
@@ -68,10 +69,11 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
                      on_iteration=None):
     """Maximise the profile log-likelihood over D >= floor by L-BFGS-B.
 
-    The variables are log D, bounded below by log floor and above by
-    log S_ii (at a maximum D_i = S_ii - sum_k A_ik^2 <= S_ii), so the steps
-    are relative changes of the variances and a variance heading to the floor
-    gets there in a few steps.
+    Through :func:`lgm.quasi_newton.maximise`. The variables are log D,
+    bounded below by log floor and above by log S_ii (at a maximum
+    D_i = S_ii - sum_k A_ik^2 <= S_ii), so the steps are relative changes of
+    the variances and a variance heading to the floor gets there in a few
+    steps.
 
     Parameters
     ----------
@@ -99,27 +101,14 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
     loglik : float
         The mean log-likelihood per sample at (A, D).
     """
-    cache = {}
 
-    def negative(log_D):
+    def objective(log_D):
         loglik, grad, _ = profile_log_likelihood(S, log_D, n_components)
-        cache[log_D.tobytes()] = loglik
-        return -loglik, -grad
-
-    def callback(log_D):
-        if on_iteration is not None:
-            loglik = cache.get(log_D.tobytes())
-            if loglik is None:
-                loglik = negative(log_D)[0] * -1.0
-            on_iteration(loglik)
+        return loglik, grad
 
     lower = np.full(len(D0), np.log(floor))
     upper = np.log(np.maximum(np.diag(S), floor))
-    result = optimize.minimize(
-        negative, np.clip(np.log(D0), lower, upper), jac=True,
-        method="L-BFGS-B", bounds=list(zip(lower, upper)), callback=callback,
-        # ftol=0: stop on the projected gradient, never on a small gain
-        options={"maxiter": max_iter, "ftol": 0.0, "gtol": tol},
-    )
-    loglik, _, A = profile_log_likelihood(S, result.x, n_components)
-    return A, np.exp(result.x), loglik
+    log_D = maximise(objective, np.log(D0), lower, upper, max_iter=max_iter,
+                     tol=tol, on_iteration=on_iteration)
+    loglik, _, A = profile_log_likelihood(S, log_D, n_components)
+    return A, np.exp(log_D), loglik

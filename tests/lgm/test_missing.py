@@ -1,12 +1,16 @@
 """The LGM with missing entries against independent references: scipy.stats on the observed
 sub-vector, Schur conditioning of the joint Gaussian of (z, x), complete-data EM, and a generic
 optimiser of the observed-data likelihood."""
+import warnings
+
 import numpy as np
 import pytest
 from scipy import optimize, stats
 from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
+import lgm.em
 from lgm.data import make_lgm_data
 from lgm.em import LGM, em_step
 from lgm.gaussian import condition_gaussian
@@ -17,8 +21,10 @@ from lgm.missing import (
     impute,
     m_step_with_mean,
     observed_log_likelihood,
+    observed_log_likelihood_gradient,
     observed_posterior,
 )
+from lgm.pca import principal_angles
 
 
 def random_problem(seed, N=60, d=6, K=2, share=0.3):
@@ -311,3 +317,183 @@ def test_a_failed_refit_with_missing_entries_leaves_the_model_as_it_was():
     for k, v in before.items():
         np.testing.assert_array_equal(vars(model)[k], v)
     np.testing.assert_array_equal(model.impute(Xm), impute(Xm, model.A_, model.D_, model.mean_))
+
+
+# ---------------------------------------------------------------- gradient, quasi-Newton hand-over
+
+def central_differences(f, x, h):
+    """The gradient of f at the vector x by central differences with step h."""
+    grad = np.empty_like(x)
+    for j in range(len(x)):
+        e = np.zeros_like(x)
+        e[j] = h
+        grad[j] = (f(x + e) - f(x - e)) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fishers_identity_gives_the_gradient_of_the_observed_data_likelihood(seed):
+    # A point that is no maximum (the truth, moved), 30% NaN: the gradient of the mean
+    # observed-data log-likelihood in A, mean and log D against central differences of
+    # observed_log_likelihood (no E-step moments involved).
+    Xm, _, A, D, mean = random_problem(seed, N=60, d=6, K=2, share=0.3)
+    rng = np.random.default_rng(100 + seed)
+    A, D, mean = (A + 0.3 * rng.normal(size=A.shape), D * np.exp(0.3 * rng.normal(size=6)),
+                  mean + 0.2)
+    d, K = A.shape
+
+    def f(theta):
+        return observed_log_likelihood(Xm, theta[:d * K].reshape(d, K), np.exp(theta[-d:]),
+                                       theta[d * K:-d]).mean()
+
+    theta = np.concatenate([A.ravel(), mean, np.log(D)])
+    loglik, grad_A, grad_mean, grad_log_D = observed_log_likelihood_gradient(Xm, A, D, mean)
+    fd = central_differences(f, theta, 1e-5)
+    assert loglik == pytest.approx(f(theta), rel=1e-13)
+    assert np.abs(fd).max() > 0.05  # not a stationary point: the check has teeth
+    # h = 1e-5: truncation h^2 f''' / 6 ~ 1e-11 and rounding ~ 1e-16 * |f| / h ~ 1e-10 for
+    # |f| ~ 10, so 1e-8 leaves a hundredfold margin (measured: ~2e-10).
+    np.testing.assert_allclose(grad_A.ravel(), fd[:d * K], atol=1e-8)
+    np.testing.assert_allclose(grad_mean, fd[d * K:-d], atol=1e-8)
+    np.testing.assert_allclose(grad_log_D, fd[-d:], atol=1e-8)
+
+
+def test_the_gradient_names_bad_parameters():
+    Xm, _, A, D, mean = random_problem(0)
+    with pytest.raises(ValueError, match="mean must be a finite vector of shape"):
+        observed_log_likelihood_gradient(Xm, A, D, mean[:3])
+    with pytest.raises(ValueError, match="D must hold finite, strictly positive"):
+        observed_log_likelihood_gradient(Xm, A, -D, mean)
+
+
+def test_the_gradient_vanishes_where_em_converges():
+    # EM's fixed point is a stationary point of the observed-data likelihood: the small
+    # problem of test_em_optimum_equals_a_generic_optimiser, EM run to a gain < 1e-11.
+    Xm, *_ = random_problem(8, N=150, d=4, K=1, share=0.3)
+    A, D, mean, history = run_em(Xm, np.ones((4, 1)), np.nanvar(Xm, axis=0),
+                                 np.nanmean(Xm, axis=0), 1000)
+    assert history[-1] - history[-2] < 1e-11
+    _, grad_A, grad_mean, grad_log_D = observed_log_likelihood_gradient(Xm, A, D, mean)
+    # EM has stopped moving (gain < 1e-11, about 1e-16 measured), so the gradient must be
+    # rounding: at a point 0.3 away from the maximum it is ~0.1 (the test above)
+    assert max(np.abs(grad_A).max(), np.abs(grad_mean).max(), np.abs(grad_log_D).max()) < 1e-8
+
+
+def test_the_quasi_newton_solver_reaches_ems_maximum():
+    # A regular problem (no Heywood case): L-BFGS-B on the observed-data likelihood from the
+    # start (solver="profile") and plain EM run long find the same maximum.
+    Xm, *_ = random_problem(11, N=300, d=8, K=2, share=0.3)
+    em = LGM(2, missing="em", solver="em", tol=1e-11, max_iter=5000).fit(Xm)
+    qn = LGM(2, missing="em", solver="profile").fit(Xm)
+    assert qn.n_iter_ < em.n_iter_ / 3
+    # both stop within ~1e-9 nats of the maximum (tol 1e-11 for EM; a gradient below 1e-7
+    # for L-BFGS-B, which leaves about its square)
+    assert qn.loglik_[-1] == pytest.approx(em.loglik_[-1], abs=1e-8)
+    assert np.diff(qn.loglik_).min() >= 0
+    assert np.degrees(principal_angles(qn.A_, em.A_).max()) < 0.01
+    # the same point, up to the flat directions of a maximum stopped ~1e-9 short (~1e-4 wide;
+    # measured: D within 5e-5)
+    np.testing.assert_allclose(qn.A_ @ qn.A_.T, em.A_ @ em.A_.T, atol=3e-4)
+    np.testing.assert_allclose(qn.D_, em.D_, atol=3e-4)
+    np.testing.assert_allclose(qn.mean_, em.mean_, atol=3e-4)
+    # A's columns oriented as elsewhere: the largest-magnitude entry of each is positive
+    assert np.all(qn.A_[np.abs(qn.A_).argmax(axis=0), [0, 1]] > 0)
+
+
+def hidden_20_percent(loader):
+    """A bundled data set, standardised, with 20% of its entries NaN (seed 0)."""
+    X = loader().data
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return np.where(np.random.default_rng(0).random(X.shape) < 0.2, np.nan, X)
+
+
+def spy_on_the_hand_over(monkeypatch):
+    """Record each call LGM makes of the quasi-Newton solver: how many iterations came before."""
+    calls, solver = [], lgm.em.maximise_observed_likelihood
+
+    def spy(*args, on_iteration, **kwargs):
+        calls.append(len(on_iteration.__self__))  # on_iteration is history.append
+        return solver(*args, on_iteration=on_iteration, **kwargs)
+
+    monkeypatch.setattr(lgm.em, "maximise_observed_likelihood", spy)
+    return calls
+
+
+def test_em_hands_over_to_quasi_newton_on_diabetes(monkeypatch):
+    # Diabetes, K = 3, 20% missing: EM alone crawls to a Heywood case (two noise variances
+    # heading for zero) and has not converged after 1000 iterations.
+    Xm = hidden_20_percent(load_diabetes)
+    with pytest.warns(ConvergenceWarning):
+        em = LGM(3, missing="em", solver="em").fit(Xm)
+    calls = spy_on_the_hand_over(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = LGM(3, missing="em").fit(Xm)
+    assert len(calls) == 1 and 10 <= calls[0] < model.n_iter_ < 1000  # EM first, then L-BFGS-B
+    # never down, across the hand-over too (L-BFGS-B accepts only steps that gain)
+    assert np.diff(model.loglik_).min() >= 0
+    assert model.loglik_[-1] > em.loglik_[-1] + 1e-4
+    # loglik_ is the observed-data log-likelihood of the parameters stored
+    assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
+
+
+def test_without_nan_the_missing_data_solver_is_not_used(monkeypatch):
+    calls = spy_on_the_hand_over(monkeypatch)
+    X, _ = make_lgm_data(300, 8, 2, random_state=0)
+    for solver in ("auto", "profile"):
+        today, em = LGM(2, solver=solver).fit(X), LGM(2, solver=solver, missing="em").fit(X)
+        np.testing.assert_array_equal(em.loglik_, today.loglik_)
+        np.testing.assert_array_equal(em.A_, today.A_)
+    assert calls == []
+
+
+def test_a_failure_in_the_quasi_newton_solver_leaves_the_model_as_it_was(monkeypatch):
+    Xm = hidden_20_percent(load_diabetes)
+    model = LGM(3, missing="em", solver="em", max_iter=50)
+    with pytest.warns(ConvergenceWarning):
+        model.fit(Xm)
+    before = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in vars(model).items()}
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("a hostile failure")
+
+    monkeypatch.setattr(lgm.em, "maximise_observed_likelihood", broken)
+    model.set_params(solver="profile")
+    with pytest.raises(FloatingPointError, match="hostile"):
+        model.fit(Xm)
+    for k, v in before.items():
+        if k != "solver":
+            np.testing.assert_array_equal(vars(model)[k], v)
+
+
+@pytest.mark.slow
+def test_breast_cancer_with_missing_entries_converges_past_em():
+    # The crawl that motivated the hand-over: breast cancer, 20% NaN, K = 5. EM alone stops at
+    # max_iter = 1000 with a ConvergenceWarning; the default must converge without one, end
+    # higher, and end at a stationary point by an independent check: central differences of
+    # observed_log_likelihood (not the Fisher-identity gradient the solver used).
+    Xm = hidden_20_percent(load_breast_cancer)
+    with pytest.warns(ConvergenceWarning):
+        em = LGM(5, missing="em", solver="em").fit(Xm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = LGM(5, missing="em").fit(Xm)
+    assert model.n_iter_ < 1000
+    assert np.diff(model.loglik_).min() >= 0
+    assert model.loglik_[-1] >= em.loglik_[-1] + 1e-3  # EM alone still gains 1e-5 per step
+    A, D, mean = model.A_, model.D_, model.mean_
+    d, K = A.shape
+    assert D.min() > 1e-7  # no variance at the floor (~1e-8): the gradient itself must vanish
+    # Variables in which the curvature is about 1 (row i of A and the mean in units of
+    # sqrt(psi_i), and log D), so that a gradient g leaves about g^2 / 2 to gain.
+    s = np.sqrt(D)
+
+    def f(theta):
+        return observed_log_likelihood(Xm, theta[:d * K].reshape(d, K) * s[:, None],
+                                       np.exp(theta[-d:]), theta[d * K:-d] * s).mean()
+
+    theta = np.concatenate([(A / s[:, None]).ravel(), mean / s, np.log(D)])
+    fd = central_differences(f, theta, 1e-4)
+    # below 1e-4: about 1e-8 nats per row left to gain (measured 1.4e-5; where EM alone stops,
+    # 2.8e-3); the differences round to ~1e-16 * 14 / 1e-4 ~ 1e-11
+    assert np.abs(fd).max() < 1e-4
