@@ -516,12 +516,12 @@ class LGM(LinearGaussianEstimator):
                 and self.solver != "em" and not converged):
             n_before, budget = len(history), self.max_iter - len(history)
             if budget > 0:
-                A, D, last = maximise_profile(
+                A, D, last, interrupted = maximise_profile(
                     S, D, K, floor=floor, max_iter=budget, tol=self.tol,
-                    on_iteration=history.append,
+                    on_iteration=history.append, progress=self.progress,
                 )
                 A = orient_columns(A)
-                converged = len(history) - n_before < budget
+                converged = interrupted or len(history) - n_before < budget
                 if len(history) == n_before:  # already at the maximum
                     history.append(last)
         if not converged and self.completion == "expected":
@@ -639,6 +639,7 @@ class LGM(LinearGaussianEstimator):
             A, D, mean, last, converged = maximise_observed_likelihood(
                 data, A, D, mean, floor=floor, ceiling=ceiling,
                 max_iter=budget, tol=self.tol, on_iteration=history.append,
+                progress=self.progress,
             )
             A = orient_columns(A)
             if len(history) == n_before:  # already at the maximum

@@ -349,7 +349,7 @@ def observed_log_likelihood_gradient(X, A, D, mean):
 
 
 def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, tol,
-                                 on_iteration=None):
+                                 on_iteration=None, progress=False):
     """Maximise the observed-data log-likelihood over (A, mean, D) by L-BFGS-B.
 
     Through :func:`lgm.quasi_newton.maximise`, with the gradient of
@@ -380,6 +380,8 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         (a variance creeping to the floor along a Heywood ridge, or the limit of float64).
     on_iteration : callable, optional
         ``on_iteration(loglik)`` after each iteration.
+    progress : bool
+        Show a progress bar (one per round).
 
     Returns
     -------
@@ -389,7 +391,7 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
     loglik : float
         The mean observed-data log-likelihood per row at (A, D, mean).
     converged : bool
-        False if ``max_iter`` stopped it.
+        False if ``max_iter`` stopped it; True if Ctrl-C did (at the last point accepted).
     """
     data = as_missing_data(X)
     A, D, mean = _check_model(data, A0, D0, mean0)
@@ -412,7 +414,7 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         return loglik, np.concatenate([(grad_A * s[:, None]).ravel(), grad_mean * s, grad_log_D])
 
     theta = np.concatenate([A.ravel(), mean, np.clip(np.log(D), lower[-d:], upper[-d:])])
-    s = np.ones(d)
+    s, interrupted = np.ones(d), False
     while True:
         # rescale: a power of 2 near sqrt(psi_i), exact in both directions
         s_new = np.exp2(np.round(0.5 * theta[-d:] / np.log(2.0)))
@@ -424,12 +426,13 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         n_before = len(history)
         if np.abs(projected).max() <= tol or n_before >= max_iter:
             break
-        theta = maximise(lambda theta: objective(theta, s), theta, lower, upper, tol=tol,
-                         on_iteration=record, max_iter=min(max_iter - n_before, _RESTART),
-                         memory=_MEMORY)
+        theta, interrupted = maximise(
+            lambda theta: objective(theta, s), theta, lower, upper, tol=tol,
+            on_iteration=record, max_iter=min(max_iter - n_before, _RESTART), memory=_MEMORY,
+            progress=progress, desc="quasi-Newton (missing entries)")
         gain = history[-1] - loglik if len(history) > n_before else 0.0
         loglik += gain  # history[-1], the value at the last point accepted
-        if gain <= tol:
-            break  # the gains have stopped
+        if interrupted or gain <= tol:
+            break  # Ctrl-C, or the gains have stopped
     A, D, mean = unpack(theta, s)
-    return A, D, mean, float(loglik), len(history) < max_iter
+    return A, D, mean, float(loglik), interrupted or len(history) < max_iter

@@ -66,7 +66,7 @@ def profile_log_likelihood(S, log_D, n_components):
 
 
 def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
-                     on_iteration=None):
+                     on_iteration=None, progress=False):
     """Maximise the profile log-likelihood over D >= floor by L-BFGS-B.
 
     Through :func:`lgm.quasi_newton.maximise`. The variables are log D,
@@ -93,6 +93,8 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
         any more (the limit of float64).
     on_iteration : callable, optional
         ``on_iteration(loglik)`` after each iteration.
+    progress : bool
+        Show a progress bar.
 
     Returns
     -------
@@ -100,6 +102,8 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
     D : ndarray, shape (d,)
     loglik : float
         The mean log-likelihood per sample at (A, D).
+    interrupted : bool
+        Whether Ctrl-C stopped it (at the last point accepted).
     """
 
     def objective(log_D):
@@ -108,7 +112,10 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
 
     lower = np.full(len(D0), np.log(floor))
     upper = np.log(np.maximum(np.diag(S), floor))
-    log_D = maximise(objective, np.log(D0), lower, upper, max_iter=max_iter,
-                     tol=tol, on_iteration=on_iteration)
+    log_D, interrupted = maximise(
+        objective, np.log(D0), lower, upper, max_iter=max_iter, tol=tol,
+        on_iteration=on_iteration, progress=progress,
+        desc="quasi-Newton (profile likelihood)",
+    )
     loglik, _, A = profile_log_likelihood(S, log_D, n_components)
-    return A, np.exp(log_D), loglik
+    return A, np.exp(log_D), loglik, interrupted

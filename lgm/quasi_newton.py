@@ -5,14 +5,19 @@ iteration gains a fixed fraction of what is left. A quasi-Newton method learns t
 from its gradients and crosses such a valley in tens of steps. The package uses it twice, on
 the profile log-likelihood in the noise variances (:mod:`lgm.profile_likelihood`) and on the
 observed-data log-likelihood with missing entries (:mod:`lgm.missing`); this module holds what
-the two share: the bounds, the stopping rule, and the record of the log-likelihood after each
-iteration.
+the two share: the bounds, the stopping rule, the record of the log-likelihood after each
+iteration, a progress bar, and an interruption (Ctrl-C) that keeps the last point accepted.
 """
+import warnings
+
 import numpy as np
 from scipy import optimize
 
+from lgm.completion import tqdm
 
-def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, memory=10):
+
+def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, memory=10,
+             progress=False, desc=None):
     """Maximise ``objective`` over the box lower <= x <= upper by L-BFGS-B.
 
     Each iteration that L-BFGS-B accepts raises the objective (its line search asks for a
@@ -36,11 +41,18 @@ def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, m
         ``on_iteration(value)`` after each iteration, with the objective at the new point.
     memory : int
         How many past steps the curvature estimate uses (``maxcor``; scipy's default is 10).
+    progress : bool
+        Show a tqdm progress bar.
+    desc : str, optional
+        The progress bar's label.
 
     Returns
     -------
     x : ndarray, shape (n,)
         The last point accepted (x0, clipped, if none was).
+    interrupted : bool
+        Whether a KeyboardInterrupt (Ctrl-C) stopped it; x is then the last point accepted
+        before it, and a warning says so.
     """
     values = {}  # the objective at the last points evaluated, for on_iteration
 
@@ -51,15 +63,32 @@ def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, m
             del values[next(iter(values))]
         return -value, -gradient
 
-    def callback(x):
-        if on_iteration is not None:
-            value = values.get(x.tobytes())
-            on_iteration(objective(x)[0] if value is None else value)
+    accepted = [np.clip(x0, lower, upper)]
+    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
 
-    result = optimize.minimize(
-        negative, np.clip(x0, lower, upper), jac=True, method="L-BFGS-B",
-        bounds=optimize.Bounds(lower, upper), callback=callback,
-        # ftol=0: stop on the projected gradient, never on a small gain
-        options={"maxiter": max_iter, "ftol": 0.0, "gtol": tol, "maxcor": memory},
-    )
-    return result.x
+    def callback(x):
+        accepted.append(x.copy())
+        value = values.get(x.tobytes())
+        value = objective(x)[0] if value is None else value
+        bar.update()
+        bar.set_postfix(score=f"{value:.4f}")
+        if on_iteration is not None:
+            on_iteration(value)
+
+    try:
+        result = optimize.minimize(
+            negative, accepted[0], jac=True, method="L-BFGS-B",
+            bounds=optimize.Bounds(lower, upper), callback=callback,
+            # ftol=0: stop on the projected gradient, never on a small gain
+            options={"maxiter": max_iter, "ftol": 0.0, "gtol": tol, "maxcor": memory},
+        )
+    except KeyboardInterrupt:
+        warnings.warn(
+            f"Interrupted after {len(accepted) - 1} quasi-Newton iterations; the model keeps"
+            " the parameters it had then.",
+            stacklevel=2,
+        )
+        return accepted[-1], True
+    finally:
+        bar.close()
+    return result.x, False

@@ -497,3 +497,29 @@ def test_breast_cancer_with_missing_entries_converges_past_em():
     # below 1e-4: about 1e-8 nats per row left to gain (measured 1.4e-5; where EM alone stops,
     # 2.8e-3); the differences round to ~1e-16 * 14 / 1e-4 ~ 1e-11
     assert np.abs(fd).max() < 1e-4
+
+
+def test_ctrl_c_in_the_quasi_newton_solver_keeps_what_was_done(monkeypatch):
+    # A user who presses Ctrl-C while the quasi-Newton method runs: the fit returns with a
+    # warning and keeps the last point it accepted, with loglik_ up to that point; no
+    # ConvergenceWarning (the user stopped it). Simulated by a KeyboardInterrupt raised from
+    # inside L-BFGS-B's 30th evaluation of the gradient.
+    Xm = hidden_20_percent(load_diabetes)
+    calls, gradient = [], lgm.missing.observed_log_likelihood_gradient
+
+    def pressed_on_the_30th_call(*args):
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return gradient(*args)
+
+    monkeypatch.setattr(lgm.missing, "observed_log_likelihood_gradient", pressed_on_the_30th_call)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.warns(UserWarning, match="Interrupted after"):
+            model = LGM(3, missing="em", solver="profile").fit(Xm)
+    assert 5 < model.n_iter_ < 30  # some iterations were accepted before the 30th evaluation
+    assert np.diff(model.loglik_).min() >= 0
+    # the parameters stored are those of the last iteration recorded
+    assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
+    assert model.loglik_[-1] > model.loglik_[0] + 1e-3  # it got somewhere

@@ -127,3 +127,27 @@ def test_a_well_posed_fit_never_switches_and_matches_em(S):
     assert auto.n_iter_ == em.n_iter_  # fast EM: no hand-over
     assert auto.score(X) == pytest.approx(em.score(X), abs=1e-10)
     assert math.isfinite(auto.score(X))
+
+
+def test_ctrl_c_in_the_profile_solver_keeps_what_was_done(cancer, monkeypatch):
+    # Ctrl-C during the quasi-Newton method on the profile likelihood (simulated by a
+    # KeyboardInterrupt from its 15th evaluation): the fit keeps the last point accepted, warns,
+    # and loglik_ matches the parameters stored.
+    import lgm.profile_likelihood as profile
+
+    calls, evaluate = [], profile.profile_log_likelihood
+
+    def pressed_on_the_15th_call(*args):
+        calls.append(1)
+        if len(calls) == 15:
+            raise KeyboardInterrupt
+        return evaluate(*args)
+
+    monkeypatch.setattr(profile, "profile_log_likelihood", pressed_on_the_15th_call)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.warns(UserWarning, match="Interrupted after"):
+            model = LGM(5, solver="profile").fit(cancer)
+    assert 2 < model.n_iter_ < 15
+    assert np.diff(model.loglik_).min() >= 0
+    assert model.loglik_[-1] == pytest.approx(model.score(cancer), abs=1e-10)
