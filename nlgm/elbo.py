@@ -13,6 +13,7 @@ versions against them.
 import math
 
 import torch
+from torch.nn import functional as F
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -96,10 +97,11 @@ def bernoulli_log_likelihood(x, logits):
     Implements eq-bernoulli-decoder:
     log p(x | z) = sum_i [ x_i log y_i + (1 - x_i) log(1 - y_i) ]
     with y = sigmoid(logits), computed as
-    sum_i [ x_i l_i - softplus(l_i) ] with softplus(l) = log(e^0 + e^l) by
-    ``torch.logaddexp``, which is exact and stable for logits of any size
-    (``F.softplus`` returns l itself above l = 20, dropping up to 2e-9 and
-    making the gradient x - 1 instead of x - sigmoid(l) there).
+    sum_i [ x_i l_i - softplus(l_i) ], softplus(l) = log(1 + e^l), which is
+    exact and stable for logits of any size. ``F.softplus`` returns l itself
+    above its ``threshold``; at the default 20 that drops up to 2e-9 and
+    makes the gradient x - 1 instead of x - sigmoid(l) there, so the
+    threshold is 40, where e^-40 ~ 4e-18 is below float64's rounding.
 
     For x outside {0, 1} (grey levels) this is not a normalised probability,
     and the value is not comparable with the log-density of a Gaussian model.
@@ -114,8 +116,7 @@ def bernoulli_log_likelihood(x, logits):
     -------
     Tensor, the broadcast shape without the last axis, e.g. (J, N)
     """
-    softplus = torch.logaddexp(logits, torch.zeros((), dtype=logits.dtype, device=logits.device))
-    return torch.sum(x * logits - softplus, dim=-1)
+    return torch.sum(x * logits - F.softplus(logits, threshold=40.0), dim=-1)
 
 
 def monte_carlo_elbo(log_px_given_z, kl):
