@@ -75,6 +75,18 @@ def test_bernoulli_log_likelihood_matches_scipy_and_is_stable():
     np.testing.assert_allclose(float(big), expected, rtol=1e-14)
 
 
+def test_bernoulli_gradient_is_x_minus_sigmoid_for_large_logits():
+    # d/dl [x l - softplus(l)] = x - sigmoid(l). For l between 20 and 37 the exact 1 - sigmoid(l)
+    # (2e-9 down to 1e-16) is representable: a softplus that returns l itself there (torch's
+    # default threshold of 20) would give x - 1 instead. Reference: scipy's expit in float64.
+    logits = np.array([-800.0, -41.0, -23.0, 0.0, 5.0, 21.0, 23.0, 30.0, 36.0, 41.0, 800.0])
+    for x in (0.0, 1.0):
+        l = _t(logits).requires_grad_()
+        bernoulli_log_likelihood(_t(np.full_like(logits, x)), l).backward()
+        # rounding of x - sigmoid(l): below 1e-16 absolute
+        np.testing.assert_allclose(l.grad.numpy(), x - special.expit(logits), rtol=1e-12, atol=2e-16)
+
+
 def test_reparameterisation_gradient_matches_finite_differences():
     rng = np.random.default_rng(5)
     mu = _t(rng.normal(size=(4, 3))).requires_grad_()
