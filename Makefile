@@ -21,7 +21,7 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 
-.PHONY: book test quick bench clean autograder dist solutions
+.PHONY: book test quick bench clean autograder dist solutions sweep
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ test: $(STAMP)
 # While iterating: everything but the slow tests (book build, fresh venvs, multi-GB dask, training runs).
 quick: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# The exercise tests and their reference solutions under 100 consecutive random seeds (about 4 minutes):
+# run it after writing or changing a test; a failure names the --seed that reproduces it.
+EXERCISE_PAGES = $(filter-out index instructors,$(basename $(notdir $(wildcard book/exercises/*.md))))
+sweep: $(STAMP)
+	$(PY) -m pytest $(EXERCISE_PAGES:%=tests/exercises/test_%.py) -p no:cacheprovider --sweep 100
 
 bench: $(STAMP)
 	$(PY) benchmarks/lgm_vs_sklearn.py

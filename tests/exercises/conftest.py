@@ -11,6 +11,7 @@ Each test is worth the points of its ``@pytest.mark.points(n)`` marker (1 withou
 """
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ def pytest_addoption(parser):
     group.addoption("--seed", type=int, default=None,
                     help="the seed of this run's random test inputs (default: a fresh one per run, "
                          "which the submission cannot see); give the one printed to reproduce a run")
+    group.addoption("--sweep", type=int, default=1,
+                    help="run each test under this many consecutive seeds, from this run's seed on; a "
+                         "failure names the seed that reproduces it (checks that the tests and the reference "
+                         "solutions hold for every draw of the inputs, e.g. --sweep 100 after writing a test)")
 
 
 def pytest_configure(config):
@@ -112,6 +117,44 @@ def student(request):
     if submission.left_behind:
         notes.append(f"{page}: the grader killed {submission.left_behind} process(es) the submission left running.")
     _results(config).notes.extend(notes)
+
+
+def _test_rng(item):
+    return inputs.rng(zlib.crc32(item.name.encode()))
+
+
+@pytest.fixture
+def rng(request):
+    """This test's generator: from the grading run's seed (new every run, ``--seed`` reproduces one) and its name."""
+    return _test_rng(request.node)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """With ``--sweep N``: the test's body under N consecutive run seeds; stop at the first that fails."""
+    sweep = _option(pyfuncitem.config, "sweep") or 1
+    if sweep <= 1:
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    first = inputs.run_seed()
+    try:
+        for seed in range(first, first + sweep):
+            inputs.set_run_seed(seed)
+            if "rng" in args:
+                args["rng"] = _test_rng(pyfuncitem)
+            if "student" in args:
+                args["student"].new_test()
+            try:
+                pyfuncitem.obj(**args)
+            except GradingFailure as failure:  # its message is the report: name the seed there
+                failure.args = (f"With --seed {inputs.run_seed()}: {failure.args[0] if failure.args else ''}",)
+                raise
+            except Exception as error:
+                error.add_note(f"With --seed {inputs.run_seed()}.")
+                raise
+    finally:
+        inputs.set_run_seed(first)
+    return True
 
 
 @pytest.fixture(autouse=True)

@@ -50,10 +50,12 @@ def grade(tmp, *args, submission=None, files=None, timeout=240):
 @pytest.fixture(scope="session")
 def gradings(tmp_path_factory):
     """The stubs, the solutions and the mistakes of all pages, graded in parallel."""
-    runs = {"stubs": BOOK, "solutions": None, "mistakes": HERE / "mistakes"}
+    # The reference solutions must score full marks under every draw of the inputs: each run of the
+    # suite tries three consecutive seeds from a fresh one (make sweep tries 100).
+    runs = {"stubs": (BOOK, ()), "solutions": (None, ("--sweep", "3")), "mistakes": (HERE / "mistakes", ())}
     with ThreadPoolExecutor(len(runs)) as pool:
-        futures = {kind: pool.submit(grade, tmp_path_factory.mktemp(kind), submission=path)
-                   for kind, path in runs.items()}
+        futures = {kind: pool.submit(grade, tmp_path_factory.mktemp(kind), *args, submission=path)
+                   for kind, (path, args) in runs.items()}
         return {kind: future.result()[0] for kind, future in futures.items()}
 
 
@@ -205,6 +207,30 @@ def test_hostile_submission_finishes_and_loses_only_its_own_points(tmp_path):
     assert "ZeroDivisionError" in results["output"] and "SystemExit" in results["output"]
     n_timeouts = len(by_function["gaussian_mle"])
     assert elapsed < 2 * n_timeouts + 60, f"grading took {elapsed:.0f} s"
+
+
+def test_a_sweep_finds_a_bug_that_only_some_draws_reach_and_names_a_seed_that_reproduces_it(tmp_path):
+    # An honest gaussian_logpdf, wrong by 1 nat whenever the first entry of mu exceeds 1 (about one
+    # draw in six): a single run may miss it; ten consecutive seeds (the chance that every case of
+    # every seed misses is below 1e-3, and fixed by --seed) find it, and the seed the report names
+    # reproduces the failure alone.
+    honest = (HERE / "hostile" / "honest_gaussians.py").read_text().replace("def gaussian_logpdf(", "def _right(")
+    submission = tmp_path / "gaussians.py"
+    submission.write_text(honest + (
+        "\n\ndef gaussian_logpdf(X, mu, Sigma):\n"
+        "    value = _right(X, mu, Sigma)\n"
+        "    return value + 1.0 if np.ravel(mu)[0] > 1.0 else value\n"))
+    files = [str(HERE / "test_gaussians.py")]
+    swept, _, _ = grade(tmp_path, "-k", "gaussian_logpdf", "--seed", "5", "--sweep", "10", submission=submission,
+                        files=files)
+    failed = [t for t in swept["tests"] if t["score"] < t["max_score"]]
+    assert failed and swept["score"] < swept["max_score"]
+    assert all(t["output"].startswith("With --seed ") for t in failed)
+    seed = failed[0]["output"].split()[2].rstrip(":")
+    assert 5 <= int(seed) < 15
+    alone, _, _ = grade(tmp_path, "-k", failed[0]["name"], "--seed", seed, submission=submission, files=files)
+    assert [t["score"] for t in alone["tests"]] == [0]
+    assert "With --seed" not in alone["tests"][0]["output"]  # a plain run's report, the same failure
 
 
 def test_crash_while_loading_fails_every_test_quickly(tmp_path):

@@ -9,8 +9,6 @@ The inputs are drawn afresh on every run (``rng`` below, from the run's seed; ``
 run), so a value copied from a run or a
 formula fitted to a few inputs does not pass. Tolerances are stated at each test.
 """
-import zlib
-
 import numpy as np
 import pytest
 import torch
@@ -33,12 +31,6 @@ BANNED_MODULES = ("torch", "sympy", "jax", "autograd")
 # (10 s; about 4 minutes here). Finite differences would be too slow for the test's own reference there
 # too, so the large cases compare with torch's autograd of the same log-likelihood (float64, exact to
 # rounding).
-
-
-@pytest.fixture
-def rng(request):
-    """This test's generator: the grading run's seed (new every run, ``--seed`` reproduces one) and its name."""
-    return inputs.rng(zlib.crc32(request.node.name.encode()))
 
 
 def _numerical_gradient(f, M):

@@ -7,14 +7,11 @@ differentiated by autograd (torch.distributions, not the package), and autograd 
 Inputs are drawn afresh on every run (``rng`` below, from the run's seed; ``--seed`` reproduces a run). Autograd in float64 is exact to rounding,
 so the gradient tests use 1e-8 relative tolerances.
 """
-import zlib
-
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 
-from autograder import inputs
 from autograder.compare import check, check_array, check_tuple
 from lgm import kl_gaussians
 
@@ -29,12 +26,6 @@ _dist = torch.distributions
 # Not told apart either: scipy.stats.johnsonsu is the law of D8.1 (the reference below); a student
 # who recognises it skips the derivation. Banning scipy.stats would cost honest students more.
 BANNED_MODULES = ("torch", "sympy", "jax", "autograd")
-
-
-@pytest.fixture
-def rng(request):
-    """This test's generator: the grading run's seed (new every run, ``--seed`` reproduces one) and its name."""
-    return inputs.rng(zlib.crc32(request.node.name.encode()))
 
 
 def _t(a):
