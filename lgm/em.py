@@ -120,12 +120,16 @@ class _EMState:
         self.A, self.D = A, D
         self.noise, self.floor = noise, floor
 
-    def _update(self, A, D):
-        """Store the M-step's D (averaged if isotropic, then floored)."""
+    def _constrain(self, D):
+        """The M-step's D, averaged if isotropic, then floored."""
         if self.noise == "isotropic":
             # the M-step for sigma^2 is the mean of the psi_i
             D = np.full_like(D, D.mean())
-        self.A, self.D = A, np.maximum(D, self.floor)
+        return np.maximum(D, self.floor)
+
+    def _update(self, A, D):
+        """Store A and the M-step's D (constrained)."""
+        self.A, self.D = A, self._constrain(D)
 
 
 class ExpectedCompletion(_EMState):
@@ -244,11 +248,16 @@ class MissingCompletion(_EMState):
         return moments
 
     def reestimate(self, data, moments):
-        """[A, mean] and D from the completed moments (eq-missing-mstep)."""
-        A, D, self.mean = m_step_with_mean(*moments)
-        self._update(A, D)
-        self._next = expected_moments(data, self.A, self.D, self.mean)
-        self.loglik = self._next[3]
+        """[A, mean] and D from the completed moments (eq-missing-mstep).
+
+        The new parameters are stored only once their E-step is done, so an
+        interruption (Ctrl-C) inside it leaves the old ones, whose
+        log-likelihood the loop recorded last.
+        """
+        A, D, mean = m_step_with_mean(*moments)
+        D = self._constrain(D)
+        self._next = expected_moments(data, A, D, mean)
+        self.A, self.D, self.mean, self.loglik = A, D, mean, self._next[3]
 
 
 def em_step(X, A, D):
@@ -642,7 +651,8 @@ class LGM(LinearGaussianEstimator):
                 progress=self.progress,
             )
             A = orient_columns(A)
-            if len(history) == n_before:  # already at the maximum
+            # already at the maximum (last is NaN if Ctrl-C came first)
+            if len(history) == n_before and not np.isnan(last):
                 history.append(last)
         return A, D, mean, history, converged
 
