@@ -686,19 +686,29 @@ class LGM(LinearGaussianEstimator):
                 A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
             )
             batch, done, stop = X - mean, None, None
+        scored = [A, D]  # the parameters of the last score computed
+
+        def score():
+            # a Ctrl-C inside it leaves A, D re-estimated but not scored:
+            # the fit keeps those last scored, matching loglik_[-1]
+            value = mean_log_likelihood(S, state.A, state.D)
+            scored[:] = state.A, state.D
+            return value
+
         history, stopped = run(
             state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
-            score=lambda: mean_log_likelihood(S, state.A, state.D),
-            progress=self.progress, desc=f"EM ({self.completion} completion)",
+            score=score, progress=self.progress,
+            desc=f"EM ({self.completion} completion)",
         )
-        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+        A, D = scored
+        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
             raise ValueError(
                 "EM diverged (non-finite parameters); try a larger"
                 " noise_floor."
             )
         interrupted = not stopped and len(history) < self.max_iter
         converged = done is None or interrupted or (stopped and done(history))
-        return state.A, state.D, history, converged
+        return A, D, history, converged
 
     def _missing_data(self, X, *, reset=False, always=False):
         """X grouped by missingness pattern if it is a 2-D array with NaN.
