@@ -351,8 +351,8 @@ class LGM(LinearGaussianEstimator):
         ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
         a slow crawl is not taken for convergence;
         the quasi-Newton solvers stop when their projected gradient is
-        below ``tol`` (with missing entries also when 100 of their
-        iterations gain at most ``tol``). A
+        below ``tol`` (with missing entries also when a round of at most
+        100 of their iterations gains at most ``tol``). A
         :class:`sklearn.exceptions.ConvergenceWarning` is issued when
         ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)

@@ -317,9 +317,10 @@ def observed_log_likelihood_gradient(X, A, D, mean):
 
     Implements eq-fisher-identity: the gradient of the observed-data log-likelihood at theta is
     that of EM's expected complete-data log-likelihood Q(theta' | theta) at theta' = theta, so it
-    comes from the E-step's moments (:func:`expected_moments`). With B = [A, mean], b_i^T its
-    row i and r_i = sxx_i - 2 b_i^T Sxz_i + b_i^T Szz b_i the expected squared residual of
-    feature i,
+    comes from the E-step's moments sxx, Sxz and Szz (:func:`expected_moments`; Sxz_i^T is row
+    i of Sxz). With B = [A, mean], b_i^T its row i and r_i = sxx_i - 2 b_i^T Sxz_i +
+    b_i^T Szz b_i the expected squared residual of feature i, the mean observed-data
+    log-likelihood per row l has
 
     dl/db_i = (Sxz_i - Szz b_i) / psi_i,  dl/d log psi_i = (r_i / psi_i - 1) / 2.
 
