@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
 import lgm.em
+import lgm.quasi_newton
 from lgm.data import make_lgm_data
 from lgm.em import LGM, em_step
 from lgm.gaussian import condition_gaussian
@@ -576,4 +577,33 @@ def test_ctrl_c_between_rounds_of_the_quasi_newton_solver_keeps_what_was_done(mo
         with pytest.warns(UserWarning, match="Interrupted after 10 quasi-Newton iterations"):
             model = LGM(3, missing="em", solver="profile").fit(Xm)
     assert model.n_iter_ == 10 and np.diff(model.loglik_).min() >= 0
+    assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
+
+
+def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypatch):
+    # With progress=True the bar redraws after each quasi-Newton iteration; a Ctrl-C there
+    # (simulated on the 10th redraw) used to keep that iteration's point without its
+    # log-likelihood in loglik_.
+    Xm = hidden_20_percent(load_diabetes)
+    redraws, tqdm = [], lgm.quasi_newton.tqdm
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            self.bar = tqdm(*args, **{**kwargs, "disable": True})
+
+        def update(self):
+            redraws.append(1)
+            if len(redraws) == 10:
+                raise KeyboardInterrupt
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            self.bar.close()
+
+    monkeypatch.setattr(lgm.quasi_newton, "tqdm", Bar)
+    with pytest.warns(UserWarning, match="Interrupted after"):
+        model = LGM(3, missing="em", solver="profile", progress=True).fit(Xm)
+    assert model.n_iter_ == 10
     assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
