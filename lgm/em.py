@@ -606,7 +606,8 @@ class LGM(LinearGaussianEstimator):
         floor = self.noise_floor * np.trace(S0) / d
         if floor <= 0:
             raise ValueError(
-                "X has no variance: every feature (column) is constant."
+                "X has no variance: every feature (column) is constant over"
+                " its observed entries (or has only one observed entry)."
             )
         A, D = self._start(S0, K, rng, floor)
         quasi_newton = self.noise == "diagonal" and self.solver != "em"

@@ -273,6 +273,9 @@ def test_missing_entries_are_refused_clearly():
     column[:, 4] = np.nan
     with pytest.raises(ValueError, match="Column 4 of X is missing"):
         LGM(2, missing="em").fit(column)
+    # each column has one observed entry: not constant, but nothing varies
+    with pytest.raises(ValueError, match="or has only one observed entry"):
+        LGM(1, missing="em").fit([[1.0, np.nan], [np.nan, 2.0]])
     model = LGM(2, missing="em", tol=1e-3).fit(Xm)
     for method in (model.score_samples, model.transform, model.impute):
         with pytest.raises(ValueError, match="Row 3 of X has every entry missing"):
