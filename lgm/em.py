@@ -597,10 +597,15 @@ class LGM(LinearGaussianEstimator):
                 " can be learnt about that feature: drop it."
             )
         rng = check_random_state(self.random_state)
-        # start: the mean of each column's observed entries, and S of the data
-        # with every missing entry set to that mean
-        mean = np.nanmean(data.X, axis=0)
-        X0 = np.where(data.observed, data.X, mean)
+        # EM's moments and the gradient's residuals are sums of squares and
+        # products of x (eq-missing-estep), which cancel catastrophically
+        # about a mean far from 0: the fit runs on the data minus the mean of
+        # each column's observed entries, and adds it back at the end
+        offset = np.nanmean(data.X, axis=0)
+        data = MissingData(data.X - offset)
+        # start: mean 0, and S of the data with every missing entry set to 0
+        mean = np.zeros(d)
+        X0 = np.where(data.observed, data.X, 0.0)
         S0 = sample_covariance(X0, mean)
         check_variance_scale(np.max(np.diag(S0)), X0)
         floor = self.noise_floor * np.trace(S0) / d
@@ -655,7 +660,7 @@ class LGM(LinearGaussianEstimator):
             # already at the maximum (last is NaN if Ctrl-C came first)
             if len(history) == n_before and not np.isnan(last):
                 history.append(last)
-        return A, D, mean, history, converged
+        return A, D, mean + offset, history, converged
 
     def _em(self, X, mean, S, A, D, rng, floor):
         """EM through the one loop from (A, D).

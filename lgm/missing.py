@@ -324,6 +324,9 @@ def observed_log_likelihood_gradient(X, A, D, mean):
 
     dl/db_i = (Sxz_i - Szz b_i) / psi_i,  dl/d log psi_i = (r_i / psi_i - 1) / 2.
 
+    The moments are sums of squares of x, so r_i cancels catastrophically if the mean is far
+    from 0 in units of the spread: pass roughly centred data (:class:`lgm.LGM` does).
+
     Parameters
     ----------
     X : array_like, shape (N, d), or MissingData
