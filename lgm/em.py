@@ -341,7 +341,7 @@ class LGM(LinearGaussianEstimator):
         often crawls as plain EM does (near a Heywood case), and
         ``solver="auto"`` hands over to a quasi-Newton method (see
         ``solver``): on scikit-learn's breast-cancer data, standardised, with
-        20% of the entries missing and K = 5, about 400 iterations in all
+        20% of the entries missing and K = 5, about 300 iterations in all
         (a second), where EM alone still gains after 20000.
     max_iter : int
         The most iterations (EM and quasi-Newton together).
