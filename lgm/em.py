@@ -120,12 +120,16 @@ class _EMState:
         self.A, self.D = A, D
         self.noise, self.floor = noise, floor
 
-    def _update(self, A, D):
-        """Store the M-step's D (averaged if isotropic, then floored)."""
+    def _constrain(self, D):
+        """The M-step's D, averaged if isotropic, then floored."""
         if self.noise == "isotropic":
             # the M-step for sigma^2 is the mean of the psi_i
             D = np.full_like(D, D.mean())
-        self.A, self.D = A, np.maximum(D, self.floor)
+        return np.maximum(D, self.floor)
+
+    def _update(self, A, D):
+        """Store A and the M-step's D (constrained)."""
+        self.A, self.D = A, self._constrain(D)
 
 
 class ExpectedCompletion(_EMState):
@@ -244,11 +248,16 @@ class MissingCompletion(_EMState):
         return moments
 
     def reestimate(self, data, moments):
-        """[A, mean] and D from the completed moments (eq-missing-mstep)."""
-        A, D, self.mean = m_step_with_mean(*moments)
-        self._update(A, D)
-        self._next = expected_moments(data, self.A, self.D, self.mean)
-        self.loglik = self._next[3]
+        """[A, mean] and D from the completed moments (eq-missing-mstep).
+
+        The new parameters are stored only once their E-step is done, so an
+        interruption (Ctrl-C) inside it leaves the old ones, whose
+        log-likelihood the loop recorded last.
+        """
+        A, D, mean = m_step_with_mean(*moments)
+        D = self._constrain(D)
+        self._next = expected_moments(data, A, D, mean)
+        self.A, self.D, self.mean, self.loglik = A, D, mean, self._next[3]
 
 
 def em_step(X, A, D):
@@ -332,7 +341,7 @@ class LGM(LinearGaussianEstimator):
         often crawls as plain EM does (near a Heywood case), and
         ``solver="auto"`` hands over to a quasi-Newton method (see
         ``solver``): on scikit-learn's breast-cancer data, standardised, with
-        20% of the entries missing and K = 5, about 400 iterations in all
+        20% of the entries missing and K = 5, about 300 iterations in all
         (a second), where EM alone still gains after 20000.
     max_iter : int
         The most iterations (EM and quasi-Newton together).
@@ -342,8 +351,8 @@ class LGM(LinearGaussianEstimator):
         ``tol`` nats to gain (``tol=0``: when an iteration gains nothing), so
         a slow crawl is not taken for convergence;
         the quasi-Newton solvers stop when their projected gradient is
-        below ``tol`` (with missing entries also when 100 of their
-        iterations gain at most ``tol``). A
+        below ``tol`` (with missing entries also when a round of at most
+        100 of their iterations gains at most ``tol``). A
         :class:`sklearn.exceptions.ConvergenceWarning` is issued when
         ``max_iter`` stops the fit instead.
     init : {"ppca", "random"} or tuple (A0, D0)
@@ -588,16 +597,22 @@ class LGM(LinearGaussianEstimator):
                 " can be learnt about that feature: drop it."
             )
         rng = check_random_state(self.random_state)
-        # start: the mean of each column's observed entries, and S of the data
-        # with every missing entry set to that mean
-        mean = np.nanmean(data.X, axis=0)
-        X0 = np.where(data.observed, data.X, mean)
+        # EM's moments and the gradient's residuals are sums of squares and
+        # products of x (eq-missing-estep), which cancel catastrophically
+        # about a mean far from 0: the fit runs on the data minus the mean of
+        # each column's observed entries, and adds it back at the end
+        offset = np.nanmean(data.X, axis=0)
+        data = MissingData(data.X - offset)
+        # start: mean 0, and S of the data with every missing entry set to 0
+        mean = np.zeros(d)
+        X0 = np.where(data.observed, data.X, 0.0)
         S0 = sample_covariance(X0, mean)
         check_variance_scale(np.max(np.diag(S0)), X0)
         floor = self.noise_floor * np.trace(S0) / d
         if floor <= 0:
             raise ValueError(
-                "X has no variance: every feature (column) is constant."
+                "X has no variance: every feature (column) is constant over"
+                " its observed entries (or has only one observed entry)."
             )
         A, D = self._start(S0, K, rng, floor)
         quasi_newton = self.noise == "diagonal" and self.solver != "em"
@@ -642,9 +657,10 @@ class LGM(LinearGaussianEstimator):
                 progress=self.progress,
             )
             A = orient_columns(A)
-            if len(history) == n_before:  # already at the maximum
+            # already at the maximum (last is NaN if Ctrl-C came first)
+            if len(history) == n_before and not np.isnan(last):
                 history.append(last)
-        return A, D, mean, history, converged
+        return A, D, mean + offset, history, converged
 
     def _em(self, X, mean, S, A, D, rng, floor):
         """EM through the one loop from (A, D).
@@ -676,19 +692,29 @@ class LGM(LinearGaussianEstimator):
                 A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
             )
             batch, done, stop = X - mean, None, None
+        scored = [A, D]  # the parameters of the last score computed
+
+        def score():
+            # a Ctrl-C inside it leaves A, D re-estimated but not scored:
+            # the fit keeps those last scored, matching loglik_[-1]
+            value = mean_log_likelihood(S, state.A, state.D)
+            scored[:] = state.A, state.D
+            return value
+
         history, stopped = run(
             state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
-            score=lambda: mean_log_likelihood(S, state.A, state.D),
-            progress=self.progress, desc=f"EM ({self.completion} completion)",
+            score=score, progress=self.progress,
+            desc=f"EM ({self.completion} completion)",
         )
-        if not (np.all(np.isfinite(state.A)) and np.all(np.isfinite(history))):
+        A, D = scored
+        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
             raise ValueError(
                 "EM diverged (non-finite parameters); try a larger"
                 " noise_floor."
             )
         interrupted = not stopped and len(history) < self.max_iter
         converged = done is None or interrupted or (stopped and done(history))
-        return state.A, state.D, history, converged
+        return A, D, history, converged
 
     def _missing_data(self, X, *, reset=False, always=False):
         """X grouped by missingness pattern if it is a 2-D array with NaN.

@@ -21,6 +21,8 @@ factor and the log-determinant are computed once per distinct pattern (a batched
 P patterns), and each row costs O(d K) more. :class:`MissingData` holds the grouping, so that EM
 computes it once rather than in every iteration.
 """
+import warnings
+
 import numpy as np
 
 from lgm._checks import check_data
@@ -315,11 +317,15 @@ def observed_log_likelihood_gradient(X, A, D, mean):
 
     Implements eq-fisher-identity: the gradient of the observed-data log-likelihood at theta is
     that of EM's expected complete-data log-likelihood Q(theta' | theta) at theta' = theta, so it
-    comes from the E-step's moments (:func:`expected_moments`). With B = [A, mean], b_i^T its
-    row i and r_i = sxx_i - 2 b_i^T Sxz_i + b_i^T Szz b_i the expected squared residual of
-    feature i,
+    comes from the E-step's moments sxx, Sxz and Szz (:func:`expected_moments`; Sxz_i^T is row
+    i of Sxz). With B = [A, mean], b_i^T its row i and r_i = sxx_i - 2 b_i^T Sxz_i +
+    b_i^T Szz b_i the expected squared residual of feature i, the mean observed-data
+    log-likelihood per row l has
 
     dl/db_i = (Sxz_i - Szz b_i) / psi_i,  dl/d log psi_i = (r_i / psi_i - 1) / 2.
+
+    The moments are sums of squares of x, so r_i cancels catastrophically if the mean is far
+    from 0 in units of the spread: pass roughly centred data (:class:`lgm.LGM` does).
 
     Parameters
     ----------
@@ -389,7 +395,8 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
     D : ndarray, shape (d,)
     mean : ndarray, shape (d,)
     loglik : float
-        The mean observed-data log-likelihood per row at (A, D, mean).
+        The mean observed-data log-likelihood per row at (A, D, mean); NaN if Ctrl-C came
+        before it was first computed (A, D, mean are then the start).
     converged : bool
         False if ``max_iter`` stopped it; True if Ctrl-C did (at the last point accepted).
     """
@@ -414,13 +421,22 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         return loglik, np.concatenate([(grad_A * s[:, None]).ravel(), grad_mean * s, grad_log_D])
 
     theta = np.concatenate([A.ravel(), mean, np.clip(np.log(D), lower[-d:], upper[-d:])])
-    s, interrupted = np.ones(d), False
+    s, interrupted, loglik = np.ones(d), False, np.nan
     while True:
         # rescale: a power of 2 near sqrt(psi_i), exact in both directions
         s_new = np.exp2(np.round(0.5 * theta[-d:] / np.log(2.0)))
         ratio = np.concatenate([np.repeat(s / s_new, K), s / s_new, np.ones(d)])
         theta, s = theta * ratio, s_new
-        loglik, grad = objective(theta, s)
+        try:
+            loglik, grad = objective(theta, s)
+        except KeyboardInterrupt:  # Ctrl-C between rounds: keep theta, as maximise does
+            warnings.warn(
+                f"Interrupted after {len(history)} quasi-Newton iterations; the model keeps"
+                " the parameters it had then.",
+                stacklevel=2,
+            )
+            interrupted = True
+            break
         projected = np.where(((theta <= lower) & (grad < 0)) | ((theta >= upper) & (grad > 0)),
                              0.0, grad)
         n_before = len(history)

@@ -67,13 +67,15 @@ def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, m
     bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
 
     def callback(x):
-        accepted.append(x.copy())
         value = values.get(x.tobytes())
         value = objective(x)[0] if value is None else value
-        bar.update()
-        bar.set_postfix(score=f"{value:.4f}")
         if on_iteration is not None:
             on_iteration(value)
+        # x is accepted only once its value is recorded: a Ctrl-C before then keeps the
+        # previous point, whose value was recorded last
+        accepted.append(x.copy())
+        bar.update()
+        bar.set_postfix(score=f"{value:.4f}")
 
     try:
         result = optimize.minimize(

@@ -11,6 +11,7 @@ from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from threadpoolctl import threadpool_limits
 
+import lgm.em
 from lgm.data import load_digits, make_lgm_data
 from lgm.em import LGM, ExpectedCompletion, em_step, sample_covariance
 from lgm.gaussian import condition_gaussian
@@ -208,6 +209,30 @@ def test_interrupted_fit_keeps_the_last_completed_iteration(monkeypatch):
         model = LGM(2, init="random", random_state=0, max_iter=100).fit(X)
     assert model.n_iter_ == 2
     np.testing.assert_array_equal(model.A_, reference.A_)
+    np.testing.assert_array_equal(model.loglik_, reference.loglik_)
+
+
+def test_an_interrupted_score_keeps_the_parameters_last_scored(monkeypatch):
+    # After each M-step the loop scores the new (A, D); a Ctrl-C inside that score (about as
+    # long as the E- and M-steps together) used to store the new parameters with loglik_
+    # ending at the old ones' value (0.07 nats per sample apart on this data).
+    X, _ = make_lgm_data(200, 6, 2, random_state=0)
+    reference = LGM(2, init="random", random_state=0, max_iter=2)
+    with pytest.warns(ConvergenceWarning):
+        reference.fit(X)
+    original, calls = lgm.em.mean_log_likelihood, []
+
+    def interrupt_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(*args)
+
+    monkeypatch.setattr(lgm.em, "mean_log_likelihood", interrupt_third)
+    with pytest.warns(UserWarning, match="Interrupted after 2"):
+        model = LGM(2, init="random", random_state=0, max_iter=100).fit(X)
+    np.testing.assert_array_equal(model.A_, reference.A_)
+    np.testing.assert_array_equal(model.D_, reference.D_)
     np.testing.assert_array_equal(model.loglik_, reference.loglik_)
 
 

@@ -11,6 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
 import lgm.em
+import lgm.quasi_newton
 from lgm.data import make_lgm_data
 from lgm.em import LGM, em_step
 from lgm.gaussian import condition_gaussian
@@ -272,6 +273,9 @@ def test_missing_entries_are_refused_clearly():
     column[:, 4] = np.nan
     with pytest.raises(ValueError, match="Column 4 of X is missing"):
         LGM(2, missing="em").fit(column)
+    # each column has one observed entry: not constant, but nothing varies
+    with pytest.raises(ValueError, match="or has only one observed entry"):
+        LGM(1, missing="em").fit([[1.0, np.nan], [np.nan, 2.0]])
     model = LGM(2, missing="em", tol=1e-3).fit(Xm)
     for method in (model.score_samples, model.transform, model.impute):
         with pytest.raises(ValueError, match="Row 3 of X has every entry missing"):
@@ -523,3 +527,101 @@ def test_ctrl_c_in_the_quasi_newton_solver_keeps_what_was_done(monkeypatch):
     # the parameters stored are those of the last iteration recorded
     assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
     assert model.loglik_[-1] > model.loglik_[0] + 1e-3  # it got somewhere
+
+
+def test_ctrl_c_during_an_em_iteration_keeps_a_consistent_model(monkeypatch):
+    # Most of an EM iteration with missing entries is its E-step, which MissingCompletion runs
+    # at the end of reestimate (for the log-likelihood it records). A Ctrl-C there must leave
+    # the parameters whose log-likelihood was recorded last (it used to store the new ones,
+    # 0.08 nats per row away from loglik_[-1]), and the quasi-Newton method must not start.
+    Xm = hidden_20_percent(load_diabetes)
+    calls, moments = [], lgm.em.expected_moments
+
+    def pressed_on_the_6th_call(*args):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return moments(*args)
+
+    monkeypatch.setattr(lgm.em, "expected_moments", pressed_on_the_6th_call)
+    hand_over = spy_on_the_hand_over(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.warns(UserWarning, match="Interrupted after 4 sweeps"):
+            model = LGM(3, missing="em").fit(Xm)
+    assert model.n_iter_ == 4 and hand_over == []
+    assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
+
+
+def test_ctrl_c_between_rounds_of_the_quasi_newton_solver_keeps_what_was_done(monkeypatch):
+    # Between its rounds of L-BFGS-B the solver evaluates the gradient once, outside
+    # quasi_newton.maximise, to rescale; a Ctrl-C there used to escape fit and lose every
+    # iteration (EM's too). Rounds of 5 iterations; the key is pressed at the evaluation after
+    # the second round.
+    Xm = hidden_20_percent(load_diabetes)
+    monkeypatch.setattr(lgm.missing, "_RESTART", 5)
+    rounds, maximise, gradient = [], lgm.missing.maximise, lgm.missing.observed_log_likelihood_gradient
+
+    def counted(*args, **kwargs):
+        result = maximise(*args, **kwargs)
+        rounds.append(1)  # a round done
+        return result
+
+    def pressed_after_two_rounds(*args):
+        if len(rounds) == 2:
+            rounds.append(1)  # only once
+            raise KeyboardInterrupt
+        return gradient(*args)
+
+    monkeypatch.setattr(lgm.missing, "maximise", counted)
+    monkeypatch.setattr(lgm.missing, "observed_log_likelihood_gradient", pressed_after_two_rounds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.warns(UserWarning, match="Interrupted after 10 quasi-Newton iterations"):
+            model = LGM(3, missing="em", solver="profile").fit(Xm)
+    assert model.n_iter_ == 10 and np.diff(model.loglik_).min() >= 0
+    assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
+
+
+def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypatch):
+    # With progress=True the bar redraws after each quasi-Newton iteration; a Ctrl-C there
+    # (simulated on the 10th redraw) used to keep that iteration's point without its
+    # log-likelihood in loglik_.
+    Xm = hidden_20_percent(load_diabetes)
+    redraws, tqdm = [], lgm.quasi_newton.tqdm
+
+    class Bar:
+        def __init__(self, *args, **kwargs):
+            self.bar = tqdm(*args, **{**kwargs, "disable": True})
+
+        def update(self):
+            redraws.append(1)
+            if len(redraws) == 10:
+                raise KeyboardInterrupt
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            self.bar.close()
+
+    monkeypatch.setattr(lgm.quasi_newton, "tqdm", Bar)
+    with pytest.warns(UserWarning, match="Interrupted after"):
+        model = LGM(3, missing="em", solver="profile", progress=True).fit(Xm)
+    assert model.n_iter_ == 10
+    assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["auto", "profile"])
+def test_a_large_offset_changes_nothing(solver):
+    # The likelihood is invariant to shifting the data (the mean follows). EM's moments and
+    # the gradient's residuals are sums of squares of x, which cancelled catastrophically
+    # about a mean of 1e6: the quasi-Newton method stalled 0.02 (auto) and 0.05 (profile)
+    # nats per row short. Tolerance: both fits stop within about tol = 1e-7 of the maximum.
+    Xm = hidden_20_percent(load_diabetes)
+    plain = LGM(3, missing="em", solver=solver).fit(Xm)
+    shifted = LGM(3, missing="em", solver=solver).fit(Xm + 1e6)
+    assert shifted.loglik_[-1] == pytest.approx(plain.loglik_[-1], abs=1e-6)
+    np.testing.assert_allclose(shifted.mean_ - 1e6, plain.mean_, atol=1e-3)
+    # rounding of x - mean at 1e6 (~1e-10 per entry), not the fit
+    assert shifted.loglik_[-1] == pytest.approx(shifted.score(Xm + 1e6), abs=1e-9)
