@@ -48,7 +48,7 @@ test: $(STAMP)
 quick: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
-# The exercise tests and their reference solutions under 100 consecutive random seeds (about 4 minutes):
+# The exercise tests and their reference solutions under 100 consecutive random seeds (about 5 minutes):
 # run it after writing or changing a test; a failure names the --seed that reproduces it.
 EXERCISE_PAGES = $(filter-out index instructors,$(basename $(notdir $(wildcard book/exercises/*.md))))
 sweep: $(STAMP)
