@@ -81,3 +81,23 @@ def make():
 def clean_env():
     """The environment of a new user: no PYTHONPATH pointing into this repository."""
     return _clean_env()
+
+
+@pytest.fixture
+def ctrl_c_on_call(monkeypatch):
+    """``ctrl_c_on_call(owner, name, n)``: the n-th call of ``owner.name`` (a module's function or a
+    class's method) raises KeyboardInterrupt, as if the user pressed Ctrl-C inside it; the other calls
+    run it. Undone after the test."""
+
+    def patch(owner, name, n):
+        original, calls = getattr(owner, name), []
+
+        def pressed(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, pressed)
+
+    return patch

@@ -191,20 +191,12 @@ def test_max_iter_gives_a_convergence_warning():
     assert model.n_iter_ == 2
 
 
-def test_interrupted_fit_keeps_the_last_completed_iteration(monkeypatch):
+def test_interrupted_fit_keeps_the_last_completed_iteration(ctrl_c_on_call):
     X, _ = make_lgm_data(200, 6, 2, random_state=0)
     reference = LGM(2, init="random", random_state=0, max_iter=2)
     with pytest.warns(ConvergenceWarning):
         reference.fit(X)
-    original, calls = ExpectedCompletion.reestimate, []
-
-    def interrupt_third(self, S, completion):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        original(self, S, completion)
-
-    monkeypatch.setattr(ExpectedCompletion, "reestimate", interrupt_third)
+    ctrl_c_on_call(ExpectedCompletion, "reestimate", 3)
     with pytest.warns(UserWarning, match="Interrupted after 2"):
         model = LGM(2, init="random", random_state=0, max_iter=100).fit(X)
     assert model.n_iter_ == 2
@@ -212,7 +204,7 @@ def test_interrupted_fit_keeps_the_last_completed_iteration(monkeypatch):
     np.testing.assert_array_equal(model.loglik_, reference.loglik_)
 
 
-def test_an_interrupted_score_keeps_the_parameters_last_scored(monkeypatch):
+def test_an_interrupted_score_keeps_the_parameters_last_scored(ctrl_c_on_call):
     # After each M-step the loop scores the new (A, D); a Ctrl-C inside that score (about as
     # long as the E- and M-steps together) used to store the new parameters with loglik_
     # ending at the old ones' value (0.07 nats per sample apart on this data).
@@ -220,15 +212,7 @@ def test_an_interrupted_score_keeps_the_parameters_last_scored(monkeypatch):
     reference = LGM(2, init="random", random_state=0, max_iter=2)
     with pytest.warns(ConvergenceWarning):
         reference.fit(X)
-    original, calls = lgm.em.mean_log_likelihood, []
-
-    def interrupt_third(*args):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(*args)
-
-    monkeypatch.setattr(lgm.em, "mean_log_likelihood", interrupt_third)
+    ctrl_c_on_call(lgm.em, "mean_log_likelihood", 3)
     with pytest.warns(UserWarning, match="Interrupted after 2"):
         model = LGM(2, init="random", random_state=0, max_iter=100).fit(X)
     np.testing.assert_array_equal(model.A_, reference.A_)

@@ -503,21 +503,13 @@ def test_breast_cancer_with_missing_entries_converges_past_em():
     assert np.abs(fd).max() < 1e-4
 
 
-def test_ctrl_c_in_the_quasi_newton_solver_keeps_what_was_done(monkeypatch):
+def test_ctrl_c_in_the_quasi_newton_solver_keeps_what_was_done(ctrl_c_on_call):
     # A user who presses Ctrl-C while the quasi-Newton method runs: the fit returns with a
     # warning and keeps the last point it accepted, with loglik_ up to that point; no
     # ConvergenceWarning (the user stopped it). Simulated by a KeyboardInterrupt raised from
     # inside L-BFGS-B's 30th evaluation of the gradient.
     Xm = hidden_20_percent(load_diabetes)
-    calls, gradient = [], lgm.missing.observed_log_likelihood_gradient
-
-    def pressed_on_the_30th_call(*args):
-        calls.append(1)
-        if len(calls) == 30:
-            raise KeyboardInterrupt
-        return gradient(*args)
-
-    monkeypatch.setattr(lgm.missing, "observed_log_likelihood_gradient", pressed_on_the_30th_call)
+    ctrl_c_on_call(lgm.missing, "observed_log_likelihood_gradient", 30)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.warns(UserWarning, match="Interrupted after"):
@@ -529,21 +521,13 @@ def test_ctrl_c_in_the_quasi_newton_solver_keeps_what_was_done(monkeypatch):
     assert model.loglik_[-1] > model.loglik_[0] + 1e-3  # it got somewhere
 
 
-def test_ctrl_c_during_an_em_iteration_keeps_a_consistent_model(monkeypatch):
+def test_ctrl_c_during_an_em_iteration_keeps_a_consistent_model(monkeypatch, ctrl_c_on_call):
     # Most of an EM iteration with missing entries is its E-step, which MissingCompletion runs
     # at the end of reestimate (for the log-likelihood it records). A Ctrl-C there must leave
     # the parameters whose log-likelihood was recorded last (it used to store the new ones,
     # 0.08 nats per row away from loglik_[-1]), and the quasi-Newton method must not start.
     Xm = hidden_20_percent(load_diabetes)
-    calls, moments = [], lgm.em.expected_moments
-
-    def pressed_on_the_6th_call(*args):
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return moments(*args)
-
-    monkeypatch.setattr(lgm.em, "expected_moments", pressed_on_the_6th_call)
+    ctrl_c_on_call(lgm.em, "expected_moments", 6)
     hand_over = spy_on_the_hand_over(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)

@@ -129,21 +129,13 @@ def test_a_well_posed_fit_never_switches_and_matches_em(S):
     assert math.isfinite(auto.score(X))
 
 
-def test_ctrl_c_in_the_profile_solver_keeps_what_was_done(cancer, monkeypatch):
+def test_ctrl_c_in_the_profile_solver_keeps_what_was_done(cancer, ctrl_c_on_call):
     # Ctrl-C during the quasi-Newton method on the profile likelihood (simulated by a
     # KeyboardInterrupt from its 15th evaluation): the fit keeps the last point accepted, warns,
     # and loglik_ matches the parameters stored.
     import lgm.profile_likelihood as profile
 
-    calls, evaluate = [], profile.profile_log_likelihood
-
-    def pressed_on_the_15th_call(*args):
-        calls.append(1)
-        if len(calls) == 15:
-            raise KeyboardInterrupt
-        return evaluate(*args)
-
-    monkeypatch.setattr(profile, "profile_log_likelihood", pressed_on_the_15th_call)
+    ctrl_c_on_call(profile, "profile_log_likelihood", 15)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.warns(UserWarning, match="Interrupted after"):
