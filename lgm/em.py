@@ -27,7 +27,7 @@ from scipy import linalg
 
 from lgm import completion, linear_gaussian, profile_likelihood
 from lgm import missing as missing_entries
-from lgm._checks import (
+from lgm.checks import (
     as_real_array,
     check_data,
     check_fitted,
@@ -91,7 +91,7 @@ def sample_covariance(X, mean):
     N, d = X.shape
     S = np.zeros((d, d))
     # data too large for float64 squares give inf, which callers refuse
-    # (lgm._checks.check_variance_scale) with a message naming the data
+    # (lgm.checks.check_variance_scale) with a message naming the data
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, N, _CHUNK_ROWS):
             Xc = X[start:start + _CHUNK_ROWS] - mean

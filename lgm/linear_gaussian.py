@@ -12,7 +12,7 @@ model; subtract the mean from the data first.
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import as_real_array, check_data
+from lgm.checks import as_real_array, check_data
 from lgm.gaussian import LOG_2PI, lowrank_solve_logdet
 
 

@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from lgm._checks import check_data
+from lgm.checks import check_data
 from lgm.gaussian import LOG_2PI
 from lgm.linear_gaussian import check_params, m_step
 from lgm import quasi_newton

@@ -16,7 +16,7 @@ from scipy import linalg
 
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from lgm._checks import (
+from lgm.checks import (
     check_data,
     check_fitted,
     check_n_components,

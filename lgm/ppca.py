@@ -11,7 +11,7 @@ rather than repeating the algebra.
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import check_n_components, check_symmetric, check_variance_scale
+from lgm.checks import check_n_components, check_symmetric, check_variance_scale
 from lgm.estimator import LinearGaussianEstimator
 from lgm.pca import orient_columns
 from lgm.sufficient_statistics import (
