@@ -347,8 +347,10 @@ class LGM(LinearGaussianEstimator):
 
     Parameters
     ----------
-    n_components : int
-        K, the latent dimension, between 1 and d.
+    n_components : int, default 2
+        K, the latent dimension, between 1 and d (a default, as scikit-learn
+        expects of every argument, so that ``GridSearchCV(LGM(), ...)``
+        works; choose K by held-out likelihood, ``score``).
     noise : {"diagonal", "isotropic"}
         ``"diagonal"``: one variance per feature (factor analysis).
         ``"isotropic"``: D = sigma^2 * 1 (probabilistic PCA fitted by EM).
@@ -448,7 +450,7 @@ class LGM(LinearGaussianEstimator):
         d.
     """
 
-    def __init__(self, n_components, *, noise="diagonal",
+    def __init__(self, n_components=2, *, noise="diagonal",
                  completion="expected", n_samples=1, solver="auto",
                  missing="error", max_iter=1000, tol=1e-7, init="ppca",
                  noise_floor=1e-8, random_state=None, progress=False):
