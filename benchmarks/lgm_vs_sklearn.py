@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/lgm_vs_sklearn.py            # N=100000, d=784, K=20 (minutes, mostly scikit-learn)
     python benchmarks/lgm_vs_sklearn.py --quick    # N=5000, d=100, K=10 (seconds)
+    python benchmarks/lgm_vs_sklearn.py --tiny     # N=300, d=12, K=2 (the smoke test's)
     python benchmarks/lgm_vs_sklearn.py --threads 2  # BLAS threads for every method (default 1)
 
 Data come from the model itself (``lgm.data.make_lgm_data``, diagonal noise). Every estimator
@@ -51,12 +52,14 @@ def sklearn_score(X, mean, A, D):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N=5000, d=100, K=10 (seconds)")
+    parser.add_argument("--tiny", action="store_true", help="N=300, d=12, K=2 (a smoke test)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads for every method (default 1: on a shared machine more threads "
                              "than free cores slow small BLAS calls a hundredfold)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    N, d, K = (5000, 100, 10) if args.quick else (100000, 784, 20)
+    N, d, K = ((300, 12, 2) if args.tiny else (5000, 100, 10) if args.quick
+               else (100000, 784, 20))
 
     X, _ = make_lgm_data(N, d, K, random_state=args.seed)
     print(f"N={N} d={d} K={K}  threads={args.threads} of {os.cpu_count()} cores  "
