@@ -584,11 +584,17 @@ class LGM(LinearGaussianEstimator):
             _, mean, S = dask_statistics(X)
             check_variance_scale(np.max(np.diag(S)), X)
             return _Problem(K, S, mean, np.zeros_like(mean))
-        data = self._missing_data(X, reset=True)
+        X = as_real_array(X, "X")
+        # a finite mean proves every entry finite, so X is scanned only once;
+        # otherwise NaN (missing entries) and inf are found and named
+        finite = (X.ndim == 2 and X.shape[0] > 0
+                  and np.all(np.isfinite(mean := X.mean(axis=0))))
+        data = None if finite else self._missing_data(X, reset=True)
         if data is None:
-            X = self._validate_X(X, reset=True, min_samples=2)
+            X = self._validate_X(X, reset=True, min_samples=2, finite=finite)
             K = self._check_params(X.shape[1])
-            mean = X.mean(axis=0)
+            if not finite:  # entries too large to sum: refused below
+                mean = X.mean(axis=0)
             S = sample_covariance(X, mean)
             check_variance_scale(np.max(np.diag(S)), X)
             centred = X - mean if self.completion == "sampled" else None
