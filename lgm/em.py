@@ -51,7 +51,6 @@ from lgm.linear_gaussian import (
 )
 from lgm.missing import (
     MissingData,
-    expected_moments,
     impute,
     m_step_with_mean,
     observed_log_likelihood,
@@ -263,7 +262,8 @@ class MissingCompletion(_EMState):
         :func:`lgm.missing.expected_moments`. ``rng`` is unused.
         """
         if self._next is None:
-            self._next = expected_moments(data, self.A, self.D, self.mean)
+            self._next = missing_entries.expected_moments(
+                data, self.A, self.D, self.mean)
         moments, self._next = self._next[:3], None
         return moments
 
@@ -276,7 +276,7 @@ class MissingCompletion(_EMState):
         """
         A, D, mean = m_step_with_mean(*moments)
         D = self._constrain(D)
-        self._next = expected_moments(data, A, D, mean)
+        self._next = missing_entries.expected_moments(data, A, D, mean)
         self.A, self.D, self.mean, self.loglik = A, D, mean, self._next[3]
 
 

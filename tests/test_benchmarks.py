@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
+    "lgm_before_after.py": ["--tiny", "--before", str(ROOT)],  # this tree against itself
     "lgm_vs_sklearn.py": ["--tiny"],
     "lgm_dask.py": ["--tiny"],
     "lgm_missing.py": ["--tiny"],

@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
+import lgm.completion
 import lgm.em
 import lgm.missing
 import lgm.quasi_newton
@@ -529,7 +530,7 @@ def test_ctrl_c_during_an_em_iteration_keeps_a_consistent_model(monkeypatch, ctr
     # the parameters whose log-likelihood was recorded last (it used to store the new ones,
     # 0.08 nats per row away from loglik_[-1]), and the quasi-Newton method must not start.
     Xm = hidden_20_percent(load_diabetes)
-    ctrl_c_on_call(lgm.em, "expected_moments", 6)
+    ctrl_c_on_call(lgm.missing, "expected_moments", 6)
     hand_over = spy_on_the_hand_over(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -574,7 +575,7 @@ def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypa
     # (simulated on the 10th redraw) used to keep that iteration's point without its
     # log-likelihood in loglik_.
     Xm = hidden_20_percent(load_diabetes)
-    redraws, tqdm = [], lgm.quasi_newton.tqdm
+    redraws, tqdm = [], lgm.completion.tqdm
 
     class Bar:
         def __init__(self, *args, **kwargs):
@@ -591,7 +592,7 @@ def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypa
         def close(self):
             self.bar.close()
 
-    monkeypatch.setattr(lgm.quasi_newton, "tqdm", Bar)
+    monkeypatch.setattr(lgm.completion, "tqdm", Bar)  # the bars of the loop and of L-BFGS-B
     with pytest.warns(UserWarning, match="Interrupted after"):
         model = LGM(3, missing="em", solver="profile", progress=True).fit(Xm)
     assert model.n_iter_ == 10

@@ -145,8 +145,10 @@ def test_fit_leaves_torchs_threads_alone(digits, monkeypatch):
     def refuse(n):
         raise AssertionError("a library call changed torch's global thread count")
 
+    before = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", refuse)
     fit(small(), digits, epochs=1, progress=False)
+    assert torch.get_num_threads() == before
 
 
 def test_data_are_checked_once_per_call_not_per_minibatch(digits, monkeypatch):
