@@ -24,6 +24,7 @@ def small(seed=0, **kwargs):
     return NLGM(64, 2, hidden=(32,), noise="diagonal", seed=seed, **kwargs)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 @pytest.mark.parametrize("scheme", ["joint", "alternating"])
 def test_both_schemes_raise_the_elbo(digits, scheme):
     model = small()
