@@ -36,6 +36,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -461,8 +462,8 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
     check_option(scheme, "scheme", ("joint", "alternating"))
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False; got {progress!r}.")
-    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) \
-            or kl_warmup < 0:
+    if (isinstance(kl_warmup, bool) or not isinstance(kl_warmup, Integral)
+            or kl_warmup < 0):
         raise ValueError(
             f"kl_warmup must be a non-negative integer (epochs); got"
             f" {kl_warmup!r}."
@@ -478,7 +479,7 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
         checkpoint=checkpoints.checkpoint_path(checkpoint),
         device=resolve_device(device, model),
         beta=check_positive(beta, "beta", allow_zero=True),
-        kl_warmup=kl_warmup,
+        kl_warmup=int(kl_warmup),
         free_bits=check_positive(free_bits, "free_bits", allow_zero=True),
     )
 
