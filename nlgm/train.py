@@ -336,7 +336,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     x_val = x_all[val_idx]
     setup = {"shape": list(x_all.shape), "scheme": scheme,
              "val_fraction": s.val_fraction, "seed": seed}
-    saved = (checkpoints.read(s.checkpoint, model, setup)
+    saved = (checkpoints.read(s.checkpoint, model, setup, History)
              if s.checkpoint is not None and s.checkpoint.exists() else None)
 
     if saved is None and initialise:
@@ -549,4 +549,4 @@ def _resume(saved, model, trainer, rng):
         trainer.optimisers[name].load_state_dict(state)
     rng.set_state(saved["rng"])
     best = {k: v.to(rng.device) for k, v in saved["best_state"].items()}
-    return History(**saved["history"]), best
+    return saved["history"], best
