@@ -315,25 +315,30 @@ class _MixtureEM:
         self.weights, self.means, self.A, self.D = weights, means, A, D
         self.noise, self.floor = noise, floor
         self.collapsed = set()
-        self._set_log_joint(X)
-
-    def _set_log_joint(self, X):
-        self.log_joint = mfa_log_joint(X, self.weights, self.means, self.A,
-                                       self.D)
+        self.log_joint = mfa_log_joint(X, weights, means, A, D)
         self.loglik = float(np.mean(logsumexp(self.log_joint, axis=1)))
 
     def complete(self, X, rng):
-        """Responsibilities (N, J), E[z | x, j] (N, J, K), Cov (J, K, K)."""
+        """Responsibilities (N, J), E[z | x, j] (N, J, K), Cov (J, K, K).
+
+        Implements eq-mfa-responsibilities and eq-mfa-posterior under the
+        current (old) parameters; ``rng`` is unused.
+        """
         R = np.exp(self.log_joint
                    - logsumexp(self.log_joint, axis=1, keepdims=True))
         return (R,) + mfa_posterior(X, self.means, self.A, self.D)
 
     def reestimate(self, X, completion):
+        """The M-step (eq-mfa-mstep), then the log-joint at the new parameters.
+
+        The new parameters are stored only with their log-joint, so an
+        interruption (Ctrl-C) inside it leaves the old ones, whose
+        log-likelihood the loop recorded last.
+        """
         R, Z, Sigma = completion
         K = self.A.shape[2]
         Nj = R.sum(axis=0)
         live = Nj >= K + 1
-        self.collapsed |= set(np.flatnonzero(~live).tolist())
         weights, means, A, D = (v.copy() for v in
                                 (Nj / len(X), self.means, self.A, self.D))
         if live.any():
@@ -344,8 +349,11 @@ class _MixtureEM:
                 D_live = np.repeat(D_live.mean(axis=1, keepdims=True),
                                    D.shape[1], axis=1)
             D[live] = np.maximum(D_live, self.floor)
+        log_joint = mfa_log_joint(X, weights, means, A, D)
         self.weights, self.means, self.A, self.D = weights, means, A, D
-        self._set_log_joint(X)
+        self.log_joint = log_joint
+        self.loglik = float(np.mean(logsumexp(log_joint, axis=1)))
+        self.collapsed |= set(np.flatnonzero(~live).tolist())
 
 
 class MixtureFA(TransformerMixin, DensityMixin, BaseEstimator):
@@ -500,7 +508,8 @@ class MixtureFA(TransformerMixin, DensityMixin, BaseEstimator):
                 " d >= 2 (K factors and noise, with 1 <= K <= d - 1)."
             )
         J, K = self._check_params(N, d)
-        variances = np.var(X, axis=0)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused below
+            variances = np.var(X, axis=0)
         check_variance_scale(np.max(variances), X)
         floor = self.noise_floor * variances.mean()
         if floor <= 0:
