@@ -110,14 +110,15 @@ class _ARDState:
         self._switch_off()
 
     def _switch_off(self):
-        keep = np.sum(self.A**2, axis=0) > self.off * self.sigma2
-        if not keep.any():
+        off = np.sum(self.A**2, axis=0) <= self.off * self.sigma2
+        if np.any(self.A[:, off]):
+            self.since_off = 0
+        if off.all():
             # an isotropic Gaussian: one zero column (alpha = inf) stays, so
             # that A keeps a shape (d, 1)
-            keep[0], self.A[:, 0] = True, 0.0
-        if not keep.all():
-            self.active, self.A = self.active[keep], self.A[:, keep]
-            self.since_off = 0
+            self.active, self.A = self.active[:1], np.zeros_like(self.A[:, :1])
+        else:
+            self.active, self.A = self.active[~off], self.A[:, ~off]
         self.alpha = ard_update(self.A)
 
     def complete(self, S, rng):
