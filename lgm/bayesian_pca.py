@@ -75,7 +75,7 @@ def ard_update(A):
 
     Implements eq-bpca-alpha. A zero column gets alpha_k = inf.
     """
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         return A.shape[0] / np.sum(A**2, axis=0)
 
 
