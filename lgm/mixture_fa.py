@@ -42,37 +42,27 @@ from lgm.linear_gaussian import log_likelihood, m_step, posterior_map
 from lgm.ppca import ppca_ml
 
 
-def check_mixture_params(weights, means, A, D, n_features=None):
-    """Return the mixture's parameters as float arrays, or raise a clear error.
+def check_components(means, A, D, n_features=None):
+    """Return the components' parameters as float arrays, or raise a clear error.
 
     Parameters
     ----------
-    weights : array_like, shape (J,)
-        Mixing proportions pi_j, non-negative, summing to 1.
     means : array_like, shape (J, d)
     A : array_like, shape (J, d, K)
     D : array_like, shape (J, d), positive
     n_features : int, optional
-        The d that is required.
+        The d that is required (the width of the data).
 
     Returns
     -------
-    weights, means, A, D : ndarray
+    means, A, D : ndarray
     """
-    weights = as_real_array(weights, "weights")
     means = as_real_array(means, "means")
     A = as_real_array(A, "A")
     D = as_real_array(D, "D")
-    if weights.ndim != 1 or weights.size == 0:
-        raise ValueError(
-            f"weights must have shape (J,); got shape {weights.shape}."
-        )
-    J = weights.size
-    if means.ndim != 2 or means.shape[0] != J:
-        raise ValueError(
-            f"means must have shape (J, d) with J={J}; got {means.shape}."
-        )
-    d = means.shape[1]
+    if means.ndim != 2 or means.shape[0] == 0:
+        raise ValueError(f"means must have shape (J, d); got {means.shape}.")
+    J, d = means.shape
     if A.ndim != 3 or A.shape[:2] != (J, d) or not 1 <= A.shape[2] <= d:
         raise ValueError(
             f"A must have shape (J, d, K) = ({J}, {d}, K) with 1 <= K <= d;"
@@ -85,15 +75,33 @@ def check_mixture_params(weights, means, A, D, n_features=None):
             f"The parameters have d={d} features but the data have"
             f" {n_features}."
         )
-    if not all(np.all(np.isfinite(v)) for v in (weights, means, A, D)):
-        raise ValueError("weights, means, A and D must be finite.")
-    if np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-8:
-        raise ValueError(
-            f"weights must be non-negative and sum to 1; got sum"
-            f" {weights.sum():.10g}."
-        )
+    if not all(np.all(np.isfinite(v)) for v in (means, A, D)):
+        raise ValueError("means, A and D must be finite.")
     if np.any(D <= 0):
         raise ValueError("D must hold strictly positive noise variances.")
+    return means, A, D
+
+
+def check_mixture_params(weights, means, A, D, n_features=None):
+    """:func:`check_components`, and weights (J,) non-negative summing to 1.
+
+    Returns
+    -------
+    weights, means, A, D : ndarray
+    """
+    means, A, D = check_components(means, A, D, n_features)
+    weights = as_real_array(weights, "weights")
+    if weights.shape != (len(means),):
+        raise ValueError(
+            f"weights must have shape ({len(means)},), one per component;"
+            f" got {weights.shape}."
+        )
+    if (not np.all(np.isfinite(weights)) or np.any(weights < 0)
+            or abs(weights.sum() - 1.0) > 1e-8):
+        raise ValueError(
+            "weights must be finite, non-negative and sum to 1; got sum"
+            f" {weights.sum():.10g}."
+        )
     return weights, means, A, D
 
 
@@ -183,11 +191,8 @@ def mfa_posterior(X, means, A, D):
         Cov[z | x_n, j], the same for every n.
     """
     X = check_data(X)
-    J = len(means)
-    _, means, A, D = check_mixture_params(
-        np.full(J, 1.0 / J), means, A, D, n_features=X.shape[1]
-    )
-    maps = [posterior_map(A[j], D[j]) for j in range(J)]
+    means, A, D = check_components(means, A, D, n_features=X.shape[1])
+    maps = [posterior_map(A[j], D[j]) for j in range(len(means))]
     Z = np.stack([(X - means[j]) @ beta.T for j, (beta, _) in enumerate(maps)],
                  axis=1)
     return Z, np.stack([Sigma for _, Sigma in maps])

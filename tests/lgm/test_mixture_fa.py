@@ -365,3 +365,20 @@ def test_a_failed_fit_changes_nothing(small):
     for k in before:
         np.testing.assert_array_equal(before[k], after[k])
     assert model.score(small) == score
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(weights=np.array([0.5, 0.6, -0.1])), "weights must be finite, non-negative and sum to 1"),
+    (dict(weights=np.ones(2) / 2), r"weights must have shape \(3,\)"),
+    (dict(D=np.zeros((3, 6))), "D must hold strictly positive"),
+    (dict(A=np.ones((3, 6))), r"A must have shape \(J, d, K\)"),
+    (dict(means=np.full((3, 6), np.nan)), "means, A and D must be finite"),
+])
+def test_the_functions_name_bad_parameters(change, match):
+    params = dict(zip(("weights", "means", "A", "D"),
+                      random_mixture(np.random.default_rng(7))))
+    params.update(change)
+    with pytest.raises(ValueError, match=match):
+        mfa_log_likelihood(np.zeros((2, 6)), **params)
+    with pytest.raises(ValueError, match="The parameters have d=6 features but the data have 5"):
+        mfa_posterior(np.zeros((2, 5)), *random_mixture(np.random.default_rng(7))[1:])
