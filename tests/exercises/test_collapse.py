@@ -90,12 +90,15 @@ def test_rate_distortion_rate_zero_at_the_prior(student):
 
 
 def _au_case(rng, N=300, K=8):
-    """Encoder outputs of K units: some collapsed (mean near 0, variance near 1), some active (means that vary,
-    small variances); every activity at least a factor 3 from 0.01 either way."""
+    """Encoder outputs of K units, every activity at least a factor 3 from 0.01 either way. The inactive
+    units alternate between collapsed ones (q = the prior: mean near 0, variance near 1) and idle confident
+    ones (a mean that does not move with x, a small variance); the active ones have small variances or
+    variances near 1 at random."""
     active = rng.permutation(np.arange(K) < K // 2)
+    confident = np.where(active, rng.random(K) < 0.5, np.cumsum(~active) % 2 == 0)
     spread = np.where(active, rng.uniform(0.2, 2.0, K), rng.uniform(0.0, 0.05, K))
-    mu = rng.normal(size=(N, K)) * spread + rng.normal(scale=0.5, size=K) * active
-    logvar = np.where(active, rng.uniform(-4.0, -1.0, (N, K)), rng.normal(scale=0.05, size=(N, K)))
+    mu = rng.normal(size=(N, K)) * spread + rng.normal(scale=0.5, size=K) * (active | confident)
+    logvar = np.where(confident, rng.uniform(-4.0, -1.0, (N, K)), rng.normal(scale=0.05, size=(N, K)))
     return mu, logvar
 
 
