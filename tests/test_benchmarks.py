@@ -27,13 +27,8 @@ def test_every_script_has_tiny_arguments():
     assert sorted(TINY) == sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
 
 
-#: Scripts that train torch networks: tens of seconds even on tiny sizes (torch's import alone takes
-#: seconds), so they run with the slow tests.
-SLOW = {"nlgm_fit_vs_loop.py", "vae_vs_lgm.py"}
-
-
-@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s
-                                    for s in sorted(TINY)])
+@pytest.mark.slow  # a fresh interpreter that imports scikit-learn, dask or torch: 5-25 s each
+@pytest.mark.parametrize("script", sorted(TINY))
 def test_benchmark_runs_on_tiny_sizes(script):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *TINY[script]],

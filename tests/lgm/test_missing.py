@@ -163,6 +163,7 @@ def test_em_never_decreases_the_observed_data_likelihood(seed):
     assert history[-1] > history[0]  # and it moved
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_em_optimum_equals_a_generic_optimiser():
     # A small problem: d = 4, K = 1, 30% missing. L-BFGS on (A, log psi, mean) with numerical
     # gradients of the observed-data likelihood must find the point EM converges to.
@@ -372,6 +373,7 @@ def test_the_gradient_names_bad_parameters():
         observed_log_likelihood_gradient(Xm, A, -D, mean)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_the_gradient_vanishes_where_em_converges():
     # EM's fixed point is a stationary point of the observed-data likelihood: the small
     # problem of test_em_optimum_equals_a_generic_optimiser, EM run to a gain < 1e-11.
@@ -385,6 +387,7 @@ def test_the_gradient_vanishes_where_em_converges():
     assert max(np.abs(grad_A).max(), np.abs(grad_mean).max(), np.abs(grad_log_D).max()) < 1e-8
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_the_quasi_newton_solver_reaches_ems_maximum():
     # A regular problem (no Heywood case): L-BFGS-B on the observed-data likelihood from the
     # start (solver="profile") and plain EM run long find the same maximum.
@@ -425,6 +428,7 @@ def spy_on_the_hand_over(monkeypatch):
     return calls
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_em_hands_over_to_quasi_newton_on_diabetes(monkeypatch):
     # Diabetes, K = 3, 20% missing: EM alone crawls to a Heywood case (two noise variances
     # heading for zero) and has not converged after 1000 iterations.
@@ -599,6 +603,7 @@ def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypa
     assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 @pytest.mark.parametrize("solver", ["auto", "profile"])
 def test_a_large_offset_changes_nothing(solver):
     # The likelihood is invariant to shifting the data (the mean follows). EM's moments and
