@@ -71,11 +71,18 @@ def test_distortion_matches_the_closed_form_of_a_linear_decoder():
     assert se < 0.05 * abs(expected)
 
 
-def test_rate_and_distortion_add_up_to_the_elbo():
-    model, X = _linear(3), _data(3)
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_rate_and_distortion_add_up_to_the_elbo(likelihood):
+    X = _data(3)
+    if likelihood == "gaussian":
+        model = _linear(3)
+    else:  # binary data; a Bernoulli log-probability is <= 0, so the distortion is >= 0
+        X = (X > 0).astype(float)
+        model = nlgm.NLGM(6, 3, hidden=(8,), likelihood="bernoulli", seed=3).double()
     rate, distortion = nlgm.rate_distortion(model, X, n_samples=1, generator=torch.Generator().manual_seed(5))
     elbo = model.elbo(X, n_samples=1, generator=torch.Generator().manual_seed(5))
     assert -(rate + distortion) == pytest.approx(elbo, rel=1e-10)
+    assert rate >= 0 and (distortion >= 0 or likelihood == "gaussian")
 
 
 def test_unit_activity_is_the_variance_of_the_affine_encoder_means():
