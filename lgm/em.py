@@ -698,7 +698,8 @@ class LGM(LinearGaussianEstimator):
                     " noise_floor."
                 )
             A, D = state.A, state.D
-            mean = getattr(state, "mean", mean)
+            if problem.data is not None:  # re-estimated with A and D
+                mean = state.mean
             converged = converged or reason == "interrupted" or (
                 reason == "stop" and done(history))
         budget = self.max_iter - len(history)
@@ -720,8 +721,8 @@ class LGM(LinearGaussianEstimator):
                     on_iteration=history.append, progress=self.progress,
                 )
                 mean = solution.mean
-            A, D, converged = orient_columns(solution.A), solution.D, \
-                solution.converged
+            A, D = orient_columns(solution.A), solution.D
+            converged = solution.converged
             # already at the maximum (loglik is NaN if Ctrl-C came first)
             if len(history) == n_before and not np.isnan(solution.loglik):
                 history.append(solution.loglik)

@@ -36,6 +36,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -335,7 +336,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     x_val = x_all[val_idx]
     setup = {"shape": list(x_all.shape), "scheme": scheme,
              "val_fraction": s.val_fraction, "seed": seed}
-    saved = (checkpoints.read(s.checkpoint, model, setup)
+    saved = (checkpoints.read(s.checkpoint, model, setup, History)
              if s.checkpoint is not None and s.checkpoint.exists() else None)
 
     if saved is None and initialise:
@@ -461,8 +462,8 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
     check_option(scheme, "scheme", ("joint", "alternating"))
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False; got {progress!r}.")
-    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) \
-            or kl_warmup < 0:
+    if (isinstance(kl_warmup, bool) or not isinstance(kl_warmup, Integral)
+            or kl_warmup < 0):
         raise ValueError(
             f"kl_warmup must be a non-negative integer (epochs); got"
             f" {kl_warmup!r}."
@@ -478,7 +479,7 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
         checkpoint=checkpoints.checkpoint_path(checkpoint),
         device=resolve_device(device, model),
         beta=check_positive(beta, "beta", allow_zero=True),
-        kl_warmup=kl_warmup,
+        kl_warmup=int(kl_warmup),
         free_bits=check_positive(free_bits, "free_bits", allow_zero=True),
     )
 
@@ -548,4 +549,4 @@ def _resume(saved, model, trainer, rng):
         trainer.optimisers[name].load_state_dict(state)
     rng.set_state(saved["rng"])
     best = {k: v.to(rng.device) for k, v in saved["best_state"].items()}
-    return History(**saved["history"]), best
+    return saved["history"], best
