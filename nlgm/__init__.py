@@ -13,6 +13,13 @@ from nlgm.elbo import (
     reparameterise,
     weighted_kl,
 )
+from nlgm.diagnostics import (
+    active_units,
+    rate_decomposition,
+    rate_distortion,
+    unit_activity,
+    unit_rates,
+)
 from nlgm.model import NLGM
 from nlgm.train import ELBOAscent, History, fit
 
@@ -21,6 +28,11 @@ __all__ = [
     "ELBOAscent",
     "History",
     "fit",
+    "active_units",
+    "rate_decomposition",
+    "rate_distortion",
+    "unit_activity",
+    "unit_rates",
     "bernoulli_log_likelihood",
     "gaussian_log_likelihood",
     "importance_log_weights",
