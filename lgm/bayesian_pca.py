@@ -17,7 +17,7 @@ covariance S, O(d^2 K) per iteration.
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import (
+from lgm.checks import (
     check_data,
     check_positive,
     check_positive_int,

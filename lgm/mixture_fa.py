@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
 
-from lgm._checks import (
+from lgm.checks import (
     as_real_array,
     check_array_size,
     check_data,
@@ -524,12 +524,12 @@ class MixtureFA(TransformerMixin, DensityMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         state = _MixtureEM(X, *self._start(X, J, K, rng, floor),
                            noise=self.noise, floor=floor)
-        history, stopped = run(
+        history, reason = run(
             state, lambda: [X], n_iter=self.max_iter, rng=rng,
             score=lambda: state.loglik, stop=aitken_converged(self.tol),
             progress=self.progress, desc="EM (mixture of factor analysers)",
         )
-        if not np.all(np.isfinite(history)):
+        if reason == "diverged":
             raise ValueError(
                 "EM diverged (non-finite log-likelihood); try a larger"
                 " noise_floor."
@@ -542,7 +542,7 @@ class MixtureFA(TransformerMixin, DensityMixin, BaseEstimator):
                 " n_components.",
                 UserWarning, stacklevel=2,
             )
-        if not stopped and len(history) == self.max_iter:
+        if reason == "n_iter":
             from sklearn.exceptions import ConvergenceWarning
 
             warnings.warn(
