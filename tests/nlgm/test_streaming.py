@@ -1,0 +1,207 @@
+"""nlgm.data: streamed rows (memmap, Dataset, DataLoader) read in the in-memory path's batches,
+with one clear error for each kind of bad input."""
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from nlgm.data import GlobalBatchSampler, is_streamed, stream
+from nlgm.train import minibatches
+
+
+class RowsOf(Dataset):
+    """A map-style Dataset of (row, label) pairs, each row shaped like an image (1, 2, d/2)."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def __len__(self):
+        return len(self.X)
+
+    def __getitem__(self, i):
+        return torch.as_tensor(self.X[i]).reshape(1, 2, -1), i % 10
+
+
+class Stream(IterableDataset):
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32)
+
+
+@pytest.fixture
+def memmap(tmp_path, X):
+    np.save(tmp_path / "X.npy", X)
+    return np.load(tmp_path / "X.npy", mmap_mode="r")
+
+
+def in_memory_batches(x, indices, batch_size, seed, epochs=2):
+    rng = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(x)[torch.as_tensor(indices)]
+    return [b for _ in range(epochs) for b in minibatches(x, batch_size, rng)], rng
+
+
+def streamed_batches(source, indices, batch_size, seed, epochs=2, **kwargs):
+    rng = torch.Generator().manual_seed(seed)
+    return [x for _ in range(epochs)
+            for x, _ in source.batches(indices, batch_size, generator=rng, **kwargs)], rng
+
+
+def assert_same_batches(got, expected):
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make", ["memmap", "dataset", "loader", "workers"])
+def test_same_batches_in_the_same_order_as_in_memory(X, memmap, make):
+    indices = np.sort(np.random.default_rng(1).permutation(50)[:43])  # training rows
+    source = {"memmap": lambda: stream(memmap, data_dim=6),
+              "dataset": lambda: stream(RowsOf(X), data_dim=6),
+              "loader": lambda: stream(DataLoader(RowsOf(X), batch_size=8), data_dim=6),
+              "workers": lambda: stream(memmap, data_dim=6, num_workers=2)}[make]()
+    expected, rng_in_memory = in_memory_batches(X, indices, 8, seed=3)
+    got, rng_streamed = streamed_batches(source, indices, 8, seed=3)
+    assert_same_batches(got, expected)
+    # the generator is left in the same state: the samples drawn next are the same too
+    assert torch.equal(rng_in_memory.get_state(), rng_streamed.get_state())
+
+
+def test_processes_share_each_global_batch_and_see_every_row_once(X, memmap):
+    source, world, indices = stream(memmap, data_dim=6), 3, np.arange(3, 50)
+    shares = [streamed_batches(source, indices, 8, seed=5, epochs=1, rank=r, world_size=world)[0]
+              for r in range(world)]
+    single, _ = streamed_batches(source, indices, 8, seed=5, epochs=1)
+    assert {len(s) for s in shares} == {len(single)}  # the same number of steps everywhere
+    for step, batch in enumerate(single):
+        rebuilt = torch.empty_like(batch)
+        for r in range(world):
+            rebuilt[r::world] = shares[r][step]
+        assert torch.equal(rebuilt, batch)
+    seen = torch.cat([b for share in shares for b in share])
+    expected = torch.as_tensor(X[3:])
+    assert torch.equal(seen[seen[:, 0].argsort()], expected[expected[:, 0].argsort()])
+
+
+def test_sampler_global_sizes_and_the_last_small_batch():
+    sampler = GlobalBatchSampler(np.arange(10), 4, rank=1, world_size=3)
+    assert sampler.global_sizes() == [4, 4, 2] and len(sampler) == 3
+    assert list(sampler) == [[1], [5], [9]]  # rank 1 of 3: batches [0..3], [4..7], [8, 9]
+    assert list(GlobalBatchSampler(np.arange(10), 4, rank=2, world_size=3))[-1] == []
+    assert GlobalBatchSampler(np.arange(10), 4, drop_last=True).global_sizes() == [4, 4]
+
+
+def test_iterable_dataset_in_its_own_order_shared_by_processes(X):
+    source = stream(Stream(list(X)), data_dim=6)
+    assert source.n_rows is None and not source.indexable
+    batches = [(x, m) for x, m in source.batches(None, 16)]
+    assert [m for _, m in batches] == [16, 16, 16, 2]
+    assert torch.equal(torch.cat([x for x, _ in batches]), torch.as_tensor(X))
+    share = torch.cat([x for x, _ in source.batches(None, 16, rank=1, world_size=2)])
+    assert torch.equal(share, torch.as_tensor(np.concatenate([X[i:i + 16][1::2]
+                                                              for i in range(0, 50, 16)])))
+
+
+def test_moments_match_numpy(X, memmap):
+    for source in (stream(memmap, data_dim=6), stream(Stream(list(X)), data_dim=6)):
+        n, mean, var = source.moments(None)
+        assert n == 50
+        np.testing.assert_allclose(mean, X.astype(float).mean(0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(var, X.astype(float).var(0), rtol=1e-12)
+    n, mean, _ = stream(memmap, data_dim=6).moments(np.arange(0, 50, 7))
+    assert n == 8
+    np.testing.assert_allclose(mean, X[::7].astype(float).mean(0), rtol=1e-12, atol=1e-12)
+
+
+def test_large_offset_moments_do_not_cancel(tmp_path):
+    X = 1e6 + np.random.default_rng(0).standard_normal((10000, 2))
+    np.save(tmp_path / "big.npy", X)
+    n, mean, var = stream(np.load(tmp_path / "big.npy", mmap_mode="r"), data_dim=2).moments()
+    seen = X.astype(np.float32).astype(float)  # the rows as the float32 model sees them
+    np.testing.assert_allclose(var, seen.var(0), rtol=1e-9)
+
+
+def test_is_streamed(X, memmap):
+    assert is_streamed(memmap) and is_streamed(RowsOf(X)) and is_streamed(DataLoader(RowsOf(X)))
+    assert not is_streamed(X) and not is_streamed(torch.as_tensor(X))
+
+
+# --------------------------------------------------------------------------- bad input
+def first_batch(source, **kwargs):
+    return next(iter(source.batches(np.arange(source.n_rows or 0) if source.indexable else None,
+                                    8, generator=torch.Generator().manual_seed(0), **kwargs)))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dataset_of_the_wrong_width(X, workers):
+    with pytest.raises(ValueError, match=r"X \(a Dataset\) yielded rows of 6 values; the model has "
+                                         "data_dim=5"):
+        first_batch(stream(RowsOf(X), data_dim=5, num_workers=workers))
+
+
+def test_dataset_of_rows_of_different_widths():
+    rows = [np.zeros(4)] * 5 + [np.zeros(3)] * 5
+    with pytest.raises(ValueError, match=r"yielded rows of \[3, 4\] values"):
+        for _ in stream(Stream(rows), data_dim=4).batches(None, 8):
+            pass
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_values(X, tmp_path, bad):
+    X = X.copy()
+    X[17, 2] = bad
+    np.save(tmp_path / "bad.npy", X)
+    for source in (stream(np.load(tmp_path / "bad.npy", mmap_mode="r"), data_dim=6),
+                   stream(RowsOf(X), data_dim=6), stream(Stream(list(X)), data_dim=6)):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            for _ in source.batches(None, 8):
+                pass
+
+
+def test_values_too_large_for_float32(X):
+    X = X.astype(np.float64)
+    X[3, 0] = 1e300
+    with pytest.raises(ValueError, match="too large for float32"):
+        for _ in stream(RowsOf(X), data_dim=6).batches(None, 8):
+            pass
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8, np.complex64, np.bool_])
+def test_memmap_of_the_wrong_dtype(tmp_path, dtype):
+    np.save(tmp_path / "X.npy", np.ones((5, 3), dtype=dtype))
+    with pytest.raises(TypeError, match=f"memmap of dtype {np.dtype(dtype)}; expected floating"):
+        stream(np.load(tmp_path / "X.npy", mmap_mode="r"), data_dim=3)
+
+
+def test_memmap_of_the_wrong_shape(tmp_path):
+    np.save(tmp_path / "X.npy", np.ones((5, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"shape \(5, 3\); expected \(N, 4\)"):
+        stream(np.load(tmp_path / "X.npy", mmap_mode="r"), data_dim=4)
+
+
+def test_drop_last_that_leaves_no_batch(X):
+    source = stream(DataLoader(RowsOf(X), batch_size=64, drop_last=True), data_dim=6)
+    with pytest.raises(ValueError, match="drop_last=True and batch_size=64, but only 50 rows"):
+        first_batch(source)
+    # read in order (moments, validation) every row counts
+    assert source.moments()[0] == 50
+
+
+def test_loader_batch_size_and_drop_last_are_kept(X):
+    source = stream(DataLoader(RowsOf(X), batch_size=16, drop_last=True), data_dim=6)
+    sizes = [len(x) for x, _ in source.batches(np.arange(50), 8,
+                                               generator=torch.Generator().manual_seed(0))]
+    assert sizes == [16, 16, 16]
+
+
+def test_not_a_data_source():
+    with pytest.raises(TypeError, match="got dict"):
+        stream({}, data_dim=3)
+    with pytest.raises(ValueError, match="num_workers"):
+        stream(RowsOf(np.zeros((4, 3))), data_dim=3, num_workers=-1)
