@@ -11,14 +11,16 @@ encoder. Whatever the model, the loop is the same, and it is written only here
         # fit the model to the completed data
         model.reestimate(batch, completion)
 
-A model is any object with those two methods. ``lgm.LGM`` uses the loop for EM
-with expected or sampled completion (one batch: the whole data set), through
-:func:`run`; ``nlgm.fit`` runs :func:`complete_then_reestimate` once per epoch
-for the VAE (many minibatches, one gradient step each), in a loop of its own
-that adds a learning-rate schedule and early stopping.
+A model is any object with those two methods. :func:`run` repeats the sweep
+and owns everything around it (the score after each sweep, its history, the
+stop rules, the progress bar, Ctrl-C); it is the outer loop of every EM of
+``lgm.LGM`` (expected, sampled, with missing entries: one batch, the whole
+data set) and of ``nlgm.fit`` for the VAE (one sweep per epoch over shuffled
+minibatches, one gradient step each).
 """
 import math
 import warnings
+from typing import NamedTuple
 
 from tqdm import TqdmWarning
 
@@ -104,9 +106,43 @@ def aitken_converged(tol):
     return stop
 
 
-def run(model, batches, *, n_iter, score, rng, stop=None, progress=False,
-        desc=None, on_iteration=None):
-    """Repeat the loop until ``stop`` says so or ``n_iter`` sweeps are done.
+#: Why :func:`run` stopped: a stop rule said so (converged, or EM crawls),
+#: ``patience`` sweeps passed without a new best score, ``n_iter`` sweeps
+#: were done, the user pressed Ctrl-C, or a score was not finite.
+REASONS = ("stop", "patience", "n_iter", "interrupted", "diverged")
+
+
+class Run(NamedTuple):
+    """What :func:`run` returns: the scores and why it stopped.
+
+    A named pair, so ``history, reason = run(...)`` unpacks it.
+    """
+
+    history: list
+    reason: str
+
+
+def sweeps_since_best(history):
+    """How many sweeps ago the best score was (0: the last one is the best).
+
+    The first of equal best scores counts, so a score that only equals the
+    best is no improvement.
+    """
+    best = max(range(len(history)), key=lambda i: (history[i], -i))
+    return len(history) - 1 - best
+
+
+def run(model, batches, *, n_iter, score, rng, stop=None, patience=None,
+        history=None, progress=False, desc=None, unit="sweeps",
+        on_iteration=None, kept=None):
+    """Repeat the loop until a stop rule says so or ``n_iter`` sweeps are done.
+
+    The one outer loop of the book, for EM of every kind and for training
+    the VAE (``nlgm.fit``, one sweep per epoch):
+
+        until a stop rule fires:
+            complete_then_reestimate(model, batches(), rng)
+            history.append(score())
 
     Parameters
     ----------
@@ -114,51 +150,75 @@ def run(model, batches, *, n_iter, score, rng, stop=None, progress=False,
         See :func:`complete_then_reestimate`.
     batches : callable
         ``batches()`` returns the iterable of batches for one sweep (for EM,
-        one batch: the data, or their sufficient statistics).
+        one batch: the data, or their sufficient statistics; for the VAE,
+        the shuffled minibatches of an epoch).
     n_iter : int
-        The most sweeps (EM iterations).
+        The most sweeps in all, counting those of ``history``.
     score : callable
         ``score()`` returns the number to record after a sweep (the mean
-        log-likelihood per sample for the LGM).
+        log-likelihood per sample for the LGM, an ELBO for the VAE).
     rng : numpy.random.Generator or torch.Generator
     stop : callable, optional
-        ``stop(history) -> bool``, e.g. :func:`converged`.
+        ``stop(history) -> bool``, e.g. :func:`aitken_converged`.
+    patience : int, optional
+        Stop when the best score is ``patience`` sweeps old
+        (:func:`sweeps_since_best`); None: never for that.
+    history : list of float, optional
+        The scores of earlier sweeps, when a run resumes: ``run`` appends to
+        this list, and the stop rules see it all.
     progress : bool
         Show a tqdm progress bar.
     desc : str, optional
         The progress bar's label.
+    unit : str
+        What a sweep is called in the message of an interruption.
     on_iteration : callable, optional
-        ``on_iteration(history)`` after each sweep (e.g. to record a
-        parameter's path).
+        ``on_iteration(history)`` after each sweep with a finite score (e.g.
+        to record a parameter's path, or write a checkpoint).
+    kept : callable, optional
+        ``kept(history) -> str``, what the model keeps after an
+        interruption, for its warning.
 
     Returns
     -------
-    history : list of float
-        The scores. If the user interrupts (Ctrl-C, the notebook's stop
-        button), the loop warns and returns what it has: the model keeps the
-        parameters of its last finished ``reestimate``.
-    stopped : bool
-        Whether ``stop`` ended the loop (rather than ``n_iter``).
+    Run
+        ``history``, the list of scores, and ``reason``, one of
+        :data:`REASONS`. If the user interrupts (Ctrl-C, the notebook's stop
+        button), the loop warns and returns what it has (reason
+        ``"interrupted"``); the model keeps the parameters of its last
+        finished ``reestimate``. A score that is not finite ends the loop
+        (reason ``"diverged"``) before ``on_iteration`` sees it.
     """
-    history = []
-    bar = tqdm(range(n_iter), desc=desc, disable=not progress, leave=False)
-    stopped = False
+    history = [] if history is None else history
+
+    def reason():
+        if history and not math.isfinite(history[-1]):
+            return "diverged"
+        if history and stop is not None and stop(history):
+            return "stop"
+        if (history and patience is not None
+                and sweeps_since_best(history) >= patience):
+            return "patience"
+        if len(history) >= n_iter:
+            return "n_iter"
+        return None
+
+    bar = tqdm(total=n_iter, initial=len(history), desc=desc,
+               disable=not progress, leave=False)
     try:
-        for _ in bar:
+        while (why := reason()) is None:
             complete_then_reestimate(model, batches(), rng)
             history.append(float(score()))
+            bar.update()
             bar.set_postfix(score=f"{history[-1]:.4f}")
-            if on_iteration is not None:
+            if on_iteration is not None and math.isfinite(history[-1]):
                 on_iteration(history)
-            if stop is not None and stop(history):
-                stopped = True
-                break
     except KeyboardInterrupt:
-        warnings.warn(
-            f"Interrupted after {len(history)} sweeps; the model keeps the"
-            " parameters it had then.",
-            stacklevel=2,
-        )
+        why = "interrupted"
+        what = (kept(history) if kept is not None
+                else "the model keeps the parameters it had then.")
+        warnings.warn(f"Interrupted after {len(history)} {unit}; {what}",
+                      stacklevel=2)
     finally:
         bar.close()
-    return history, stopped
+    return Run(history, why)

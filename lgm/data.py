@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lgm._checks import check_n_components, check_option, check_positive, check_positive_int, check_random_state
+from lgm.checks import check_n_components, check_option, check_positive, check_positive_int, check_random_state
 
 #: Fraction of the 1797 digits held out as the test set by :func:`load_digits`.
 DIGITS_TEST_FRACTION = 0.25

@@ -20,11 +20,14 @@ quasi-Newton method takes over (:mod:`lgm.quasi_newton`). :class:`LGM` is the
 scikit-learn estimator.
 """
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import (
+from lgm import completion, linear_gaussian, profile_likelihood
+from lgm import missing as missing_entries
+from lgm.checks import (
     as_real_array,
     check_data,
     check_fitted,
@@ -39,13 +42,11 @@ from lgm.completion import (
     aitken_converged,
     complete_then_reestimate,
     remaining_gain,
-    run,
 )
 from lgm.estimator import LinearGaussianEstimator
 from lgm.linear_gaussian import (
     check_params,
     m_step,
-    mean_log_likelihood,
     posterior_map,
 )
 from lgm.missing import (
@@ -53,13 +54,11 @@ from lgm.missing import (
     expected_moments,
     impute,
     m_step_with_mean,
-    maximise_observed_likelihood,
     observed_log_likelihood,
     observed_posterior,
 )
 from lgm.pca import orient_columns
 from lgm.ppca import ppca_ml
-from lgm.profile_likelihood import maximise_profile
 from lgm.sufficient_statistics import (
     check_dask_array,
     dask_statistics,
@@ -92,7 +91,7 @@ def sample_covariance(X, mean):
     N, d = X.shape
     S = np.zeros((d, d))
     # data too large for float64 squares give inf, which callers refuse
-    # (lgm._checks.check_variance_scale) with a message naming the data
+    # (lgm.checks.check_variance_scale) with a message naming the data
     with np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, N, _CHUNK_ROWS):
             Xc = X[start:start + _CHUNK_ROWS] - mean
@@ -114,11 +113,24 @@ class _EMState:
         Every re-estimated noise variance is at least this (``-numpy.inf``: no
         floor, so a variance that rounding makes zero or negative is returned
         as it is).
+    S : ndarray, shape (d, d), optional
+        The sample covariance to score new parameters on: each re-estimate
+        then ends with the E-step at the new parameters
+        (:func:`lgm.linear_gaussian.posterior_statistics`), which gives
+        their mean log-likelihood (``loglik``) and the next iteration's
+        completion. None (:func:`em_step`): nothing is scored.
+
+    Attributes
+    ----------
+    loglik : float
+        The mean log-likelihood per sample at (A, D), after a re-estimate
+        (with ``S``).
     """
 
-    def __init__(self, A, D, *, noise="diagonal", floor=0.0):
+    def __init__(self, A, D, *, noise="diagonal", floor=0.0, S=None):
         self.A, self.D = A, D
-        self.noise, self.floor = noise, floor
+        self.noise, self.floor, self.S = noise, floor, S
+        self.loglik, self._next = None, None
 
     def _constrain(self, D):
         """The M-step's D, averaged if isotropic, then floored."""
@@ -128,8 +140,17 @@ class _EMState:
         return np.maximum(D, self.floor)
 
     def _update(self, A, D):
-        """Store A and the M-step's D (constrained)."""
-        self.A, self.D = A, self._constrain(D)
+        """Store A and the M-step's D (constrained), with their E-step.
+
+        They are stored only once their E-step is done, so an interruption
+        (Ctrl-C) inside it leaves the old ones, whose log-likelihood the
+        loop recorded last.
+        """
+        D = self._constrain(D)
+        if self.S is not None:
+            self._next = linear_gaussian.posterior_statistics(self.S, A, D)
+            self.loglik = self._next[3]
+        self.A, self.D = A, D
 
 
 class ExpectedCompletion(_EMState):
@@ -140,15 +161,21 @@ class ExpectedCompletion(_EMState):
     """
 
     def complete(self, S, rng):
-        """The posterior under the current (old) parameters.
+        """The posterior under the current (old) parameters, summed over the data.
 
-        E[z | x] = beta x and Cov[z | x] = Sigma.
+        E[z | x] = beta x and Cov[z | x] = Sigma, and S beta^T.
 
         Implements eq-em-estep (the per-sample moments are m_n = beta x_n and
-        E[z z^T | x_n] = Sigma + m_n m_n^T). ``rng`` is unused: nothing is
-        drawn.
+        E[z z^T | x_n] = Sigma + m_n m_n^T), through
+        :func:`lgm.linear_gaussian.posterior_statistics`; the E-step that
+        scored the current parameters already did it. ``rng`` is unused:
+        nothing is drawn.
         """
-        return posterior_map(self.A, self.D)
+        if self._next is None:
+            self._next = linear_gaussian.posterior_statistics(
+                S, self.A, self.D)
+        completion, self._next = self._next[:3], None
+        return completion
 
     def reestimate(self, S, completion):
         """Closed-form M-step from the expected sufficient statistics.
@@ -158,8 +185,7 @@ class ExpectedCompletion(_EMState):
         A^{k+1} = S beta^T (Sigma + beta S beta^T)^{-1} and
         D^{k+1} = diag(S - A^{k+1} beta S).
         """
-        beta, Sigma = completion
-        Sxz = S @ beta.T  # (1/N) sum_n x_n m_n^T, shape (d, K)
+        beta, Sigma, Sxz = completion  # Sxz = S beta^T, shape (d, K)
         Szz = Sigma + beta @ Sxz  # (1/N) sum_n E[z z^T | x_n], shape (K, K)
         self._update(*m_step(np.diag(S), Sxz, Szz))
 
@@ -175,8 +201,9 @@ class SampledCompletion(_EMState):
         J, the number of completions drawn for each x_n.
     """
 
-    def __init__(self, A, D, *, n_samples=1, noise="diagonal", floor=0.0):
-        super().__init__(A, D, noise=noise, floor=floor)
+    def __init__(self, A, D, *, n_samples=1, noise="diagonal", floor=0.0,
+                 S=None):
+        super().__init__(A, D, noise=noise, floor=floor, S=S)
         self.n_samples = n_samples
 
     def complete(self, X, rng):
@@ -214,27 +241,20 @@ class MissingCompletion(_EMState):
     The batch is a :class:`lgm.missing.MissingData` (X with NaN, grouped by
     missingness pattern); the mean is re-estimated with A and D.
 
-    The E-step at new parameters also gives their observed-data
-    log-likelihood, which the loop records after each iteration: so
-    ``reestimate`` ends by computing it (in ``loglik``) and keeps it for the
-    next ``complete``, rather than computing the posteriors twice.
+    As with the other completions, the E-step at new parameters also gives
+    their observed-data log-likelihood (eq-missing-loglik), which the loop
+    records after each iteration: so ``reestimate`` ends by computing it (in
+    ``loglik``) and keeps it for the next ``complete``.
 
     Parameters
     ----------
     mean : ndarray, shape (d,)
         The starting mean.
-
-    Attributes
-    ----------
-    loglik : float
-        Mean observed-data log-likelihood per row at the current parameters
-        (eq-missing-loglik), after a ``reestimate``.
     """
 
     def __init__(self, A, D, mean, *, noise="diagonal", floor=0.0):
         super().__init__(A, D, noise=noise, floor=floor)
         self.mean = mean
-        self._next = None  # expected_moments at the current parameters
 
     def complete(self, data, rng):
         """Expected moments of (z, x) given the observed entries (old parameters).
@@ -287,6 +307,36 @@ def em_step(X, A, D):
     return state.A, state.D
 
 
+class _Problem(NamedTuple):
+    """The data as :meth:`LGM._fit` sees them, made once by :meth:`LGM._problem`.
+
+    Attributes
+    ----------
+    K : int
+        ``n_components``, checked against d.
+    S : ndarray, shape (d, d)
+        The sample covariance about ``mean``; with missing entries, that of
+        the rows with every missing entry set to 0, about 0 (for the start).
+    mean : ndarray, shape (d,)
+        The sample mean; with missing entries, the starting mean, 0.
+    offset : ndarray, shape (d,)
+        Added to the fitted mean at the end: with missing entries, the mean
+        of each column's observed entries, which ``data`` are centred on;
+        otherwise 0.
+    X : ndarray, shape (N, d), optional
+        The centred rows, for sampled completion.
+    data : lgm.missing.MissingData, optional
+        The centred rows with NaN, grouped by missingness pattern.
+    """
+
+    K: int
+    S: np.ndarray
+    mean: np.ndarray
+    offset: np.ndarray
+    X: "np.ndarray | None" = None
+    data: "MissingData | None" = None
+
+
 class LGM(LinearGaussianEstimator):
     """Linear Gaussian model (factor analysis) x = mean + A z + e, fit by EM.
 
@@ -297,8 +347,10 @@ class LGM(LinearGaussianEstimator):
 
     Parameters
     ----------
-    n_components : int
-        K, the latent dimension, between 1 and d.
+    n_components : int, default 2
+        K, the latent dimension, between 1 and d (a default, as scikit-learn
+        expects of every argument, so that ``GridSearchCV(LGM(), ...)``
+        works; choose K by held-out likelihood, ``score``).
     noise : {"diagonal", "isotropic"}
         ``"diagonal"``: one variance per feature (factor analysis).
         ``"isotropic"``: D = sigma^2 * 1 (probabilistic PCA fitted by EM).
@@ -398,7 +450,7 @@ class LGM(LinearGaussianEstimator):
         d.
     """
 
-    def __init__(self, n_components, *, noise="diagonal",
+    def __init__(self, n_components=2, *, noise="diagonal",
                  completion="expected", n_samples=1, solver="auto",
                  missing="error", max_iter=1000, tol=1e-7, init="ppca",
                  noise_floor=1e-8, random_state=None, progress=False):
@@ -441,7 +493,6 @@ class LGM(LinearGaussianEstimator):
         if not (isinstance(self.init, tuple) and len(self.init) == 2):
             check_option(self.init, "init", ("ppca", "random"))
         check_positive(self.noise_floor, "noise_floor")
-        check_random_state(self.random_state)
         if not isinstance(self.progress, (bool, np.bool_)):
             raise TypeError(
                 f"progress must be True or False; got {self.progress!r}."
@@ -496,91 +547,52 @@ class LGM(LinearGaussianEstimator):
         -------
         self
         """
-        if is_dask_array(X):
-            mean, S = self._dask_statistics(X)
-        elif (data := self._missing_data(X, reset=True)) is not None:
-            A, D, mean, history, converged = self._fit_missing(data)
-            if not converged:
-                _warn_not_converged(self.max_iter, history, self.tol)
-            return self._store(A, D, mean, history)
-        else:
-            X = self._validate_X(X, reset=True, min_samples=2)
-            self._check_params(X.shape[1])
-            mean = X.mean(axis=0)
-            S = sample_covariance(X, mean)
-        check_variance_scale(np.max(np.diag(S)), X)
-        d = S.shape[0]
-        K = self._check_params(d)
-        rng = check_random_state(self.random_state)
-        floor = self.noise_floor * np.trace(S) / d
-        if floor <= 0:
-            raise ValueError(
-                "X has no variance: every feature (column) is constant."
-            )
-        A, D = self._start(S, K, rng, floor)
-        history, converged = [], False
-        if self.solver != "profile":
-            A, D, history, converged = self._em(X, mean, S, A, D, rng, floor)
-        if (self.noise == "diagonal" and self.completion == "expected"
-                and self.solver != "em" and not converged):
-            n_before, budget = len(history), self.max_iter - len(history)
-            if budget > 0:
-                A, D, last, interrupted = maximise_profile(
-                    S, D, K, floor=floor, max_iter=budget, tol=self.tol,
-                    on_iteration=history.append, progress=self.progress,
-                )
-                A = orient_columns(A)
-                converged = interrupted or len(history) - n_before < budget
-                if len(history) == n_before:  # already at the maximum
-                    history.append(last)
-        if not converged and self.completion == "expected":
+        problem = self._problem(X)
+        A, D, mean, history, converged = self._fit(problem)
+        if not converged:
             _warn_not_converged(self.max_iter, history, self.tol)
-        return self._store(A, D, mean, history)
-
-    def _store(self, A, D, mean, history):
-        """Store the fit (every fitted attribute at the end); return self."""
-        self.A_, self.D_, self.mean_ = A, D, mean
+        # every fitted attribute at the end: a failed fit leaves the model
+        self.A_, self.D_, self.mean_ = A, D, mean + problem.offset
         self.n_features_in_ = A.shape[0]
         self.loglik_, self.n_iter_ = np.asarray(history), len(history)
         return self
 
-    def _dask_statistics(self, X):
-        """The mean and S of a dask array, in one pass, or a clear refusal."""
-        self._check_params(check_dask_array(X)[1])
-        if self.completion == "sampled":
-            raise ValueError(
-                "completion='sampled' draws completions of every row in every"
-                " iteration, so it does not take a dask array; use"
-                " completion='expected' (it needs only the mean and the sample"
-                " covariance, which dask computes in one pass), or X.compute()."
-            )
-        if self.missing == "em":
-            raise ValueError(
-                "missing='em' needs every row in every iteration, so it does"
-                " not take a dask array; pass a numpy array (X.compute()), or"
-                " missing='error' for data without NaN."
-            )
-        _, mean, S = dask_statistics(X)
-        return mean, S
+    def _problem(self, X):
+        """X, validated with the parameters, as the fit sees it (once).
 
-    def _fit_missing(self, data):
-        """EM with missing entries, then quasi-Newton if ``solver`` asks.
-
-        EM is eq-missing-estep and eq-missing-mstep; the quasi-Newton method
-        is L-BFGS-B on the observed-data log-likelihood with its gradient by
-        Fisher's identity (:func:`lgm.missing.maximise_observed_likelihood`,
-        eq-fisher-identity).
-
-        Returns
-        -------
-        A, D, mean : ndarray
-        history : list of float
-            The mean observed-data log-likelihood per row after each
-            iteration.
-        converged : bool
-            Whether the stopping rule (not max_iter) ended it, or the user
-            interrupted EM.
+        Complete data become their mean and S (a dask array: both from one
+        pass, :func:`lgm.sufficient_statistics.dask_statistics`); data with
+        missing entries become their rows minus each column's observed mean,
+        grouped by missingness pattern (:class:`lgm.missing.MissingData`).
         """
+        if is_dask_array(X):
+            if self.completion == "sampled":
+                raise ValueError(
+                    "completion='sampled' draws completions of every row in"
+                    " every iteration, so it does not take a dask array; use"
+                    " completion='expected' (it needs only the mean and the"
+                    " sample covariance, which dask computes in one pass), or"
+                    " X.compute()."
+                )
+            if self.missing == "em":
+                raise ValueError(
+                    "missing='em' needs every row in every iteration, so it"
+                    " does not take a dask array; pass a numpy array"
+                    " (X.compute()), or missing='error' for data without NaN."
+                )
+            K = self._check_params(check_dask_array(X)[1])
+            _, mean, S = dask_statistics(X)
+            check_variance_scale(np.max(np.diag(S)), X)
+            return _Problem(K, S, mean, np.zeros_like(mean))
+        data = self._missing_data(X, reset=True)
+        if data is None:
+            X = self._validate_X(X, reset=True, min_samples=2)
+            K = self._check_params(X.shape[1])
+            mean = X.mean(axis=0)
+            S = sample_covariance(X, mean)
+            check_variance_scale(np.max(np.diag(S)), X)
+            centred = X - mean if self.completion == "sampled" else None
+            return _Problem(K, S, mean, np.zeros_like(mean), X=centred)
         N, d = data.shape
         K = self._check_params(d)
         if self.completion == "sampled":
@@ -596,125 +608,135 @@ class LGM(LinearGaussianEstimator):
                 f"Column {empty[0]} of X is missing (NaN) in every row; nothing"
                 " can be learnt about that feature: drop it."
             )
-        rng = check_random_state(self.random_state)
         # EM's moments and the gradient's residuals are sums of squares and
         # products of x (eq-missing-estep), which cancel catastrophically
         # about a mean far from 0: the fit runs on the data minus the mean of
         # each column's observed entries, and adds it back at the end
         offset = np.nanmean(data.X, axis=0)
         data = MissingData(data.X - offset)
-        # start: mean 0, and S of the data with every missing entry set to 0
-        mean = np.zeros(d)
+        # the start's S: of the data with every missing entry set to 0
         X0 = np.where(data.observed, data.X, 0.0)
-        S0 = sample_covariance(X0, mean)
+        S0 = sample_covariance(X0, np.zeros(d))
         check_variance_scale(np.max(np.diag(S0)), X0)
-        floor = self.noise_floor * np.trace(S0) / d
+        return _Problem(K, S0, np.zeros(d), offset, data=data)
+
+    def _fit(self, problem):
+        """The one fit: floor, start, EM, hand-over to quasi-Newton.
+
+        Which options combine (``_check_params`` and :meth:`_problem` refuse
+        the others: ``solver="profile"`` needs diagonal noise and expected
+        completion; a dask array or NaN need expected completion; a dask
+        array needs ``missing="error"``):
+
+        ============  ==========  =========  ===================  ==========================
+        X             completion  noise      EM (model of run)    quasi-Newton (solver)
+        ============  ==========  =========  ===================  ==========================
+        array, dask   expected    diagonal   ExpectedCompletion   profile likelihood
+        array, dask   expected    isotropic  ExpectedCompletion   none
+        array         sampled     either     SampledCompletion    none (tol unused)
+        with NaN      expected    diagonal   MissingCompletion    observed likelihood
+        with NaN      expected    isotropic  MissingCompletion    none
+        ============  ==========  =========  ===================  ==========================
+
+        ``solver="em"`` runs EM only; ``"profile"`` the quasi-Newton method
+        only; ``"auto"`` EM, then the quasi-Newton method if EM crawls
+        (:func:`_em_crawls`; a budget of 30 d / K further EM iterations on
+        complete data, 10 K d with missing entries, where each quasi-Newton
+        iteration costs an E-step too).
+
+        Returns
+        -------
+        A, D, mean : ndarray
+            ``mean`` without the problem's offset.
+        history : list of float
+            The mean (observed-data) log-likelihood per sample after each
+            iteration, EM's and then the quasi-Newton method's.
+        converged : bool
+            Whether a stopping rule (not max_iter, not a crawl) ended the
+            fit, or the user interrupted it (then nothing else runs).
+        """
+        S, mean, K = problem.S, problem.mean, problem.K
+        d = S.shape[0]
+        rng = check_random_state(self.random_state)
+        floor = self.noise_floor * np.trace(S) / d
         if floor <= 0:
             raise ValueError(
-                "X has no variance: every feature (column) is constant over"
-                " its observed entries (or has only one observed entry)."
+                "X has no variance: every feature (column) is constant"
+                + ("." if problem.data is None else " over its observed"
+                   " entries (or has only one observed entry).")
             )
-        A, D = self._start(S0, K, rng, floor)
-        quasi_newton = self.noise == "diagonal" and self.solver != "em"
-        history, converged = [], False
+        A, D = self._start(S, K, rng, floor)
+        quasi_newton = (self.noise == "diagonal" and self.solver != "em"
+                        and self.completion == "expected")
+        history, converged = [], self.completion == "sampled"
         if self.solver != "profile":
+            state, batch, desc = self._em_state(problem, A, D, floor)
             done = aitken_converged(self.tol)
+            budget = 30 * d / K if problem.data is None else 10 * K * d
 
             def stop(history):
-                # an EM iteration and a quasi-Newton one cost an E-step
-                # each; the quasi-Newton needed 100-600 iterations on
-                # scikit-learn's diabetes and breast-cancer data with 20%
-                # missing, handing over at a predicted 10 K d the fewest
                 return done(history) or (
                     quasi_newton and self.solver == "auto"
-                    and _em_crawls(history, self.tol, 10 * K * d)
+                    and _em_crawls(history, self.tol, budget)
                 )
 
-            state = MissingCompletion(A, D, mean, noise=self.noise,
-                                      floor=floor)
-            history, stopped = run(
-                state, lambda: [data], n_iter=self.max_iter, rng=rng,
-                stop=stop, score=lambda: state.loglik,
-                progress=self.progress, desc="EM (missing entries)",
+            history, reason = completion.run(
+                state, lambda: [batch], n_iter=self.max_iter, rng=rng,
+                score=lambda: state.loglik,
+                stop=None if self.completion == "sampled" else stop,
+                progress=self.progress, desc=desc,
             )
-            A, D, mean = state.A, state.D, state.mean
-            if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
+            if reason == "diverged" or not np.all(np.isfinite(state.A)):
                 raise ValueError(
                     "EM diverged (non-finite parameters); try a larger"
                     " noise_floor."
                 )
-            interrupted = not stopped and len(history) < self.max_iter
-            converged = interrupted or (stopped and done(history))
+            A, D = state.A, state.D
+            mean = getattr(state, "mean", mean)
+            converged = converged or reason == "interrupted" or (
+                reason == "stop" and done(history))
         budget = self.max_iter - len(history)
         if quasi_newton and not converged and budget > 0:
             n_before = len(history)
-            # no noise variance above the total variance of the observed
-            # entries: only to keep the line search from overflowing exp
-            ceiling = max(np.sum(np.nanvar(data.X, axis=0)), 2.0 * floor)
-            A, D, mean, last, converged = maximise_observed_likelihood(
-                data, A, D, mean, floor=floor, ceiling=ceiling,
-                max_iter=budget, tol=self.tol, on_iteration=history.append,
-                progress=self.progress,
-            )
-            A = orient_columns(A)
-            # already at the maximum (last is NaN if Ctrl-C came first)
-            if len(history) == n_before and not np.isnan(last):
-                history.append(last)
-        return A, D, mean + offset, history, converged
-
-    def _em(self, X, mean, S, A, D, rng, floor):
-        """EM through the one loop from (A, D).
-
-        Returns
-        -------
-        A, D : ndarray
-        history : list of float
-            The mean log-likelihood per sample after each iteration.
-        converged : bool
-            Whether the stopping rule (not max_iter, not a crawl) ended it,
-            or the user interrupted it (then nothing else runs).
-        """
-        crawls = (
-            self.solver == "auto" and self.noise == "diagonal"
-            and self.completion == "expected"
-        )
-        d, K = A.shape
-        if self.completion == "expected":
-            state = ExpectedCompletion(A, D, noise=self.noise, floor=floor)
-            batch, done = S, aitken_converged(self.tol)
-
-            def stop(history):
-                return done(history) or (
-                    crawls and _em_crawls(history, self.tol, 30 * d / K)
+            if problem.data is None:
+                solution = profile_likelihood.maximise_profile(
+                    S, D, K, floor=floor, max_iter=budget, tol=self.tol,
+                    on_iteration=history.append, progress=self.progress,
                 )
-        else:
-            state = SampledCompletion(
-                A, D, n_samples=self.n_samples, noise=self.noise, floor=floor
-            )
-            batch, done, stop = X - mean, None, None
-        scored = [A, D]  # the parameters of the last score computed
+            else:
+                # no noise variance above the total variance of the observed
+                # entries: only to keep the line search from overflowing exp
+                ceiling = max(np.sum(np.nanvar(problem.data.X, axis=0)),
+                              2.0 * floor)
+                solution = missing_entries.maximise_observed_likelihood(
+                    problem.data, A, D, mean, floor=floor, ceiling=ceiling,
+                    max_iter=budget, tol=self.tol,
+                    on_iteration=history.append, progress=self.progress,
+                )
+                mean = solution.mean
+            A, D, converged = orient_columns(solution.A), solution.D, \
+                solution.converged
+            # already at the maximum (loglik is NaN if Ctrl-C came first)
+            if len(history) == n_before and not np.isnan(solution.loglik):
+                history.append(solution.loglik)
+        return A, D, mean, history, converged
 
-        def score():
-            # a Ctrl-C inside it leaves A, D re-estimated but not scored:
-            # the fit keeps those last scored, matching loglik_[-1]
-            value = mean_log_likelihood(S, state.A, state.D)
-            scored[:] = state.A, state.D
-            return value
-
-        history, stopped = run(
-            state, lambda: [batch], n_iter=self.max_iter, rng=rng, stop=stop,
-            score=score, progress=self.progress,
-            desc=f"EM ({self.completion} completion)",
-        )
-        A, D = scored
-        if not (np.all(np.isfinite(A)) and np.all(np.isfinite(history))):
-            raise ValueError(
-                "EM diverged (non-finite parameters); try a larger"
-                " noise_floor."
-            )
-        interrupted = not stopped and len(history) < self.max_iter
-        converged = done is None or interrupted or (stopped and done(history))
-        return A, D, history, converged
+    def _em_state(self, problem, A, D, floor):
+        """The model that :func:`lgm.completion.run` completes and
+        re-estimates from (A, D), its one batch, and the progress bar's label.
+        """
+        if problem.data is not None:
+            state = MissingCompletion(A, D, problem.mean, noise=self.noise,
+                                      floor=floor)
+            return state, problem.data, "EM (missing entries)"
+        desc = f"EM ({self.completion} completion)"
+        if self.completion == "expected":
+            state = ExpectedCompletion(A, D, noise=self.noise, floor=floor,
+                                       S=problem.S)
+            return state, problem.S, desc
+        state = SampledCompletion(A, D, n_samples=self.n_samples,
+                                  noise=self.noise, floor=floor, S=problem.S)
+        return state, problem.X, desc
 
     def _missing_data(self, X, *, reset=False, always=False):
         """X grouped by missingness pattern if it is a 2-D array with NaN.

@@ -16,7 +16,7 @@ plain ``GridSearchCV``.
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from lgm._checks import (
+from lgm.checks import (
     check_array_size,
     check_data,
     check_fitted,

@@ -8,7 +8,7 @@ determinant lemma, which cost O(d K^2) instead of O(d^3).
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import as_real_array, check_data, check_symmetric
+from lgm.checks import as_real_array, check_data, check_symmetric
 
 LOG_2PI = np.log(2.0 * np.pi)
 

@@ -12,7 +12,7 @@ model; subtract the mean from the data first.
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import as_real_array, check_data
+from lgm.checks import as_real_array, check_data
 from lgm.gaussian import LOG_2PI, lowrank_solve_logdet
 
 
@@ -186,10 +186,42 @@ def mean_log_likelihood(S, A, D):
             "S must be a square (d, d) sample covariance; got shape"
             f" {S.shape}."
         )
-    beta, _ = posterior_map(A, D)  # beta^T = C^{-1} A
-    _, logdet = lowrank_solve_logdet(A, D)
-    trace = np.sum(np.diag(S) / D) - np.sum((S @ (A / D[:, None])) * beta.T)
-    return -0.5 * (S.shape[0] * LOG_2PI + logdet + trace)
+    return posterior_statistics(S, A, D)[3]
+
+
+def posterior_statistics(S, A, D):
+    """The E-step of all the data from S, and the log-likelihood it gives.
+
+    Implements eq-em-estep summed over the data: the posterior map
+    (beta, Sigma) of :func:`posterior_map` and the expected cross moment
+    (1/N) sum_n x_n m_n^T = S beta^T; and eq-lgm-loglik averaged over the
+    data, as :func:`mean_log_likelihood` documents. S D^{-1} A, the one
+    O(d^2 K) product, gives both: S beta^T = (S D^{-1} A) Sigma, and the
+    trace term. The K x K posterior precision is factorised once.
+
+    The arguments are not checked (the kernel of EM's iterations): A (d, K)
+    and D (d,) > 0 finite as :func:`check_params` returns them, S (d, d).
+
+    Returns
+    -------
+    beta : ndarray, shape (K, d)
+    Sigma : ndarray, shape (K, K)
+    Sxz : ndarray, shape (d, K)
+        S beta^T.
+    loglik : float
+        Mean log-likelihood per sample, nats.
+    """
+    d, K = A.shape
+    AD = A / D[:, None]  # D^{-1} A
+    L = linalg.cholesky(np.eye(K) + A.T @ AD, lower=True)  # the precision
+    Sigma = linalg.cho_solve((L, True), np.eye(K))
+    beta = linalg.cho_solve((L, True), AD.T)  # beta^T = C^{-1} A
+    SAD = S @ AD
+    # log|C| = log|D| + log|I + A^T D^{-1} A| (the determinant lemma)
+    logdet = np.sum(np.log(D)) + 2.0 * np.sum(np.log(np.diag(L)))
+    trace = np.sum(np.diag(S) / D) - np.sum(SAD * beta.T)
+    loglik = -0.5 * (d * LOG_2PI + logdet + trace)
+    return beta, 0.5 * (Sigma + Sigma.T), SAD @ Sigma, float(loglik)
 
 
 def m_step(sxx, Sxz, Szz):

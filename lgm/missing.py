@@ -25,10 +25,10 @@ import warnings
 
 import numpy as np
 
-from lgm._checks import check_data
+from lgm.checks import check_data
 from lgm.gaussian import LOG_2PI
 from lgm.linear_gaussian import check_params, m_step
-from lgm.quasi_newton import maximise
+from lgm import quasi_newton
 
 #: Rows whose per-row K x K covariances are gathered at a time (bounds the memory).
 _CHUNK_ROWS = 4096
@@ -391,14 +391,11 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
 
     Returns
     -------
-    A : ndarray, shape (d, K)
-    D : ndarray, shape (d,)
-    mean : ndarray, shape (d,)
-    loglik : float
-        The mean observed-data log-likelihood per row at (A, D, mean); NaN if Ctrl-C came
-        before it was first computed (A, D, mean are then the start).
-    converged : bool
-        False if ``max_iter`` stopped it; True if Ctrl-C did (at the last point accepted).
+    lgm.quasi_newton.Solution
+        (A, D, mean, loglik, converged): the mean observed-data log-likelihood per row at
+        (A, D, mean), NaN if Ctrl-C came before it was first computed (A, D, mean are then the
+        start); ``converged`` is False if ``max_iter`` stopped it, True if Ctrl-C did (at the
+        last point accepted).
     """
     data = as_missing_data(X)
     A, D, mean = _check_model(data, A0, D0, mean0)
@@ -442,7 +439,7 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         n_before = len(history)
         if np.abs(projected).max() <= tol or n_before >= max_iter:
             break
-        theta, interrupted = maximise(
+        theta, interrupted = quasi_newton.maximise(
             lambda theta: objective(theta, s), theta, lower, upper, tol=tol,
             on_iteration=record, max_iter=min(max_iter - n_before, _RESTART), memory=_MEMORY,
             progress=progress, desc="quasi-Newton (missing entries)")
@@ -451,4 +448,5 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         if interrupted or gain <= tol:
             break  # Ctrl-C, or the gains have stopped
     A, D, mean = unpack(theta, s)
-    return A, D, mean, float(loglik), interrupted or len(history) < max_iter
+    return quasi_newton.Solution(A, D, mean, float(loglik),
+                                 interrupted or len(history) < max_iter)

@@ -16,7 +16,7 @@ responsibilities are (N, K).
 import numpy as np
 from scipy.special import logsumexp
 
-from lgm._checks import check_option, check_positive, check_positive_int
+from lgm.checks import check_option, check_positive, check_positive_int
 from lgm.gaussian import LOG_2PI
 
 PI_TOLERANCE = 1e-8

@@ -16,7 +16,7 @@ from scipy import linalg
 
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from lgm._checks import (
+from lgm.checks import (
     check_data,
     check_fitted,
     check_n_components,
@@ -60,7 +60,7 @@ class PCA(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_components : int
+    n_components : int, default 2
         K, the dimension of the principal subspace, between 1 and min(N, d).
 
     Attributes
@@ -92,7 +92,7 @@ class PCA(TransformerMixin, BaseEstimator):
     >>> X_hat = pca.inverse_transform(Z)  # (500, 5) projections onto it
     """
 
-    def __init__(self, n_components):
+    def __init__(self, n_components=2):
         self.n_components = n_components
 
     def fit(self, X, y=None):

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import check_data, check_positive
+from lgm.checks import check_data, check_positive
 
 MAX_WIDTH = 7.0  # inches: wider figures are shrunk to the book's text column
 

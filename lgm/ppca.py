@@ -11,7 +11,7 @@ rather than repeating the algebra.
 import numpy as np
 from scipy import linalg
 
-from lgm._checks import check_n_components, check_symmetric, check_variance_scale
+from lgm.checks import check_n_components, check_symmetric, check_variance_scale
 from lgm.estimator import LinearGaussianEstimator
 from lgm.pca import orient_columns
 from lgm.sufficient_statistics import (
@@ -86,7 +86,7 @@ class PPCA(LinearGaussianEstimator):
 
     Parameters
     ----------
-    n_components : int
+    n_components : int, default 2
         K, between 1 and d - 1.
 
     Attributes
@@ -109,7 +109,7 @@ class PPCA(LinearGaussianEstimator):
     >>> means, cov = model.posterior(X)  # (500, 2) and (2, 2)
     """
 
-    def __init__(self, n_components):
+    def __init__(self, n_components=2):
         self.n_components = n_components
 
     def fit(self, X, y=None):

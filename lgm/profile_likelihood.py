@@ -15,7 +15,7 @@ import numpy as np
 from scipy import linalg
 
 from lgm.gaussian import LOG_2PI
-from lgm.quasi_newton import maximise
+from lgm import quasi_newton
 
 
 def profile_log_likelihood(S, log_D, n_components):
@@ -98,24 +98,28 @@ def maximise_profile(S, D0, n_components, *, floor, max_iter, tol,
 
     Returns
     -------
-    A : ndarray, shape (d, K)
-    D : ndarray, shape (d,)
-    loglik : float
-        The mean log-likelihood per sample at (A, D).
-    interrupted : bool
-        Whether Ctrl-C stopped it (at the last point accepted).
+    lgm.quasi_newton.Solution
+        (A, D, None, loglik, converged): the mean log-likelihood per sample
+        at (A, D); ``converged`` is False if ``max_iter`` stopped it.
     """
+    n_iter = []
 
     def objective(log_D):
         loglik, grad, _ = profile_log_likelihood(S, log_D, n_components)
         return loglik, grad
 
+    def record(loglik):
+        n_iter.append(1)
+        if on_iteration is not None:
+            on_iteration(loglik)
+
     lower = np.full(len(D0), np.log(floor))
     upper = np.log(np.maximum(np.diag(S), floor))
-    log_D, interrupted = maximise(
+    log_D, interrupted = quasi_newton.maximise(
         objective, np.log(D0), lower, upper, max_iter=max_iter, tol=tol,
-        on_iteration=on_iteration, progress=progress,
+        on_iteration=record, progress=progress,
         desc="quasi-Newton (profile likelihood)",
     )
     loglik, _, A = profile_log_likelihood(S, log_D, n_components)
-    return A, np.exp(log_D), loglik, interrupted
+    converged = interrupted or len(n_iter) < max_iter
+    return quasi_newton.Solution(A, np.exp(log_D), None, loglik, converged)

@@ -9,11 +9,38 @@ the two share: the bounds, the stopping rule, the record of the log-likelihood a
 iteration, a progress bar, and an interruption (Ctrl-C) that keeps the last point accepted.
 """
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize
 
 from lgm.completion import tqdm
+
+
+class Solution(NamedTuple):
+    """What both quasi-Newton solvers of the linear Gaussian model return.
+
+    Attributes
+    ----------
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,)
+    mean : ndarray, shape (d,) or None
+        None for the profile likelihood (its data are centred: the mean is
+        the sample mean).
+    loglik : float
+        The mean log-likelihood per sample at the solution (NaN if Ctrl-C
+        came before it was first computed; the parameters are then the
+        start).
+    converged : bool
+        False if ``max_iter`` stopped the solver; True if its stopping rule
+        or Ctrl-C did (a Ctrl-C keeps the last point accepted).
+    """
+
+    A: np.ndarray
+    D: np.ndarray
+    mean: "np.ndarray | None"
+    loglik: float
+    converged: bool
 
 
 def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, memory=10,

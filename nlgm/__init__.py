@@ -11,13 +11,15 @@ from nlgm.elbo import (
     kl_to_standard_normal,
     monte_carlo_elbo,
     reparameterise,
+    weighted_kl,
 )
 from nlgm.model import NLGM
-from nlgm.train import ELBOAscent, fit
+from nlgm.train import ELBOAscent, History, fit
 
 __all__ = [
     "NLGM",
     "ELBOAscent",
+    "History",
     "fit",
     "bernoulli_log_likelihood",
     "gaussian_log_likelihood",
@@ -26,4 +28,5 @@ __all__ = [
     "kl_to_standard_normal",
     "monte_carlo_elbo",
     "reparameterise",
+    "weighted_kl",
 ]

@@ -174,10 +174,10 @@ def _evaluate(args):
         raise ValueError(f"{args.run} is not a run folder of 'nlgm train' (no run.json or model.pt).")
     run = read_run(args.run / "run.json")
     _set_threads(torch, args.threads)
-    from nlgm.train import _resolve_device
+    from nlgm.train import resolve_device
 
     model = NLGM.load(args.run / "model.pt")
-    device = _resolve_device(args.device, model)
+    device = resolve_device(args.device, model)
     model.to(device)
     _, X_test = load_split(run["data"], run.get("key"))
     generator = torch.Generator(device=device).manual_seed(args.seed)

@@ -42,6 +42,35 @@ def kl_to_standard_normal(mu, logvar):
     return 0.5 * torch.sum(torch.exp(logvar) + mu**2 - 1.0 - logvar, dim=-1)
 
 
+def weighted_kl(mu, logvar, *, beta=1.0, free_bits=0.0):
+    """The KL term of a batch's training objective, weighted by beta, with free bits.
+
+    Without free bits (``free_bits=0``) it is beta times the mean over the batch of
+    eq-kl-std-normal, so the objective mean(ELBO) is the ELBO's when beta = 1. With
+    free bits lambda > 0 (Kingma et al. 2016), each latent unit k is charged at least lambda
+    nats: beta sum_k max(lambda, (1/N) sum_n KL_nk), where KL_nk is the KL of unit k alone
+    (eq-kl-std-normal with K = 1). A unit whose mean KL is below lambda then gets no gradient
+    towards the prior, so the encoder is not pushed to switch it off.
+
+    Parameters
+    ----------
+    mu, logvar : Tensor, shape (N, K)
+    beta : float or 0-d Tensor
+        The KL weight (1: the ELBO).
+    free_bits : float
+        lambda, nats per latent unit (0: none).
+
+    Returns
+    -------
+    Tensor, 0-d
+    """
+    if free_bits == 0:
+        return beta * kl_to_standard_normal(mu, logvar).mean()
+    # each unit as a one-dimensional Gaussian: shape (N, K)
+    per_unit = kl_to_standard_normal(mu.unsqueeze(-1), logvar.unsqueeze(-1))
+    return beta * torch.clamp(per_unit.mean(dim=0), min=free_bits).sum()
+
+
 def reparameterise(mu, logvar, eps):
     """Reparameterised samples of q(z | x), differentiable in (mu, logvar).
 

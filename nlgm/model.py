@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lgm._checks import check_data, check_option, check_positive, check_positive_int
+from lgm.checks import check_data, check_option, check_positive, check_positive_int, check_seed
+from nlgm.checkpoint import load_failure
 from nlgm.elbo import (
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
@@ -66,19 +67,6 @@ def _refuse_complex(value, name):
     if is_complex:
         raise TypeError(f"{name} is complex; the model takes real numbers (take .real or abs() "
                         "first if that is what you mean).")
-
-
-def load_failure(err):
-    """Why ``torch.load`` (or ``torch.save``) failed, in a few words, for a one-line error.
-
-    A file that is not a torch file makes ``torch.load(..., weights_only=True)`` raise a page of
-    text that advises ``weights_only=False``, which would not help and is unsafe; it is reported
-    as what it is.
-    """
-    if isinstance(err, pickle.UnpicklingError):
-        return "UnpicklingError: not a file written by torch.save, or one holding more than tensors"
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else f"{type(err).__name__}: the file is empty or cut short"
 
 
 class GaussianEncoder(nn.Sequential):
@@ -179,10 +167,7 @@ class NLGM(nn.Module):
         check_option(decoder, "decoder", ("mlp", "linear"))
         check_option(activation, "activation", tuple(ACTIVATIONS))
         noise_floor = check_positive(noise_floor, "noise_floor")
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                raise ValueError(f"seed must be None or a non-negative integer; got {seed!r}.")
-            seed = int(seed)
+        seed = check_seed(seed, optional=True)
 
         self.config = dict(data_dim=data_dim, latent_dim=int(latent_dim), hidden=hidden,
                            likelihood=likelihood, noise=noise, decoder=decoder,
@@ -245,7 +230,7 @@ class NLGM(nn.Module):
         -------
         self
         """
-        X = self._tensor(X, "X", min_samples=2)
+        X = self.check_input(X, "X", min_samples=2)
         mean, var = X.mean(0), X.var(0, correction=0)
         if not torch.isfinite(var).all():
             raise ValueError(
@@ -296,11 +281,24 @@ class NLGM(nn.Module):
                 f"= {value.abs().max().item():.3g}); rescale it, e.g. standardise X.")
         return tensor
 
-    def _tensor(self, x, name="x", *, min_samples=1):
+    def check_input(self, x, name="x", *, min_samples=1):
         """``x`` as a finite (N, d) tensor of the model's dtype and device, or a clear error.
 
-        The public methods call this once; the networks and the training loop take the checked
-        tensor (a check of every minibatch would make a GPU wait for the host each time).
+        The one check of data: the public methods call it once, and the networks, the training
+        loop and :meth:`mean_elbo` take the checked tensor (a check of every minibatch would make
+        a GPU wait for the host each time).
+
+        Parameters
+        ----------
+        x : array_like or Tensor, shape (N, d)
+        name : str
+            The argument's name, for the error message.
+        min_samples : int
+            The fewest rows allowed.
+
+        Returns
+        -------
+        Tensor, shape (N, d)
         """
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
         if shape is None:
@@ -330,7 +328,7 @@ class NLGM(nn.Module):
         -------
         mu, logvar : Tensor, shape (N, K)
         """
-        return self.encoder(self._tensor(x))
+        return self.encoder(self.check_input(x))
 
     def decode(self, z):
         """The mean of p(x | z): f(z) (Gaussian) or sigmoid(f(z)) (Bernoulli).
@@ -374,12 +372,55 @@ class NLGM(nn.Module):
         return torch.randn(shape, generator=generator, **self._like())
 
     # ----------------------------------------------------------------- the bound and the likelihood
+    def complete(self, x, n_samples=1, *, generator=None):
+        """Fill in J latent vectors for each row of x from the encoder's q(z | x).
+
+        Implements eq-reparam: z = mu(x) + sigma(x) * eps, eps standard normal, so z is
+        differentiable in the encoder's weights phi. x is not checked (see
+        :meth:`check_input`).
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, d), of the model's dtype and device
+        n_samples : int
+            J, the samples of z per data point.
+        generator : torch.Generator, optional
+
+        Returns
+        -------
+        mu, logvar : Tensor, shape (N, K)
+        z : Tensor, shape (J, N, K)
+        """
+        mu, logvar = self.encoder(x)
+        return mu, logvar, reparameterise(mu, logvar, self._randn((n_samples, *mu.shape), generator))
+
+    def completion_elbo(self, x, completion):
+        """The Monte Carlo ELBO of each row of x from its completion (eq-elbo-mc).
+
+        (1/J) sum_j log p(x | z_j) - KL(q(z | x) || N(0, I)), the KL in closed form
+        (eq-kl-std-normal). The one place the ELBO is assembled: :meth:`forward` and training
+        (``nlgm.ELBOAscent``) both call it.
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, d)
+        completion : tuple
+            (mu, logvar, z) from :meth:`complete`.
+
+        Returns
+        -------
+        Tensor, shape (N,), nats, differentiable in theta and phi
+        """
+        mu, logvar, z = completion
+        return monte_carlo_elbo(self.log_px_given_z(x, z), kl_to_standard_normal(mu, logvar))
+
     def forward(self, x, n_samples=1, *, generator=None):
         """The Monte Carlo ELBO of each row of x: encode, sample z, decode.
 
         Implements eq-elbo-mc with J = ``n_samples`` reparameterised draws (eq-reparam) and the
-        closed-form KL (eq-kl-std-normal). ``-model(x).mean()`` is the loss of a training step.
-        x is not checked (see :meth:`elbo_samples`).
+        closed-form KL (eq-kl-std-normal): :meth:`completion_elbo` of :meth:`complete`.
+        ``-model(x).mean()`` is the loss of a training step. x is not checked (see
+        :meth:`elbo_samples`).
 
         Parameters
         ----------
@@ -392,9 +433,7 @@ class NLGM(nn.Module):
         -------
         Tensor, shape (N,), nats, differentiable in theta and phi
         """
-        mu, logvar = self.encoder(x)
-        z = reparameterise(mu, logvar, self._randn((n_samples, *mu.shape), generator))
-        return monte_carlo_elbo(self.log_px_given_z(x, z), kl_to_standard_normal(mu, logvar))
+        return self.completion_elbo(x, self.complete(x, n_samples, generator=generator))
 
     def elbo_samples(self, x, n_samples=1, *, generator=None):
         """The Monte Carlo ELBO of each row of x, differentiable in theta and phi.
@@ -413,7 +452,7 @@ class NLGM(nn.Module):
         Tensor, shape (N,), nats
         """
         n_samples = check_positive_int(n_samples, "n_samples")
-        return self(self._tensor(x), n_samples, generator=generator)
+        return self(self.check_input(x), n_samples, generator=generator)
 
     @torch.no_grad()
     def elbo(self, x, n_samples=1, *, generator=None):
@@ -424,12 +463,13 @@ class NLGM(nn.Module):
         float
         """
         n_samples = check_positive_int(n_samples, "n_samples")
-        return float(self._mean_elbo(self._tensor(x), n_samples, generator))
+        return float(self.mean_elbo(self.check_input(x), n_samples, generator))
 
     @torch.no_grad()
-    def _mean_elbo(self, x, n_samples, generator):
-        """:meth:`elbo` of a checked tensor, as a 0-d tensor on the model's device; rows in
-        chunks, so that many samples fit in memory."""
+    def mean_elbo(self, x, n_samples, generator=None):
+        """:meth:`elbo` of a checked tensor (:meth:`check_input`), as a 0-d tensor on the
+        model's device (reading it as a number makes a GPU wait); rows in chunks, so that many
+        samples fit in memory."""
         rows = max(1, _MAX_ELEMENTS // (n_samples * self._width()))
         return torch.cat([self(xb, n_samples, generator=generator) for xb in x.split(rows)]).mean()
 
@@ -457,7 +497,7 @@ class NLGM(nn.Module):
         Tensor, shape (N,), nats
         """
         S = check_positive_int(n_importance, "n_importance")
-        x = self._tensor(x)
+        x = self.check_input(x)
         rows = 256
         out = []
         for xb in x.split(rows):

@@ -1,12 +1,12 @@
 """Training an NLGM by the book's one loop: complete, then re-estimate.
 
-:func:`fit` writes the loop out the way EM's loop (:func:`lgm.completion.run`)
-is written, so that each line can be read:
+:func:`fit` runs the loop of EM, :func:`lgm.completion.run`, with an epoch as its
+sweep, so that each line can be read:
 
     for each epoch:
         complete, then re-estimate, batch by batch   (complete_then_reestimate)
         score the model                              (the validation ELBO)
-        stop?                                        (EarlyStopping)
+        stop?                                        (patience, or the last epoch)
 
 The sweep over the batches is :func:`lgm.completion.complete_then_reestimate`,
 the same function for both models. Side by side, for one batch of data:
@@ -34,20 +34,23 @@ maximum, so the learning rate is annealed to 0 over the epochs
 """
 import copy
 import math
-import os
 import time
-import warnings
-from numbers import Integral
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from lgm._checks import check_option, check_positive, check_positive_int
-from lgm.completion import complete_then_reestimate, tqdm
+from lgm import completion
+from lgm.checks import (
+    check_option,
+    check_positive,
+    check_positive_int,
+    check_seed,
+)
 from lgm.data import split_indices
-from nlgm.elbo import kl_to_standard_normal, monte_carlo_elbo, reparameterise
-from nlgm.model import NLGM, load_failure
+from nlgm import checkpoint as checkpoints
+from nlgm.elbo import weighted_kl
+from nlgm.model import NLGM
 
 
 class ELBOAscent:
@@ -65,10 +68,18 @@ class ELBOAscent:
         "alternating" (the lecture's scheme): an Adam step for theta on the
         complete-data loss with the sampled z held fixed, then one for phi on
         L_Q = -ELBO.
+    free_bits : float
+        lambda of :func:`nlgm.elbo.weighted_kl` (0: the ELBO's KL term).
+
+    Attributes
+    ----------
+    beta : float
+        The KL weight of the steps (1: the ELBO); ``fit`` sets it each epoch.
     """
 
-    def __init__(self, model, *, lr, n_samples, scheme):
+    def __init__(self, model, *, lr, n_samples, scheme, free_bits=0.0):
         self.model, self.n_samples, self.scheme = model, n_samples, scheme
+        self.beta, self.free_bits = 1.0, free_bits
         if scheme == "joint":
             self.optimisers = {
                 "joint": torch.optim.Adam(model.parameters(), lr=lr)
@@ -83,7 +94,8 @@ class ELBOAscent:
     def complete(self, x, rng):
         """Fill in J latent vectors for each row of x (eq-reparam).
 
-        z = mu(x) + sigma(x) * eps, with eps standard normal.
+        z = mu(x) + sigma(x) * eps, with eps standard normal
+        (:meth:`NLGM.complete`).
 
         Returns
         -------
@@ -91,20 +103,12 @@ class ELBOAscent:
         Z : Tensor, shape (J, N, K)
             Differentiable in the encoder's weights phi.
         """
-        mu, logvar = self.model.encoder(x)
-        eps = torch.randn(
-            (self.n_samples, *mu.shape),
-            generator=rng,
-            dtype=mu.dtype,
-            device=mu.device,
-        )
-        return mu, logvar, reparameterise(mu, logvar, eps)
+        return self.model.complete(x, self.n_samples, generator=rng)
 
     def reestimate(self, x, completion):
         """Gradient steps on the completed batch; records the batch's ELBO
         (eq-elbo-mc)."""
         mu, logvar, Z = completion
-        kl = kl_to_standard_normal(mu, logvar)
         if self.scheme == "alternating":
             # theta: complete-data maximum likelihood, the sampled z held fixed
             # (as in the LGM).
@@ -112,12 +116,22 @@ class ELBOAscent:
                 "theta", -self.model.log_px_given_z(x, Z.detach()).mean()
             )
         # phi (alternating) or theta and phi (joint): L_Q = -ELBO, averaged
-        # over the batch.
-        elbo = monte_carlo_elbo(self.model.log_px_given_z(x, Z), kl).mean()
-        self._step("phi" if self.scheme == "alternating" else "joint", -elbo)
+        # over the batch (its KL term weighted, if asked: objective).
+        elbo = self.model.completion_elbo(x, completion).mean()
+        self._step("phi" if self.scheme == "alternating" else "joint",
+                   -self.objective(elbo, mu, logvar))
         # summed on the device: reading a number here would make a GPU wait
         self.elbo_sum = self.elbo_sum + elbo.detach() * x.shape[0]
         self.elbo_count += x.shape[0]
+
+    def objective(self, elbo, mu, logvar):
+        """The batch's mean ELBO with its KL term replaced by
+        :func:`nlgm.elbo.weighted_kl` (the ELBO itself when beta = 1 and
+        free_bits = 0)."""
+        if self.beta == 1 and self.free_bits == 0:
+            return elbo
+        return elbo + weighted_kl(mu, logvar) - weighted_kl(
+            mu, logvar, beta=self.beta, free_bits=self.free_bits)
 
     def _step(self, which, loss):
         self.model.zero_grad(set_to_none=True)
@@ -153,30 +167,14 @@ def cosine_lr(lr, epoch, epochs):
     return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / epochs))
 
 
-class EarlyStopping:
-    """Stop when the score has not reached a new best for ``patience`` epochs.
+def kl_weight(beta, epoch, kl_warmup):
+    """The KL weight of ``epoch`` (1, 2, ...): ``beta``, warmed up linearly.
 
-    Parameters
-    ----------
-    patience : int or None
-        None never stops.
+    beta_e = beta min(1, e / (W + 1)) for a warm-up of W = ``kl_warmup``
+    epochs: beta / (W + 1) in the first epoch, rising by as much each epoch,
+    and ``beta`` from epoch W + 1 on (W = 0: ``beta`` throughout).
     """
-
-    def __init__(self, patience):
-        self.patience = patience
-        self.best, self.waited = -math.inf, 0
-
-    def update(self, score):
-        """Record one epoch's score; True if it is a new best."""
-        if score > self.best:
-            self.best, self.waited = score, 0
-            return True
-        self.waited += 1
-        return False
-
-    def stop(self):
-        """Whether ``patience`` epochs have passed without a new best."""
-        return self.patience is not None and self.waited >= self.patience
+    return beta * min(1.0, epoch / (kl_warmup + 1))
 
 
 def minibatches(x, batch_size, rng):
@@ -187,19 +185,71 @@ def minibatches(x, batch_size, rng):
     )
 
 
+@dataclass
+class History:
+    """What ``fit`` records, one entry per epoch in each list.
+
+    ``history["epoch"]`` reads as ``history.epoch``.
+
+    Attributes
+    ----------
+    epoch : list of int
+    train_elbo : list of float
+        The mean minibatch ELBO during the epoch (the ELBO, whatever the KL
+        weight of the steps).
+    val_elbo : list of float
+        The ELBO of the validation rows after the epoch; NaN without them.
+    lr : list of float
+        The learning rate of the epoch.
+    beta : list of float
+        The KL weight of the epoch (:func:`kl_weight`).
+    seconds : list of float
+        Cumulative.
+    best_epoch : int
+        The epoch whose parameters the model has (0: none finished).
+    stopped : str
+        Why training stopped, a reason of :func:`lgm.completion.run`:
+        "patience" (early stopping), "n_iter" (the last epoch),
+        "interrupted" (Ctrl-C); "" before any run.
+    """
+
+    epoch: list = field(default_factory=list)
+    train_elbo: list = field(default_factory=list)
+    val_elbo: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    beta: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    best_epoch: int = 0
+    stopped: str = ""
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    @property
+    def stopped_early(self):
+        """Whether early stopping (``patience``) ended training."""
+        return self.stopped == "patience"
+
+    def scores(self, validate):
+        """The score of each epoch: the validation ELBO, or the training one
+        without validation rows."""
+        return list(self.val_elbo if validate else self.train_elbo)
+
+
 def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         val_fraction=None, seed=0, progress=True, scheme="joint", patience=50,
-        checkpoint=None, device=None, initialise=True):
+        checkpoint=None, device=None, initialise=True, beta=1.0, kl_warmup=0,
+        free_bits=0.0):
     """Train an NLGM: maximise the ELBO of X with minibatches, in the one loop.
 
-    Each epoch is one sweep of :func:`lgm.completion.complete_then_reestimate`
-    over shuffled minibatches: for every batch, :meth:`ELBOAscent.complete`
-    samples z from the encoder and :meth:`ELBOAscent.reestimate` takes the
-    gradient step(s), with the learning rate of the epoch
-    (:func:`cosine_lr`). With validation rows, the model is then scored by
-    their ELBO (eq-elbo-mc, the same noise every epoch); training stops when
-    it has not improved for ``patience`` epochs (:class:`EarlyStopping`), and
-    the model is left with the parameters of its best epoch.
+    The loop is :func:`lgm.completion.run`, EM's, with an epoch as its sweep:
+    for every shuffled minibatch, :meth:`ELBOAscent.complete` samples z from
+    the encoder and :meth:`ELBOAscent.reestimate` takes the gradient
+    step(s), with the learning rate of the epoch (:func:`cosine_lr`). With
+    validation rows, the model is then scored by their ELBO (eq-elbo-mc, the
+    same noise every epoch); training stops when it has not improved for
+    ``patience`` epochs, and the model is left with the parameters of its
+    best epoch.
 
     Parameters
     ----------
@@ -233,25 +283,34 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         stops early. Unused without validation.
     checkpoint : str or Path, optional
         A file written after every epoch (model, optimisers, history, random
-        state, best parameters). If it exists when ``fit`` starts, training
-        resumes from it and the history continues. Ctrl-C stops training; the
-        model keeps its best (or last) parameters and the checkpoint holds the
-        last finished epoch.
+        state, best parameters; :mod:`nlgm.checkpoint`). If it exists when
+        ``fit`` starts, training resumes from it and the history continues.
+        Ctrl-C stops training; the model keeps its best (or last) parameters
+        and the checkpoint holds the last finished epoch.
     device : str, optional
         "cpu", "cuda" or "mps"; None keeps the model where it is (the CPU
         unless moved).
     initialise : bool
         On a fresh start, call :meth:`NLGM.init_from_data` on the training rows
         first.
+    beta : float >= 0
+        The weight of the KL term in the steps' objective (1: the ELBO; a
+        beta-VAE otherwise). The recorded ELBOs are always the ELBO's.
+    kl_warmup : int >= 0
+        Epochs over which the KL weight rises linearly to ``beta``
+        (:func:`kl_weight`; 0: none).
+    free_bits : float >= 0
+        lambda, nats per latent unit: the KL term of the steps becomes
+        beta sum_k max(lambda, mean-over-the-batch KL_k)
+        (:func:`nlgm.elbo.weighted_kl`; 0: none).
 
     Returns
     -------
-    history : dict
-        Lists ``epoch``, ``train_elbo`` (mean minibatch ELBO during the epoch),
-        ``val_elbo`` (NaN without validation), ``lr`` (the learning rate of the
-        epoch) and ``seconds`` (cumulative), one entry per epoch; and
-        ``best_epoch`` (the epoch whose parameters the model has) and
-        ``stopped_early``.
+    History
+        Lists ``epoch``, ``train_elbo``, ``val_elbo``, ``lr``, ``beta`` and
+        ``seconds``, one entry per epoch; ``best_epoch`` (the epoch whose
+        parameters the model has), ``stopped`` (why it stopped) and
+        ``stopped_early``. ``history["epoch"]`` works too.
 
     Raises
     ------
@@ -259,92 +318,75 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         If an epoch's ELBO is not finite (the steps diverged): the model is
         first given back the parameters of its best finite epoch.
     """
-    _check_model(model)
-    defaults = default_settings(model)
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    lr = defaults["lr"] if lr is None else check_positive(lr, "lr")
-    n_samples = check_positive_int(n_samples, "n_samples")
-    if val_fraction is None:
-        val_fraction = defaults["val_fraction"]
-    val_fraction = check_positive(
-        val_fraction, "val_fraction", allow_zero=True
-    )
-    if val_fraction >= 1:
-        raise ValueError(
-            f"val_fraction must be in [0, 1); got {val_fraction}."
-        )
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}.")
-    check_option(scheme, "scheme", ("joint", "alternating"))
-    if patience is not None:
-        patience = check_positive_int(patience, "patience")
-    device = _resolve_device(device, model)
-    x_all = model.to(device)._tensor(X, "X", min_samples=2)  # checked once
-    train_idx, val_idx = _validation_split(len(x_all), val_fraction, seed)
+    s = _settings(model, epochs=epochs, batch_size=batch_size, lr=lr,
+                  n_samples=n_samples, val_fraction=val_fraction, seed=seed,
+                  progress=progress, scheme=scheme, patience=patience,
+                  checkpoint=checkpoint, device=device, beta=beta,
+                  kl_warmup=kl_warmup, free_bits=free_bits)
+    x_all = model.to(s.device).check_input(X, "X", min_samples=2)
+    train_idx, val_idx = _validation_split(len(x_all), s.val_fraction, seed)
     validate = len(val_idx) > 0
     x_train = x_all[train_idx] if validate else x_all  # no copy if no split
     x_val = x_all[val_idx]
-    checkpoint = _checkpoint_path(checkpoint)
     setup = {"shape": list(x_all.shape), "scheme": scheme,
-             "val_fraction": val_fraction, "seed": seed}
-    saved = (
-        _read_checkpoint(checkpoint, model, setup)
-        if checkpoint is not None and checkpoint.exists()
-        else None
-    )
+             "val_fraction": s.val_fraction, "seed": seed}
+    saved = (checkpoints.read(s.checkpoint, model, setup)
+             if s.checkpoint is not None and s.checkpoint.exists() else None)
 
     if saved is None and initialise:
         model.init_from_data(x_train)
-    trainer = ELBOAscent(model, lr=lr, n_samples=n_samples, scheme=scheme)
-    stopping = EarlyStopping(patience if validate else None)
-    rng = torch.Generator(device=device).manual_seed(seed)
-    history = {"epoch": [], "train_elbo": [], "val_elbo": [], "lr": [],
-               "seconds": [], "best_epoch": 0, "stopped_early": False}
-    best = copy.deepcopy(model.state_dict())
+    trainer = ELBOAscent(model, lr=s.lr, n_samples=s.n_samples, scheme=scheme,
+                         free_bits=s.free_bits)
+    rng = torch.Generator(device=s.device).manual_seed(seed)
+    history, best = History(), copy.deepcopy(model.state_dict())
     if saved is not None:
-        history, best = _resume(saved, model, trainer, stopping, rng)
-    if history["stopped_early"] or len(history["epoch"]) >= epochs:
-        model.load_state_dict(best)
-        return history
+        history, best = _resume(saved, model, trainer, rng)
+    start = time.perf_counter() - (history.seconds or [0.0])[-1]
 
-    start = time.perf_counter() - _seconds_so_far(history)
-    bar = tqdm(range(len(history["epoch"]) + 1, epochs + 1), desc="nlgm.fit",
-               disable=not progress, leave=False)
-    try:
-        for epoch in bar:
-            trainer.set_lr(cosine_lr(lr, epoch, epochs))
-            complete_then_reestimate(
-                trainer, minibatches(x_train, batch_size, rng), rng
-            )
-            train_elbo = trainer.epoch_elbo()  # the one host sync of a sweep
-            val_elbo = (validation_elbo(model, x_val, n_samples, seed)
-                        if validate else math.nan)
-            _record(history, epoch, train_elbo, val_elbo, trainer.lr,
-                    time.perf_counter() - start)
-            score = val_elbo if validate else train_elbo
-            bar.set_postfix(elbo=f"{score:.4f}")
-            if not (math.isfinite(train_elbo) and math.isfinite(score)):
-                model.load_state_dict(best)
-                raise RuntimeError(_diverged(history, lr))
-            if stopping.update(score) or not validate:
-                best = copy.deepcopy(model.state_dict())
-                history["best_epoch"] = epoch
-            history["stopped_early"] = stopping.stop()
-            if checkpoint is not None:
-                _write_checkpoint(checkpoint, model, trainer, stopping, rng,
-                                  history, best, setup)
-            if history["stopped_early"]:
-                break
-    except KeyboardInterrupt:
-        warnings.warn(
-            f"Interrupted after {len(history['epoch'])} epochs; the model"
-            f" keeps the parameters of epoch {history['best_epoch']}.",
-            stacklevel=2,
-        )
-    finally:
-        bar.close()
+    def epoch_batches():
+        # the epoch's learning rate and KL weight, then its shuffled batches
+        epoch = len(history.epoch) + 1
+        trainer.set_lr(cosine_lr(s.lr, epoch, s.epochs))
+        trainer.beta = kl_weight(s.beta, epoch, s.kl_warmup)
+        return minibatches(x_train, s.batch_size, rng)
+
+    def score():
+        # the training ELBO (the one host sync of a sweep), then validation
+        train_elbo = trainer.epoch_elbo()
+        val_elbo = (validation_elbo(model, x_val, s.n_samples, seed)
+                    if validate else math.nan)
+        history.epoch.append(len(history.epoch) + 1)
+        history.train_elbo.append(train_elbo)
+        history.val_elbo.append(val_elbo)
+        history.lr.append(trainer.lr)
+        history.beta.append(trainer.beta)
+        history.seconds.append(time.perf_counter() - start)
+        if not math.isfinite(train_elbo):
+            return math.nan  # diverged, even if validation did not see it
+        return val_elbo if validate else train_elbo
+
+    def end_of_epoch(scores):
+        # keep the best parameters (the last without validation); checkpoint
+        nonlocal best
+        if not validate or completion.sweeps_since_best(scores) == 0:
+            best = copy.deepcopy(model.state_dict())
+            history.best_epoch = history.epoch[-1]
+        if s.checkpoint is not None:
+            checkpoints.write(s.checkpoint, model=model,
+                              optimisers=trainer.optimisers, rng=rng,
+                              history=history, best=best, setup=setup)
+
+    _, history.stopped = completion.run(
+        trainer, epoch_batches, n_iter=s.epochs, score=score, rng=rng,
+        patience=s.patience if validate else None,
+        history=history.scores(validate), progress=progress, desc="nlgm.fit",
+        unit="epochs", on_iteration=end_of_epoch,
+        kept=lambda _: "the model keeps the parameters of epoch"
+                       f" {history.best_epoch}.",
+    )
     model.load_state_dict(best)
+    if history.stopped == "diverged":
+        raise RuntimeError(_diverged(history, s.lr))
     return history
 
 
@@ -355,7 +397,7 @@ def validation_elbo(model, x_val, n_samples, seed):
     two epochs differ only by what the model learnt between them.
     """
     noise = torch.Generator(device=x_val.device).manual_seed(seed + 1)
-    return float(model._mean_elbo(x_val, n_samples, noise))
+    return float(model.mean_elbo(x_val, n_samples, noise))
 
 
 def default_settings(model):
@@ -378,38 +420,79 @@ def default_settings(model):
     return {"lr": 3e-2, "val_fraction": 0.0}
 
 
-def _record(history, epoch, train_elbo, val_elbo, lr, seconds):
-    history["epoch"].append(epoch)
-    history["train_elbo"].append(train_elbo)
-    history["val_elbo"].append(val_elbo)
-    history["lr"].append(lr)
-    history["seconds"].append(seconds)
+@dataclass
+class _Settings:
+    epochs: int
+    batch_size: int
+    lr: float
+    n_samples: int
+    val_fraction: float
+    patience: "int | None"
+    checkpoint: object
+    device: torch.device
+    beta: float
+    kl_warmup: int
+    free_bits: float
 
 
-def _seconds_so_far(history):
-    return history["seconds"][-1] if history["seconds"] else 0.0
+def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
+              progress, scheme, patience, checkpoint, device, beta, kl_warmup,
+              free_bits):
+    """Every argument of :func:`fit` but the data, checked in one place."""
+    if not isinstance(model, NLGM):
+        raise TypeError(
+            f"model must be an nlgm.NLGM; got {type(model).__name__}."
+        )
+    defaults = default_settings(model)
+    if val_fraction is None:
+        val_fraction = defaults["val_fraction"]
+    val_fraction = check_positive(val_fraction, "val_fraction",
+                                  allow_zero=True)
+    if val_fraction >= 1:
+        raise ValueError(
+            f"val_fraction must be in [0, 1); got {val_fraction}."
+        )
+    check_seed(seed)
+    check_option(scheme, "scheme", ("joint", "alternating"))
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress must be True or False; got {progress!r}.")
+    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) \
+            or kl_warmup < 0:
+        raise ValueError(
+            f"kl_warmup must be a non-negative integer (epochs); got"
+            f" {kl_warmup!r}."
+        )
+    return _Settings(
+        epochs=check_positive_int(epochs, "epochs"),
+        batch_size=check_positive_int(batch_size, "batch_size"),
+        lr=defaults["lr"] if lr is None else check_positive(lr, "lr"),
+        n_samples=check_positive_int(n_samples, "n_samples"),
+        val_fraction=val_fraction,
+        patience=(None if patience is None
+                  else check_positive_int(patience, "patience")),
+        checkpoint=checkpoints.checkpoint_path(checkpoint),
+        device=resolve_device(device, model),
+        beta=check_positive(beta, "beta", allow_zero=True),
+        kl_warmup=kl_warmup,
+        free_bits=check_positive(free_bits, "free_bits", allow_zero=True),
+    )
 
 
 def _diverged(history, lr):
-    kept = history["best_epoch"]
+    kept = history.best_epoch
     return (
-        f"training diverged in epoch {history['epoch'][-1]}: the ELBO is not"
-        f" finite (training {history['train_elbo'][-1]}, validation"
-        f" {history['val_elbo'][-1]}); the model keeps "
+        f"training diverged in epoch {history.epoch[-1]}: the ELBO is not"
+        f" finite (training {history.train_elbo[-1]}, validation"
+        f" {history.val_elbo[-1]}); the model keeps "
         + (f"the parameters of epoch {kept}" if kept else "its starting"
            " parameters")
         + f". Try a smaller lr (it was {lr:g}) or standardise X."
     )
 
 
-def _check_model(model):
-    if not isinstance(model, NLGM):
-        raise TypeError(
-            f"model must be an nlgm.NLGM; got {type(model).__name__}."
-        )
-
-
-def _resolve_device(device, model):
+def resolve_device(device, model):
+    """``device`` as a torch.device that works here (None: where the model is), or a clear
+    ValueError."""
     if device is None:
         return next(model.parameters()).device
     try:
@@ -446,116 +529,18 @@ def _validation_split(N, val_fraction, seed):
     return np.sort(train), np.sort(val)
 
 
-# ------------------------------------------------------------- checkpoints
-def _checkpoint_path(checkpoint):
-    """``checkpoint`` as a Path whose folder exists and can be written."""
-    if checkpoint is None:
-        return None
-    try:
-        path = Path(checkpoint)
-    except TypeError:
-        raise TypeError(
-            f"checkpoint must be a path (str or Path); got {checkpoint!r}."
-        ) from None
-    if path.is_dir():
-        raise ValueError(f"checkpoint {path} is a folder; pass a file path.")
-    probe = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        # mkdir under a regular file reports "File exists"; name the file instead
-        blocker = next((p for p in path.parents if p.exists()), None)
-        why = (f"{blocker} is a file, not a folder"
-               if blocker is not None and not blocker.is_dir()
-               else err.strerror or err)
-        raise ValueError(f"checkpoint {path} cannot be written ({why}).") from None
-    return path
-
-
-def _write_checkpoint(path, model, trainer, stopping, rng, history, best,
-                      setup):
-    """Write atomically (a temporary file, then a rename).
-
-    Ctrl-C therefore never leaves half a file.
-    """
-    state = {
-        "config": dict(model.config, hidden=list(model.config["hidden"])),
-        "setup": setup,
-        "model": model.state_dict(),
-        "optimisers": {
-            k: o.state_dict() for k, o in trainer.optimisers.items()
-        },
-        "stopping": vars(stopping),
-        "rng": rng.get_state(),
-        "history": history,
-        "best_state": best,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        raise ValueError(
-            f"checkpoint {path} could not be written ({err.strerror or err})."
-        ) from None
-
-
-def _read_checkpoint(path, model, setup):
-    """The checkpoint at ``path``, if it continues this call of :func:`fit`.
-
-    ``setup`` holds what must not change between the runs: the data's shape, the scheme and the
-    split (``val_fraction`` and ``seed``; another split would validate on rows trained on).
-    """
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        config, saved_setup = saved["config"], saved["setup"]
-        for key in ("model", "optimisers", "stopping", "rng", "history",
-                    "best_state"):
-            saved[key]
-    except Exception as err:  # any unreadable file: say which one and why
-        raise ValueError(
-            f"checkpoint {path} could not be read ({load_failure(err)})."
-        ) from None
-    architecture = {k: v for k, v in model.config.items() if k != "seed"}
-    saved_architecture = dict(config, hidden=tuple(config["hidden"]))
-    if dict(saved_architecture, seed=None) != dict(architecture, seed=None):
-        raise ValueError(
-            f"checkpoint {path} belongs to a different model ({config}); "
-            "pass a new checkpoint path or the same model configuration."
-        )
-    if saved_setup != setup:
-        raise ValueError(
-            f"checkpoint {path} was written for {_describe(saved_setup)}; got"
-            f" {_describe(setup)}. Pass a new checkpoint path or the same"
-            " data and settings."
-        )
-    return saved
-
-
-def _describe(setup):
-    shape = tuple(setup.get("shape", ()))
-    rest = ", ".join(f"{k}={v!r}" for k, v in setup.items() if k != "shape")
-    return f"data of shape {shape}, {rest}"
-
-
-def _resume(saved, model, trainer, stopping, rng):
+def _resume(saved, model, trainer, rng):
     """Load a checkpoint's state into the objects of :func:`fit`.
 
     Returns
     -------
-    history : dict
+    history : History
     best : dict
         The state of the best epoch.
     """
-    device = rng.device
     model.load_state_dict(saved["model"])
     for name, state in saved["optimisers"].items():
         trainer.optimisers[name].load_state_dict(state)
-    # the best score and the epochs waited carry on; the patience is this call's
-    stopping.best = saved["stopping"]["best"]
-    stopping.waited = saved["stopping"]["waited"]
     rng.set_state(saved["rng"])
-    best = {k: v.to(device) for k, v in saved["best_state"].items()}
-    return saved["history"], best
+    best = {k: v.to(rng.device) for k, v in saved["best_state"].items()}
+    return History(**saved["history"]), best

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lgm.completion import complete_then_reestimate, converged, run
+from lgm.completion import complete_then_reestimate, converged, run, sweeps_since_best
 
 
 class RecordingModel:
@@ -56,10 +56,10 @@ def test_run_calls_batches_each_sweep_and_records_the_score():
         sweeps.append(len(sweeps))
         return ["a", "b"]
 
-    history, stopped = run(model, batches, n_iter=4, score=lambda: model.n_reestimates, rng=None)
+    history, reason = run(model, batches, n_iter=4, score=lambda: model.n_reestimates, rng=None)
     assert sweeps == [0, 1, 2, 3]
     assert history == [2.0, 4.0, 6.0, 8.0]
-    assert stopped is False
+    assert reason == "n_iter"
 
 
 def test_converged_stops_when_the_gain_falls_below_tol():
@@ -69,9 +69,9 @@ def test_converged_stops_when_the_gain_falls_below_tol():
     assert stop([1.0, 1.05])
     assert stop([1.0, 0.5])  # a decrease is also a gain below tol
     scores = iter([1.0, 2.0, 2.5, 2.55, 2.56, 2.57])
-    history, stopped = run(RecordingModel(), lambda: [0], n_iter=10, score=lambda: next(scores),
-                           rng=None, stop=converged(0.1))
-    assert history == [1.0, 2.0, 2.5, 2.55] and stopped
+    history, reason = run(RecordingModel(), lambda: [0], n_iter=10, score=lambda: next(scores),
+                          rng=None, stop=converged(0.1))
+    assert history == [1.0, 2.0, 2.5, 2.55] and reason == "stop"
 
 
 def test_on_iteration_sees_the_history_so_far():
@@ -86,9 +86,9 @@ def test_on_iteration_sees_the_history_so_far():
 def test_keyboard_interrupt_returns_the_history_with_a_warning():
     model = RecordingModel(interrupt_at=3)  # Ctrl-C during the fourth sweep's completion
     with pytest.warns(UserWarning, match="Interrupted after 3 sweeps"):
-        history, stopped = run(model, lambda: [0], n_iter=10, score=lambda: model.n_reestimates, rng=None)
+        history, reason = run(model, lambda: [0], n_iter=10, score=lambda: model.n_reestimates, rng=None)
     assert history == [1.0, 2.0, 3.0]
-    assert stopped is False
+    assert reason == "interrupted"
     assert model.n_reestimates == 3  # the parameters of the last finished re-estimation
 
 
@@ -96,3 +96,41 @@ def test_progress_bar_runs(capsys):
     history, _ = run(RecordingModel(), lambda: [0], n_iter=3, score=lambda: 1.0, rng=None,
                      progress=True, desc="test")
     assert history == [1.0, 1.0, 1.0]
+
+
+def test_patience_stops_when_the_best_score_is_that_many_sweeps_old():
+    # best 5.0 at sweep 2; an equal score is no improvement
+    scores = iter([1.0, 5.0, 4.0, 5.0, 3.0, 9.0])
+    history, reason = run(RecordingModel(), lambda: [0], n_iter=10, score=lambda: next(scores),
+                          rng=None, patience=3)
+    assert history == [1.0, 5.0, 4.0, 5.0, 3.0] and reason == "patience"
+    assert [sweeps_since_best(history[:n]) for n in range(1, 6)] == [0, 0, 1, 2, 3]
+
+
+def test_a_resumed_history_counts_towards_n_iter_and_the_stop_rules():
+    earlier = [1.0, 2.0]
+    model = RecordingModel()
+    history, reason = run(model, lambda: [0], n_iter=5, score=lambda: 3.0, rng=None,
+                          history=earlier)
+    assert history is earlier and history == [1.0, 2.0, 3.0, 3.0, 3.0]
+    assert model.n_reestimates == 3 and reason == "n_iter"
+    # a history that already meets a stop rule runs no sweep at all
+    model = RecordingModel()
+    history, reason = run(model, lambda: [0], n_iter=9, score=lambda: 0.0, rng=None,
+                          history=[3.0, 1.0, 1.0], patience=2)
+    assert model.n_reestimates == 0 and reason == "patience"
+
+
+def test_a_score_that_is_not_finite_ends_the_run_before_on_iteration_sees_it():
+    scores = iter([1.0, float("nan"), 2.0])
+    seen = []
+    history, reason = run(RecordingModel(), lambda: [0], n_iter=10, score=lambda: next(scores),
+                          rng=None, on_iteration=lambda h: seen.append(h[-1]))
+    assert reason == "diverged" and len(history) == 2 and seen == [1.0]
+
+
+def test_the_interruption_warning_says_what_the_model_keeps():
+    model = RecordingModel(interrupt_at=2)
+    with pytest.warns(UserWarning, match=r"Interrupted after 2 epochs; it keeps epoch 1\.$"):
+        run(model, lambda: [0], n_iter=10, score=lambda: 1.0, rng=None, unit="epochs",
+            kept=lambda h: f"it keeps epoch {len(h) - 1}.")

@@ -11,7 +11,9 @@ from sklearn.decomposition import FactorAnalysis
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from threadpoolctl import threadpool_limits
 
+import lgm.completion
 import lgm.em
+import lgm.linear_gaussian
 from lgm.data import load_digits, make_lgm_data
 from lgm.em import LGM, ExpectedCompletion, em_step, sample_covariance
 from lgm.gaussian import condition_gaussian
@@ -205,14 +207,15 @@ def test_interrupted_fit_keeps_the_last_completed_iteration(ctrl_c_on_call):
 
 
 def test_an_interrupted_score_keeps_the_parameters_last_scored(ctrl_c_on_call):
-    # After each M-step the loop scores the new (A, D); a Ctrl-C inside that score (about as
-    # long as the E- and M-steps together) used to store the new parameters with loglik_
-    # ending at the old ones' value (0.07 nats per sample apart on this data).
+    # After each M-step the new (A, D) are scored by their E-step; a Ctrl-C inside that score
+    # (about as long as the M-step) used to store the new parameters with loglik_ ending at
+    # the old ones' value (0.07 nats per sample apart on this data). The fourth E-step is
+    # the one after the third M-step (the first is the start's).
     X, _ = make_lgm_data(200, 6, 2, random_state=0)
     reference = LGM(2, init="random", random_state=0, max_iter=2)
     with pytest.warns(ConvergenceWarning):
         reference.fit(X)
-    ctrl_c_on_call(lgm.em, "mean_log_likelihood", 3)
+    ctrl_c_on_call(lgm.linear_gaussian, "posterior_statistics", 4)
     with pytest.warns(UserWarning, match="Interrupted after 2"):
         model = LGM(2, init="random", random_state=0, max_iter=100).fit(X)
     np.testing.assert_array_equal(model.A_, reference.A_)
@@ -305,3 +308,27 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was():
     assert after.keys() == before.keys()
     for k, v in before.items():
         np.testing.assert_array_equal(after[k], v)
+
+
+# ---------------------------------------------------------------- the one loop
+
+@pytest.mark.parametrize("kwargs, nan", [
+    ({}, False), ({"noise": "isotropic"}, False), ({"completion": "sampled", "max_iter": 5}, False),
+    ({"missing": "em"}, True),
+])
+def test_every_em_goes_through_the_one_loop(monkeypatch, kwargs, nan):
+    # A spy on lgm.completion.run, the module attribute that LGM.fit calls: every EM of the
+    # LGM (expected, sampled, with missing entries) is that loop, and loglik_ is its history.
+    calls, run = [], lgm.completion.run
+
+    def spy(*args, **kw):
+        result = run(*args, **kw)
+        calls.append(list(result.history))
+        return result
+
+    monkeypatch.setattr(lgm.completion, "run", spy)
+    X, _ = make_lgm_data(300, 6, 2, random_state=0)
+    if nan:
+        X[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
+    model = LGM(2, solver="em", random_state=0, **kwargs).fit(X)
+    assert len(calls) == 1 and calls[0] == list(model.loglik_)

@@ -245,3 +245,24 @@ def test_inverse_transform_names_n_components(data):
 def test_a_bad_starting_pair_names_init(init, data):
     with pytest.raises(ValueError, match="init must be 'ppca', 'random' or a pair"):
         LGM(2, init=init).fit(data)
+
+
+@pytest.mark.parametrize("Estimator", [LGM, PPCA, PCA])
+def test_every_argument_has_a_default(Estimator):
+    # scikit-learn's convention: Estimator() works, so clone and GridSearchCV can build one.
+    X, _ = make_lgm_data(200, 6, 2, random_state=0)
+    model = Estimator().fit(X)
+    assert model.get_params()["n_components"] == 2
+    assert clone(model).get_params() == model.get_params()
+
+
+@pytest.mark.parametrize("Estimator, noise", [(LGM, "diagonal"), (PPCA, "isotropic")])
+def test_grid_search_picks_the_true_latent_dimension_by_held_out_likelihood(Estimator, noise):
+    # Three latent dimensions well above the noise, of the structure the model assumes (PPCA
+    # would spend extra components on a diagonal noise): the mean held-out log-likelihood per
+    # sample (score) rises up to K = 3 and no larger K pays for its parameters.
+    X, _ = make_lgm_data(600, 10, 3, noise=noise, random_state=1)
+    search = GridSearchCV(Estimator(), {"n_components": [1, 2, 3, 4, 5]}, cv=3).fit(X)
+    assert search.best_params_ == {"n_components": 3}
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.diff(scores[:3]) > 0)

@@ -13,6 +13,7 @@ from nlgm import (
     kl_to_standard_normal,
     monte_carlo_elbo,
     reparameterise,
+    weighted_kl,
 )
 
 T = torch.float64
@@ -137,3 +138,27 @@ def test_importance_weighted_log_likelihood_is_logsumexp_minus_log_s_and_stable(
 ])
 def test_functions_return_one_value_per_row(fn, args):
     assert fn(*args).shape == (2,)
+
+
+@pytest.mark.parametrize("beta, free_bits", [(1.0, 0.0), (0.3, 0.0), (1.0, 0.4), (2.0, 0.4)])
+def test_weighted_kl_and_its_gradient_by_hand(beta, free_bits):
+    # KL_nk = (exp(l) + mu^2 - 1 - l) / 2 for each unit; with free bits lambda the term is
+    # beta sum_k max(lambda, m_k), m_k = mean_n KL_nk, whose gradient is beta [m_k > lambda]
+    # d m_k: mu_nk / N and (exp(l_nk) - 1) / (2 N); without, beta sum_k m_k.
+    rng = np.random.default_rng(0)
+    N, K = 6, 4
+    mu = rng.normal(scale=[0.1, 1.0, 0.05, 2.0], size=(N, K))
+    logvar = rng.normal(scale=0.3, size=(N, K))
+    KL = 0.5 * (np.exp(logvar) + mu**2 - 1 - logvar)
+    m = KL.mean(axis=0)
+    active = m > free_bits
+    assert active.any() and (free_bits == 0 or not active.all())  # both kinds of unit
+    expected = beta * np.maximum(free_bits, m).sum()
+    mu_t = torch.tensor(mu, requires_grad=True)
+    logvar_t = torch.tensor(logvar, requires_grad=True)
+    term = weighted_kl(mu_t, logvar_t, beta=beta, free_bits=free_bits)
+    term.backward()
+    assert term.item() == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(mu_t.grad.numpy(), beta * active * mu / N, rtol=1e-12)
+    np.testing.assert_allclose(logvar_t.grad.numpy(), beta * active * (np.exp(logvar) - 1) / (2 * N),
+                               rtol=1e-12, atol=1e-15)
