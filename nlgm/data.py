@@ -105,13 +105,28 @@ class GlobalBatchSampler(Sampler):
 
     def __iter__(self):
         order = self.indices
-        if self.generator is not None:
-            order = order[torch.randperm(len(order), generator=self.generator)]
+        if self.generator is not None:  # drawn where the generator is, as in memory
+            order = order[torch.randperm(len(order), generator=self.generator,
+                                         device=self.generator.device).cpu()]
         for start, size in zip(range(0, len(order), self.batch_size), self.global_sizes()):
             yield order[start:start + size][self.rank::self.world_size].tolist()
 
     def __len__(self):
         return len(self.global_sizes())
+
+
+def shares(x, batch_size, generator=None, rank=0, world_size=1):
+    """:class:`GlobalBatchSampler` for a tensor in memory: this process's rows of each global
+    batch of x, as ``(rows, m)`` with m the global batch's size.
+
+    The order is ``torch.randperm`` with ``generator`` on x's device, as in the one-process
+    fast path (``nlgm.train.minibatches``); None keeps the rows in order.
+    """
+    order = (torch.randperm(len(x), generator=generator, device=x.device)
+             if generator is not None else torch.arange(len(x), device=x.device))
+    for start in range(0, len(x), batch_size):
+        batch = order[start:start + batch_size]
+        yield x[batch[rank::world_size]], len(batch)
 
 
 class Stream:
@@ -327,10 +342,12 @@ def stream(X, *, data_dim, dtype=torch.float32, num_workers=0, name="X"):
         return Stream(X, name=f"{name} (an IterableDataset)", **common)
     if isinstance(X, Dataset):
         try:
-            len(X)
+            n = len(X)
         except TypeError:
             raise TypeError(f"{name} is a map-style Dataset without __len__; give it one, or "
                             "make it an IterableDataset.") from None
+        if n < 2:
+            raise ValueError(f"{name} (a Dataset) has {n} rows; at least 2 are needed.")
         return Stream(X, name=f"{name} (a Dataset)", **common)
     raise TypeError(f"{name} must be an array, a tensor, a numpy.memmap, a torch Dataset or a "
                     f"DataLoader; got {type(X).__name__}.")

@@ -205,3 +205,84 @@ def test_not_a_data_source():
         stream({}, data_dim=3)
     with pytest.raises(ValueError, match="num_workers"):
         stream(RowsOf(np.zeros((4, 3))), data_dim=3, num_workers=-1)
+
+
+# --------------------------------------------------------------------------- nlgm.fit on streams
+from nlgm import NLGM, fit  # noqa: E402
+
+
+@pytest.fixture
+def data(tmp_path):
+    """Rows near a curve in 8 dimensions, in memory (float32) and as a memmap of the same."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 1))
+    X = np.hstack([np.sin(k * z) for k in range(1, 9)]) + 0.1 * rng.standard_normal((300, 8))
+    X = X.astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    return X, np.load(tmp_path / "X.npy", mmap_mode="r")
+
+
+def trained(X, **kwargs):
+    model = NLGM(8, 2, hidden=(16,), seed=0)
+    history = fit(model, X, **dict(dict(epochs=4, batch_size=32, progress=False, seed=3), **kwargs))
+    return model, history
+
+
+def test_fit_streamed_follows_the_in_memory_trajectory(data):
+    X, memmap = data
+    model_in_memory, expected = trained(X)
+    for source in (memmap, RowsOf(X), DataLoader(RowsOf(X), batch_size=32)):
+        model, got = trained(source)
+        # the same batches, samples and validation rows; the starting moments are summed in
+        # float64 when streamed and in float32 in memory, so the two agree to float32 rounding
+        np.testing.assert_allclose(got.train_elbo, expected.train_elbo, rtol=1e-5)
+        np.testing.assert_allclose(got.val_elbo, expected.val_elbo, rtol=1e-5)
+        assert got.best_epoch == expected.best_epoch
+
+
+def test_fit_streamed_from_the_same_start_is_the_in_memory_fit_exactly(data):
+    X, memmap = data
+    runs = []
+    for source in (X, memmap):
+        model = NLGM(8, 2, hidden=(16,), seed=0).init_from_data(X)
+        history = fit(model, source, epochs=3, batch_size=32, progress=False, initialise=False)
+        runs.append((history, model.state_dict()))
+    (expected, state), (got, streamed_state) = runs
+    assert got.train_elbo == expected.train_elbo and got.val_elbo == expected.val_elbo
+    for name in state:
+        assert torch.equal(state[name], streamed_state[name]), name
+
+
+def test_fit_streamed_resumes_from_its_checkpoint(data, tmp_path, ctrl_c_on_call):
+    from nlgm.train import ELBOAscent
+
+    X, memmap = data
+    _, whole = trained(memmap)
+    ctrl_c_on_call(ELBOAscent, "reestimate", 2 * 9 + 3)  # 9 batches an epoch: Ctrl-C in epoch 3
+    with pytest.warns(UserWarning, match="Interrupted"):
+        _, interrupted = trained(memmap, checkpoint=tmp_path / "c.pt")
+    assert interrupted.epoch == [1, 2]
+    _, resumed = trained(memmap, checkpoint=tmp_path / "c.pt")
+    assert resumed.epoch == [1, 2, 3, 4]
+    assert resumed.val_elbo == whole.val_elbo and resumed.train_elbo == whole.train_elbo
+
+
+def test_fit_iterable_dataset_trains_on_all_its_rows(data):
+    X, _ = data
+    model, history = trained(Stream(list(X)))
+    assert len(history.epoch) == 4 and np.isnan(history.val_elbo).all()
+    assert history.train_elbo[-1] > history.train_elbo[0]
+    with pytest.raises(ValueError, match="no rows can be held out"):
+        trained(Stream(list(X)), val_fraction=0.1)
+
+
+def test_fit_refuses_bad_streams_with_one_clear_error(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="drop_last=True and batch_size=512"):
+        trained(DataLoader(RowsOf(X), batch_size=512, drop_last=True))
+    with pytest.raises(ValueError, match="yielded rows of 6 values; the model has data_dim=8"):
+        trained(RowsOf(X[:, :6]))
+    bad = X.copy()
+    bad[5, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        trained(RowsOf(bad))
