@@ -155,7 +155,7 @@ def broadcast_object(value):
     return box[0]
 
 
-def barrier():
-    """Wait until every process reaches this point (nothing without other processes)."""
-    if processes().distributed:
-        dist.barrier()
+def close_process_group():
+    """Leave the process group, if this process is in one (at the end of a run)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
