@@ -391,6 +391,11 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         first given back the parameters of its best finite epoch.
     """
     processes = distributed.processes()  # refuses torchrun without a group
+    s = _settings(model, epochs=epochs, batch_size=batch_size, lr=lr,
+                  n_samples=n_samples, val_fraction=val_fraction, seed=seed,
+                  progress=progress, scheme=scheme, patience=patience,
+                  checkpoint=checkpoint, device=device, beta=beta,
+                  kl_warmup=kl_warmup, free_bits=free_bits)
     data = (stream(X, data_dim=model.data_dim, dtype=model.encoder.x_shift.dtype)
             if is_streamed(X) else None)
     if data is not None and not data.indexable:
@@ -400,12 +405,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
                 " rows can be held out from it; pass val_fraction=0, or a"
                 " map-style Dataset (len and dataset[i]) or a memmap."
             )
-        val_fraction = 0
-    s = _settings(model, epochs=epochs, batch_size=batch_size, lr=lr,
-                  n_samples=n_samples, val_fraction=val_fraction, seed=seed,
-                  progress=progress, scheme=scheme, patience=patience,
-                  checkpoint=checkpoint, device=device, beta=beta,
-                  kl_warmup=kl_warmup, free_bits=free_bits)
+        s.val_fraction = 0.0
     if data is None:
         x_all = model.to(s.device).check_input(X, "X", min_samples=2)
         N = len(x_all)

@@ -203,3 +203,26 @@ def test_interrupted_run_resumes_from_rank_0s_checkpoint(two_processes, tmp_path
     assert ranks[32][0]["state"] == runs[32][0]["state"]
     # rows of epochs 3 and 4 only, in the resumed run
     assert sum(len(np.load(tmp_path / "32" / f"seen{r}.npy")) for r in range(2)) == 2 * 270
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_rank_0_writes_the_run_folder(tmp_path):
+    np.save(tmp_path / "X.npy", curve(200))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "nlgm", "train", "--data", str(tmp_path / "X.npy"), "--latent", "2",
+               "--hidden", "16", "--epochs", "3", "--out", str(tmp_path / "run"), "--no-progress"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("trained 3 epochs") == 1  # rank 0 reports, rank 1 is silent
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["world_size"] == 2
+    for name in ("model.pt", "checkpoint.pt", "history.csv", "samples.png", "elbo.png"):
+        assert (tmp_path / "run" / name).is_file()
+    # the same command again resumes from the checkpoint: nothing left to train
+    history = (tmp_path / "run" / "history.csv").read_text()
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "trained 3 epochs" in again.stdout
+    assert (tmp_path / "run" / "history.csv").read_text() == history

@@ -286,3 +286,72 @@ def test_fit_refuses_bad_streams_with_one_clear_error(data):
     bad[5, 5] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         trained(RowsOf(bad))
+
+
+# --------------------------------------------------------------------------- larger than memory
+def rss_anon_mib():
+    """The process's anonymous resident memory (heap, not file pages of a memmap), in MiB."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    pytest.skip("no RssAnon in /proc/self/status (not Linux)")
+
+
+@pytest.fixture(scope="module")
+def big_npy(tmp_path_factory):
+    """A 3 GB float32 .npy of 956,000 rows of 784 uniform pixels, written in chunks; deleted
+    afterwards."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("big")
+    if shutil.disk_usage(folder).free < 8e9:
+        pytest.skip("needs 8 GB of free disk for a 3 GB file")
+    path = folder / "X.npy"
+    N, d = 956_000, 784  # 2.998e9 bytes
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(N, d))
+    rng = np.random.default_rng(0)
+    for start in range(0, N, 50_000):
+        out[start:start + 50_000] = rng.random((min(50_000, N - start), d), dtype=np.float32)
+    out.flush()
+    del out
+    yield path
+    path.unlink()
+
+
+@pytest.mark.slow
+def test_an_epoch_over_a_3_gb_memmap_keeps_anonymous_memory_under_1_gib(big_npy):
+    import threading
+
+    X = np.load(big_npy, mmap_mode="r")
+    assert X.nbytes > 2.9e9
+    model = NLGM(784, 20, hidden=(256,), seed=0)
+    peak, done = [rss_anon_mib()], threading.Event()
+
+    def sample():
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], rss_anon_mib())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        history = fit(model, X, epochs=1, batch_size=1024, val_fraction=0.01, progress=False)
+    finally:
+        done.set()
+        sampler.join()
+    assert len(history.epoch) == 1 and np.isfinite(history.val_elbo[0])
+    print(f"peak RssAnon during the epoch: {peak[0]:.0f} MiB ({history.seconds[-1]:.0f} s)")
+    assert peak[0] < 1024
+
+
+@pytest.mark.slow
+def test_in_memory_subset_of_the_big_file_follows_the_streamed_trajectory(big_npy):
+    streamed = np.load(big_npy, mmap_mode="r")[:3000]  # still a memmap
+    runs = []
+    for X in (streamed, np.array(streamed)):
+        model = NLGM(784, 20, hidden=(256,), seed=0)
+        runs.append(fit(model, X, epochs=3, batch_size=128, progress=False, seed=1))
+    # the same batches and noise; only the starting moments differ (float64 sums when
+    # streamed, float32 in memory), by float32 rounding
+    np.testing.assert_allclose(runs[0].train_elbo, runs[1].train_elbo, rtol=1e-5)
+    np.testing.assert_allclose(runs[0].val_elbo, runs[1].val_elbo, rtol=1e-5)
