@@ -55,12 +55,15 @@ def timed(fn):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="0.25 and 0.5 GB")
+    parser.add_argument("--tiny", action="store_true", help="1 MB, d=12, K=2 (a smoke test)")
     parser.add_argument("--sizes", type=float, nargs="+", help="array sizes in GB (default 1 2 4)")
     parser.add_argument("-d", type=int, default=100)
     parser.add_argument("-K", type=int, default=10)
     parser.add_argument("--chunk-mb", type=float, default=40.0, help="size of a row block in MB")
     parser.add_argument("--workers", type=int, default=2, help="dask worker threads")
     args = parser.parse_args(argv)
+    if args.tiny:
+        args.sizes, args.d, args.K, args.chunk_mb = [0.001], 12, 2, 0.25
     sizes = args.sizes or ([0.25, 0.5] if args.quick else [1.0, 2.0, 4.0])
     chunk_rows = max(1, int(args.chunk_mb * 1e6 // (8 * args.d)))
     dask.config.set(num_workers=args.workers)

@@ -68,7 +68,14 @@ def main(argv=None):
     parser.add_argument("--share", type=float, default=0.2, help="share of the entries hidden")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--solvers-only", action="store_true", help="skip the imputers")
+    parser.add_argument("--tiny", action="store_true",
+                        help="the first 100 rows of diabetes, one seed (a smoke test)")
     args = parser.parse_args(argv)
+    if args.tiny:  # diabetes alone, its first 100 rows, one seed
+        args.seeds = 1
+        load, Ks = DATA["diabetes"]
+        DATA.clear()
+        DATA["diabetes"] = (lambda: load()[:100], Ks[:1])
     if not args.solvers_only:
         compare_imputers(args)
     compare_solvers(args)

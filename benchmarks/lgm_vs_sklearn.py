@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/lgm_vs_sklearn.py            # N=100000, d=784, K=20 (minutes, mostly scikit-learn)
     python benchmarks/lgm_vs_sklearn.py --quick    # N=5000, d=100, K=10 (seconds)
+    python benchmarks/lgm_vs_sklearn.py --tiny     # N=300, d=12, K=2 (the smoke test's)
     python benchmarks/lgm_vs_sklearn.py --threads 2  # BLAS threads for every method (default 1)
 
 Data come from the model itself (``lgm.data.make_lgm_data``, diagonal noise). Every estimator
@@ -51,12 +52,17 @@ def sklearn_score(X, mean, A, D):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N=5000, d=100, K=10 (seconds)")
+    parser.add_argument("--tiny", action="store_true", help="N=300, d=12, K=2 (a smoke test)")
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads for every method (default 1: on a shared machine more threads "
                              "than free cores slow small BLAS calls a hundredfold)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fa-solvers", nargs="+", default=["randomized", "lapack"],
+                        choices=["randomized", "lapack"],
+                        help="FactorAnalysis's svd_method(s) to time (default both; lapack takes minutes)")
     args = parser.parse_args(argv)
-    N, d, K = (5000, 100, 10) if args.quick else (100000, 784, 20)
+    N, d, K = ((300, 12, 2) if args.tiny else (5000, 100, 10) if args.quick
+               else (100000, 784, 20))
 
     X, _ = make_lgm_data(N, d, K, random_state=args.seed)
     print(f"N={N} d={d} K={K}  threads={args.threads} of {os.cpu_count()} cores  "
@@ -72,7 +78,7 @@ def main(argv=None):
         lgm_model, t = timed(lambda: LGM(K).fit(X))
         rows["lgm.LGM"] = (t, lgm_model.n_iter_, lgm_model.mean_, lgm_model.A_, lgm_model.D_)
         print(f"lgm.LGM: {t[0]:.2f} s, {lgm_model.n_iter_} iterations", flush=True)
-        for solver in ("randomized", "lapack"):
+        for solver in args.fa_solvers:
             fa, t = timed(lambda: FactorAnalysis(K, svd_method=solver, random_state=args.seed).fit(X))
             rows[f"FactorAnalysis({solver})"] = (t, fa.n_iter_, fa.mean_, fa.components_.T, fa.noise_variance_)
             print(f"FactorAnalysis({solver}): {t[0]:.2f} s, {fa.n_iter_} iterations", flush=True)

@@ -42,7 +42,10 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="NLGM seeds (default 0)")
     parser.add_argument("--importance", type=int, default=1000, help="k, importance samples (default 1000)")
     parser.add_argument("--latent", type=int, nargs="+", default=[2, 8], help="K values (default 2 8)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="the most epochs of nlgm.fit (default: fit's, 1000)")
     args = parser.parse_args()
+    epochs = {} if args.epochs is None else {"epochs": args.epochs}
     torch.set_num_threads(args.threads)
     X_train, X_test = load_digits()
     print(f"digits: train {X_train.shape}, test {X_test.shape}; torch threads {args.threads}")
@@ -58,7 +61,8 @@ def main():
         for noise in ("isotropic", "diagonal"):
             for seed in args.seeds:
                 model = nlgm.NLGM(64, K, noise=noise, seed=seed)
-                history, wall, cpu = timed(lambda: nlgm.fit(model, X_train, seed=seed, progress=False))
+                history, wall, cpu = timed(lambda: nlgm.fit(model, X_train, seed=seed, progress=False,
+                                                               **epochs))
                 g = torch.Generator().manual_seed(seed)
                 loglik = model.log_likelihood(X_test, args.importance, generator=g)
                 elbo = model.elbo(X_test, 100, generator=g)

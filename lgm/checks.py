@@ -59,7 +59,7 @@ def as_real_array(X, name):
 
 
 def check_data(X, name="X", *, min_samples=1, n_features=None,
-               estimator=None):
+               estimator=None, finite=None):
     """Return ``X`` as a finite float64 array of shape (N, d), or raise a clear error.
 
     Complex, string, bytes and sparse input is refused (an object array is
@@ -77,6 +77,9 @@ def check_data(X, name="X", *, min_samples=1, n_features=None,
         The width d that is required (for data passed to a fitted model).
     estimator : str, optional
         The fitted model's class name, for the message when d is wrong.
+    finite : bool, optional
+        True: the caller has proved every entry finite (a finite column
+        mean does), so X is not scanned again. None: scan it.
 
     Returns
     -------
@@ -93,7 +96,7 @@ def check_data(X, name="X", *, min_samples=1, n_features=None,
         raise ValueError(
             f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
         )
-    if not np.all(np.isfinite(X)):
+    if not finite and not np.all(np.isfinite(X)):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(
             f"{name} contains NaN or infinite values (first at row {bad[0]}, column {bad[1]}); "

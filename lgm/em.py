@@ -51,7 +51,6 @@ from lgm.linear_gaussian import (
 )
 from lgm.missing import (
     MissingData,
-    expected_moments,
     impute,
     m_step_with_mean,
     observed_log_likelihood,
@@ -263,7 +262,8 @@ class MissingCompletion(_EMState):
         :func:`lgm.missing.expected_moments`. ``rng`` is unused.
         """
         if self._next is None:
-            self._next = expected_moments(data, self.A, self.D, self.mean)
+            self._next = missing_entries.expected_moments(
+                data, self.A, self.D, self.mean)
         moments, self._next = self._next[:3], None
         return moments
 
@@ -276,7 +276,7 @@ class MissingCompletion(_EMState):
         """
         A, D, mean = m_step_with_mean(*moments)
         D = self._constrain(D)
-        self._next = expected_moments(data, A, D, mean)
+        self._next = missing_entries.expected_moments(data, A, D, mean)
         self.A, self.D, self.mean, self.loglik = A, D, mean, self._next[3]
 
 
@@ -584,11 +584,17 @@ class LGM(LinearGaussianEstimator):
             _, mean, S = dask_statistics(X)
             check_variance_scale(np.max(np.diag(S)), X)
             return _Problem(K, S, mean, np.zeros_like(mean))
-        data = self._missing_data(X, reset=True)
+        X = as_real_array(X, "X")
+        # a finite mean proves every entry finite, so X is scanned only once;
+        # otherwise NaN (missing entries) and inf are found and named
+        finite = (X.ndim == 2 and X.shape[0] > 0
+                  and np.all(np.isfinite(mean := X.mean(axis=0))))
+        data = None if finite else self._missing_data(X, reset=True)
         if data is None:
-            X = self._validate_X(X, reset=True, min_samples=2)
+            X = self._validate_X(X, reset=True, min_samples=2, finite=finite)
             K = self._check_params(X.shape[1])
-            mean = X.mean(axis=0)
+            if not finite:  # entries too large to sum: refused below
+                mean = X.mean(axis=0)
             S = sample_covariance(X, mean)
             check_variance_scale(np.max(np.diag(S)), X)
             centred = X - mean if self.completion == "sampled" else None
@@ -692,7 +698,8 @@ class LGM(LinearGaussianEstimator):
                     " noise_floor."
                 )
             A, D = state.A, state.D
-            mean = getattr(state, "mean", mean)
+            if problem.data is not None:  # re-estimated with A and D
+                mean = state.mean
             converged = converged or reason == "interrupted" or (
                 reason == "stop" and done(history))
         budget = self.max_iter - len(history)
@@ -714,8 +721,8 @@ class LGM(LinearGaussianEstimator):
                     on_iteration=history.append, progress=self.progress,
                 )
                 mean = solution.mean
-            A, D, converged = orient_columns(solution.A), solution.D, \
-                solution.converged
+            A, D = orient_columns(solution.A), solution.D
+            converged = solution.converged
             # already at the maximum (loglik is NaN if Ctrl-C came first)
             if len(history) == n_before and not np.isnan(solution.loglik):
                 history.append(solution.loglik)

@@ -37,7 +37,7 @@ class LinearGaussianEstimator(TransformerMixin, BaseEstimator):
         """The fitted noise variances D, shape (d,)."""
         raise NotImplementedError
 
-    def _validate_X(self, X, *, reset, min_samples=1):
+    def _validate_X(self, X, *, reset, min_samples=1, finite=None):
         """X as a finite float array (N, d): the one entry point for data.
 
         ``reset=True`` (in ``fit``) accepts any width d; ``fit`` records it
@@ -46,7 +46,7 @@ class LinearGaussianEstimator(TransformerMixin, BaseEstimator):
         have the fitted width.
         """
         if reset:
-            return check_data(X, min_samples=min_samples)
+            return check_data(X, min_samples=min_samples, finite=finite)
         check_fitted(self, "A_")
         return check_data(
             X, min_samples=min_samples, n_features=self.n_features_in_,

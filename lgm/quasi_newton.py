@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize
 
-from lgm.completion import tqdm
+from lgm import completion
 
 
 class Solution(NamedTuple):
@@ -91,7 +91,7 @@ def maximise(objective, x0, lower, upper, *, max_iter, tol, on_iteration=None, m
         return -value, -gradient
 
     accepted = [np.clip(x0, lower, upper)]
-    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
+    bar = completion.tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
 
     def callback(x):
         value = values.get(x.tobytes())

@@ -253,7 +253,8 @@ def minibatches(x, batch_size, rng):
 class History:
     """What ``fit`` records, one entry per epoch in each list.
 
-    ``history["epoch"]`` reads as ``history.epoch``.
+    ``history["epoch"]`` reads as ``history.epoch`` (and ``history.get``), so
+    code written for the dict that ``fit`` used to return keeps working.
 
     Attributes
     ----------
@@ -288,6 +289,10 @@ class History:
 
     def __getitem__(self, key):
         return getattr(self, key)
+
+    def get(self, key, default=None):
+        """``history[key]``, or ``default`` for a key it does not have."""
+        return getattr(self, key, default)
 
     @property
     def stopped_early(self):

@@ -92,10 +92,15 @@ def test_keyboard_interrupt_returns_the_history_with_a_warning():
     assert model.n_reestimates == 3  # the parameters of the last finished re-estimation
 
 
-def test_progress_bar_runs(capsys):
-    history, _ = run(RecordingModel(), lambda: [0], n_iter=3, score=lambda: 1.0, rng=None,
-                     progress=True, desc="test")
-    assert history == [1.0, 1.0, 1.0]
+def test_the_progress_bar_shows_the_label_the_sweeps_and_the_score(capsys):
+    scores = iter([1.0, 2.0, 3.5])
+    history, _ = run(RecordingModel(), lambda: [0], n_iter=3, score=lambda: next(scores), rng=None,
+                     progress=True, desc="EM here")
+    assert history == [1.0, 2.0, 3.5]
+    shown = capsys.readouterr().err  # tqdm draws on stderr outside a notebook
+    assert "EM here" in shown and "3/3" in shown and "score=3.5000" in shown
+    run(RecordingModel(), lambda: [0], n_iter=3, score=lambda: 1.0, rng=None, desc="EM here")
+    assert capsys.readouterr().err == ""  # progress=False draws nothing
 
 
 def test_patience_stops_when_the_best_score_is_that_many_sweeps_old():

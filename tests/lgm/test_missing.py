@@ -10,6 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 
+import lgm.completion
 import lgm.em
 import lgm.missing
 import lgm.quasi_newton
@@ -162,6 +163,7 @@ def test_em_never_decreases_the_observed_data_likelihood(seed):
     assert history[-1] > history[0]  # and it moved
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_em_optimum_equals_a_generic_optimiser():
     # A small problem: d = 4, K = 1, 30% missing. L-BFGS on (A, log psi, mean) with numerical
     # gradients of the observed-data likelihood must find the point EM converges to.
@@ -371,6 +373,7 @@ def test_the_gradient_names_bad_parameters():
         observed_log_likelihood_gradient(Xm, A, -D, mean)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_the_gradient_vanishes_where_em_converges():
     # EM's fixed point is a stationary point of the observed-data likelihood: the small
     # problem of test_em_optimum_equals_a_generic_optimiser, EM run to a gain < 1e-11.
@@ -384,6 +387,7 @@ def test_the_gradient_vanishes_where_em_converges():
     assert max(np.abs(grad_A).max(), np.abs(grad_mean).max(), np.abs(grad_log_D).max()) < 1e-8
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_the_quasi_newton_solver_reaches_ems_maximum():
     # A regular problem (no Heywood case): L-BFGS-B on the observed-data likelihood from the
     # start (solver="profile") and plain EM run long find the same maximum.
@@ -424,6 +428,7 @@ def spy_on_the_hand_over(monkeypatch):
     return calls
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_em_hands_over_to_quasi_newton_on_diabetes(monkeypatch):
     # Diabetes, K = 3, 20% missing: EM alone crawls to a Heywood case (two noise variances
     # heading for zero) and has not converged after 1000 iterations.
@@ -529,7 +534,7 @@ def test_ctrl_c_during_an_em_iteration_keeps_a_consistent_model(monkeypatch, ctr
     # the parameters whose log-likelihood was recorded last (it used to store the new ones,
     # 0.08 nats per row away from loglik_[-1]), and the quasi-Newton method must not start.
     Xm = hidden_20_percent(load_diabetes)
-    ctrl_c_on_call(lgm.em, "expected_moments", 6)
+    ctrl_c_on_call(lgm.missing, "expected_moments", 6)
     hand_over = spy_on_the_hand_over(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -574,7 +579,7 @@ def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypa
     # (simulated on the 10th redraw) used to keep that iteration's point without its
     # log-likelihood in loglik_.
     Xm = hidden_20_percent(load_diabetes)
-    redraws, tqdm = [], lgm.quasi_newton.tqdm
+    redraws, tqdm = [], lgm.completion.tqdm
 
     class Bar:
         def __init__(self, *args, **kwargs):
@@ -591,13 +596,14 @@ def test_ctrl_c_while_the_progress_bar_redraws_keeps_a_consistent_model(monkeypa
         def close(self):
             self.bar.close()
 
-    monkeypatch.setattr(lgm.quasi_newton, "tqdm", Bar)
+    monkeypatch.setattr(lgm.completion, "tqdm", Bar)  # the bars of the loop and of L-BFGS-B
     with pytest.warns(UserWarning, match="Interrupted after"):
         model = LGM(3, missing="em", solver="profile", progress=True).fit(Xm)
     assert model.n_iter_ == 10
     assert model.loglik_[-1] == pytest.approx(model.score(Xm), abs=1e-12)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 @pytest.mark.parametrize("solver", ["auto", "profile"])
 def test_a_large_offset_changes_nothing(solver):
     # The likelihood is invariant to shifting the data (the mean follows). EM's moments and

@@ -135,6 +135,7 @@ def test_model_through_the_loop_equals_repeated_em_steps():
     assert np.all(np.diff(history) >= -1e-10 * abs(history[0]))
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_sampled_completion_is_label_frequencies_with_the_right_mean():
     rng = np.random.default_rng(7)
     x = np.array([-1.0, 0.0, 0.3, 2.0])

@@ -206,6 +206,7 @@ def test_principal_angles_bad_input():
 
 
 # ---------------------------------------------------------------- the pictures of lgm.plots
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_plot_model_draws_one_attachment_per_point_and_rejects_bad_shapes():
     import matplotlib
 

@@ -88,6 +88,7 @@ def test_bernoulli_gradient_is_x_minus_sigmoid_for_large_logits():
         np.testing.assert_allclose(l.grad.numpy(), x - special.expit(logits), rtol=1e-12, atol=2e-16)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_reparameterisation_gradient_matches_finite_differences():
     rng = np.random.default_rng(5)
     mu = _t(rng.normal(size=(4, 3))).requires_grad_()

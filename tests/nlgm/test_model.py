@@ -40,6 +40,7 @@ def gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 def test_importance_sampling_with_the_exact_posterior_is_exact(monkeypatch):
     monkeypatch.setattr(nlgm.model, "_MAX_ELEMENTS", 50)  # force many chunks
     model, X, exact, _ = linear_model()

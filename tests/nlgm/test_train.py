@@ -24,6 +24,7 @@ def small(seed=0, **kwargs):
     return NLGM(64, 2, hidden=(32,), noise="diagonal", seed=seed, **kwargs)
 
 
+@pytest.mark.slow  # ten seconds or more on the shared 2-core machine (make quick skips it)
 @pytest.mark.parametrize("scheme", ["joint", "alternating"])
 def test_both_schemes_raise_the_elbo(digits, scheme):
     model = small()
@@ -145,8 +146,10 @@ def test_fit_leaves_torchs_threads_alone(digits, monkeypatch):
     def refuse(n):
         raise AssertionError("a library call changed torch's global thread count")
 
+    before = torch.get_num_threads()
     monkeypatch.setattr(torch, "set_num_threads", refuse)
     fit(small(), digits, epochs=1, progress=False)
+    assert torch.get_num_threads() == before
 
 
 def test_data_are_checked_once_per_call_not_per_minibatch(digits, monkeypatch):
@@ -443,3 +446,18 @@ def test_a_step_climbs_the_weighted_objective_by_hand(digits, beta, free_bits):
 def test_bad_kl_settings_are_named(digits, kwargs, match):
     with pytest.raises(ValueError, match=match):
         fit(small(), digits, epochs=1, progress=False, **kwargs)
+
+
+def test_the_elbo_figure_draws_the_history_that_fit_returns(digits):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nlgm.figures import plot_elbo_curve
+
+    history = fit(small(), digits, epochs=2, progress=False)
+    fig = plot_elbo_curve(history)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    plt.close(fig)
+    assert labels == ["training ELBO", "validation ELBO", "kept"]
