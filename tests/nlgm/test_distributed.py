@@ -67,15 +67,17 @@ def test_two_processes_sum_gradients_and_share_the_main_state(tmp_path):
         x = torch.arange(12.0).reshape(4, 3)[procs.rank::2]  # each process: its rows
         layer(x).pow(2).sum().backward()
         distributed.sum_gradients(layer.parameters())
-        print(json.dumps({"rank": procs.rank, "world_size": procs.world_size,
-                          "sums": distributed.all_sum([procs.rank, 1]),
-                          "grad": layer.weight.grad.tolist(), "weight": layer.weight.tolist(),
-                          "state": layer.state_dict()["bias"].tolist(),
-                          "object": distributed.broadcast_object(procs.rank)}))
+        result = {"rank": procs.rank, "world_size": procs.world_size,
+                  "sums": distributed.all_sum([procs.rank, 1]),
+                  "grad": layer.weight.grad.tolist(), "weight": layer.weight.tolist(),
+                  "state": layer.state_dict()["bias"].tolist(),
+                  "object": distributed.broadcast_object(procs.rank)}
+        with open(f"rank{procs.rank}.json", "w") as handle:  # (two stdouts would interleave)
+            json.dump(result, handle)
+        distributed.close_process_group()
     """)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = sorted((json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")),
-                 key=lambda r: r["rank"])
+    out = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert [r["rank"] for r in out] == [0, 1] and {r["world_size"] for r in out} == {2}
     assert out[0]["weight"] == out[1]["weight"] and out[0]["state"] == out[1]["state"]
     assert {r["object"] for r in out} == {0}
@@ -119,6 +121,7 @@ FIT = """
             json.dump({"history": {k: getattr(history, k)
                                    for k in ("epoch", "train_elbo", "val_elbo")},
                        "state": {k: v.tolist() for k, v in model.state_dict().items()}}, handle)
+    distributed.close_process_group()
 """
 
 
