@@ -13,9 +13,8 @@ to the device does not block:
   element is (``(image, label)``; the label is ignored);
 - a :class:`~torch.utils.data.DataLoader` over such a Dataset: its batch size, ``drop_last``,
   workers and ``collate_fn`` are kept (memory is pinned when the device is a GPU), its
-  sampler is replaced by :func:`fit`'s
-  seeded one, so that the seed sets the order, validation rows can be held out and, under
-  ``torchrun``, each process reads only its share;
+  sampler is replaced by :func:`nlgm.fit`'s seeded one, so that the seed sets the order,
+  validation rows can be held out and, under ``torchrun``, each process reads only its share;
 - an :class:`~torch.utils.data.IterableDataset` (or a DataLoader over one): read in the order it
   yields, one pass per epoch. It has no index, so no rows can be held out from it.
 

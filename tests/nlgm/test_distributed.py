@@ -49,6 +49,18 @@ def test_torchrun_without_a_process_group_is_refused(monkeypatch):
     assert distributed.processes() == distributed.Processes()
 
 
+def test_fit_under_torchrun_without_a_process_group_is_refused(monkeypatch, tmp_path):
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    model = NLGM(8, 2, hidden=(4,), seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="no process group: call "
+                                           "nlgm.distributed.init_process_group"):
+        fit(model, curve(20), epochs=1, progress=False, checkpoint=tmp_path / "c.pt")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not (tmp_path / "c.pt").exists()
+
+
 def test_backend_gloo_on_cpu_nccl_on_gpu():
     assert distributed.backend("cpu") == "gloo"
     assert distributed.backend("cuda:1") == "nccl"
