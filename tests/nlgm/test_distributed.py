@@ -183,12 +183,13 @@ def test_two_processes_match_one_process_of_the_same_global_batch(two_processes,
     history, model = fit_in_one_process(batch_size)
     # The two processes draw the global batch's noise and sum its gradient in two halves, so they
     # follow the one-process run up to float32 rounding (the order of the sums), not up to
-    # Monte Carlo noise: the ELBO of 30 validation rows with J = 1 has a standard deviation of
-    # about 0.1 nats here, and the runs agree to 1e-3 nats.
-    np.testing.assert_allclose(ranks[0]["history"]["val_elbo"], history.val_elbo, atol=1e-3)
-    np.testing.assert_allclose(ranks[0]["history"]["train_elbo"], history.train_elbo, atol=1e-3)
+    # Monte Carlo noise: the ELBO of the 30 validation rows with J = 1 has a standard deviation
+    # of 0.09 nats here (200 noise seeds), and the runs agree to 1.5e-6 nats (measured), so
+    # 1e-4 leaves room for other rounding and is a thousand times tighter than the noise.
+    np.testing.assert_allclose(ranks[0]["history"]["val_elbo"], history.val_elbo, atol=1e-4)
+    np.testing.assert_allclose(ranks[0]["history"]["train_elbo"], history.train_elbo, atol=1e-4)
     for name, value in model.state_dict().items():
-        np.testing.assert_allclose(np.array(ranks[0]["state"][name]), value.numpy(), atol=1e-3)
+        np.testing.assert_allclose(np.array(ranks[0]["state"][name]), value.numpy(), atol=1e-5)
 
 
 @pytest.mark.slow
