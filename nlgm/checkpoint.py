@@ -86,22 +86,28 @@ def write(path, *, model, optimisers, rng, history, best, setup):
         ) from None
 
 
-def read(path, model, setup):
+def read(path, model, setup, history_type):
     """The checkpoint at ``path``, if it continues this call of ``fit``; else a clear error.
 
     ``setup`` holds what must not change between the runs: the data's shape, the scheme and the
     split (``val_fraction`` and ``seed``; another split would validate on rows trained on).
 
+    history_type : type
+        What the history is read back as (``nlgm.train.History``); a history it does not take
+        (a file of another version) is refused like any unreadable file.
+
     Returns
     -------
     dict
-        With ``model``, ``optimisers``, ``rng``, ``history`` (a dict) and ``best_state``.
+        With ``model``, ``optimisers``, ``rng``, ``history`` (a ``history_type``) and
+        ``best_state``.
     """
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         config, saved_setup = saved["config"], saved["setup"]
-        for key in ("model", "optimisers", "rng", "history", "best_state"):
+        for key in ("model", "optimisers", "rng", "best_state"):
             saved[key]
+        saved["history"] = history_type(**saved["history"])
     except Exception as err:  # any unreadable file: say which one and why
         raise ValueError(
             f"checkpoint {path} could not be read ({load_failure(err)})."

@@ -36,6 +36,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -549,7 +550,7 @@ def _saved_checkpoint(path, model, setup, processes):
     saved = None
     if processes.is_main and path is not None and path.exists():
         try:
-            saved = checkpoints.read(path, model, setup)
+            saved = checkpoints.read(path, model, setup, History)
         except ValueError as err:  # every process raises it
             saved = err
     saved = distributed.broadcast_object(saved)
@@ -614,8 +615,8 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
     check_option(scheme, "scheme", ("joint", "alternating"))
     if not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be True or False; got {progress!r}.")
-    if isinstance(kl_warmup, bool) or not isinstance(kl_warmup, int) \
-            or kl_warmup < 0:
+    if (isinstance(kl_warmup, bool) or not isinstance(kl_warmup, Integral)
+            or kl_warmup < 0):
         raise ValueError(
             f"kl_warmup must be a non-negative integer (epochs); got"
             f" {kl_warmup!r}."
@@ -631,7 +632,7 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
         checkpoint=checkpoints.checkpoint_path(checkpoint),
         device=resolve_device(device, model),
         beta=check_positive(beta, "beta", allow_zero=True),
-        kl_warmup=kl_warmup,
+        kl_warmup=int(kl_warmup),
         free_bits=check_positive(free_bits, "free_bits", allow_zero=True),
     )
 
@@ -701,4 +702,4 @@ def _resume(saved, model, trainer, rng):
         trainer.optimisers[name].load_state_dict(state)
     rng.set_state(saved["rng"])
     best = {k: v.to(rng.device) for k, v in saved["best_state"].items()}
-    return History(**saved["history"]), best
+    return saved["history"], best

@@ -316,6 +316,7 @@ def test_a_failed_fit_leaves_the_estimator_as_it_was():
     ({}, False), ({"noise": "isotropic"}, False), ({"completion": "sampled", "max_iter": 5}, False),
     ({"missing": "em"}, True),
 ])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # EM alone crawls here
 def test_every_em_goes_through_the_one_loop(monkeypatch, kwargs, nan):
     # A spy on lgm.completion.run, the module attribute that LGM.fit calls: every EM of the
     # LGM (expected, sampled, with missing entries) is that loop, and loglik_ is its history.

@@ -461,3 +461,13 @@ def test_the_elbo_figure_draws_the_history_that_fit_returns(digits):
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     plt.close(fig)
     assert labels == ["training ELBO", "validation ELBO", "kept"]
+
+
+def test_a_checkpoint_of_an_older_history_is_named(digits, tmp_path):
+    # written by the nlgm.fit that returned a dict with "stopped_early" (and kept "stopping")
+    fit(small(), digits, epochs=1, progress=False, checkpoint=tmp_path / "c.pt")
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    saved["history"] = dict(saved["history"], stopped_early=False)
+    torch.save(saved, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match=r"could not be read \(TypeError: .*stopped_early"):
+        fit(small(), digits, epochs=2, progress=False, checkpoint=tmp_path / "c.pt")
