@@ -236,7 +236,6 @@ def load_data_file(path, *, key=None):
         With one line saying what is wrong with the file (missing, unknown format, not numeric,
         truncated, NaN or infinite values).
     """
-    import gzip
     import os
     import zipfile
 
@@ -257,9 +256,7 @@ def load_data_file(path, *, key=None):
         elif lower.endswith(".csv"):
             X = _read_csv(name)
         elif "idx" in os.path.basename(lower) or "ubyte" in os.path.basename(lower):
-            opener = gzip.open if lower.endswith(".gz") else open
-            with opener(name, "rb") as handle:
-                X = _read_idx(handle.read())
+            X = _read_idx_file(name)
         else:
             raise ValueError("unknown format; expected .npz, .npy, .csv or an IDX file (MNIST's "
                              "'...-idx3-ubyte', optionally .gz)")
@@ -297,6 +294,46 @@ def _read_csv(name):
     if len({len(r) for r in rows}) > 1:
         raise ValueError("its lines do not all have the same number of values")
     return np.array(rows)
+
+
+def read_idx(path):
+    """The array stored in an IDX file (MNIST's format), gzipped (``.gz``) or not.
+
+    Values are returned as stored, with the file's shape (MNIST's images: (N, 28, 28) uint8).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong: missing, not IDX, or truncated (the header promises
+        more bytes than follow, or a gzip stream that ends early).
+    """
+    import os
+    import zlib
+
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise ValueError(f"IDX file {name!r} does not exist (or is not a file).")
+    try:
+        return _read_idx_file(name)
+    except (OSError, EOFError, zlib.error, ValueError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(f"cannot read IDX file {name!r}: {message}.") from None
+
+
+def _read_idx_file(name):
+    import gzip
+
+    opener = gzip.open if name.lower().endswith(".gz") else open
+    with opener(name, "rb") as handle:
+        return _read_idx(handle.read())
 
 
 def _read_idx(raw):

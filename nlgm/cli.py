@@ -51,7 +51,10 @@ def _parser():
                     "command again resumes from the run's checkpoint.")
     train.add_argument("--data", required=True,
                        help="'digits' (scikit-learn's 8x8 digits, scaled to [0,1) with uniform "
-                            "dequantisation, fixed 75/25 train/test split) or a path to a .npz, .npy, "
+                            "dequantisation, fixed 75/25 train/test split), 'mnist' or "
+                            "'fashion-mnist' (their IDX files in $PCA_TO_VAE_DATA/mnist or "
+                            "~/.cache/pca-to-vae/mnist (fashion-mnist), dequantised to [0,1), the "
+                            "published 60000/10000 split) or a path to a .npz, .npy, "
                             f".csv or MNIST IDX file (one sample per row; {TEST_FRACTION:.0%}% held out "
                             "as the test split)")
     train.add_argument("--key", help="the array to read from an .npz file (default: the first)")
@@ -113,6 +116,13 @@ def load_split(data, key=None):
 
     if data == "digits":
         return load_digits(split=True, dequantise=True, random_state=0)
+    if data in ("mnist", "fashion-mnist"):
+        from lgm.mnist import load_mnist
+
+        try:
+            return load_mnist(fashion=data == "fashion-mnist", dequantise=True, random_state=0)
+        except FileNotFoundError as err:
+            raise ValueError(str(err)) from None
     X = load_data_file(data, key=key)
     if len(X) < 10:
         raise ValueError(f"data file {data!r} has {len(X)} rows; at least 10 are needed for the splits.")
@@ -128,21 +138,30 @@ def _train(args):
     import matplotlib.pyplot as plt
     import torch
 
-    from nlgm import figures
+    from nlgm import distributed, figures
     from nlgm.model import NLGM
     from nlgm.train import fit
 
+    # under torchrun: join the processes (gloo on the CPU, NCCL and GPU LOCAL_RANK with cuda)
+    processes, device = (distributed.init_process_group(args.device)
+                         if distributed.launched_by_torchrun()
+                         else (distributed.Processes(), args.device))
     X_train, X_test = load_split(args.data, args.key)
     model = NLGM(X_train.shape[1], args.latent, hidden=args.hidden, likelihood=args.likelihood,
                  noise=args.noise, decoder=args.decoder, activation=args.activation, seed=args.seed)
-    _make_folder(args.out)
+    if processes.is_main:
+        _make_folder(args.out)
     _set_threads(torch, args.threads)
     history = fit(model, X_train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                   n_samples=args.samples, val_fraction=args.val_fraction, seed=args.seed,
                   progress=not args.no_progress, scheme=args.scheme, patience=args.patience,
-                  checkpoint=args.out / "checkpoint.pt", device=args.device)
+                  checkpoint=args.out / "checkpoint.pt", device=device)
+    distributed.close_process_group()
+    if not processes.is_main:  # rank 0 writes the run folder
+        return 0
     model.to("cpu").save(args.out / "model.pt")
     run = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    run["world_size"] = processes.world_size
     (args.out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     columns = ["epoch", "train_elbo", "val_elbo", "lr", "seconds"]
     with open(args.out / "history.csv", "w", newline="") as handle:

@@ -237,6 +237,18 @@ class NLGM(nn.Module):
                 f"X is too large for the model's {self._dtype_name()}: the variance of a feature "
                 f"overflows (largest |x| = {X.abs().max().item():.3g}); rescale X, e.g. "
                 "standardise it.")
+        return self.init_from_moments(mean, var)
+
+    @torch.no_grad()
+    def init_from_moments(self, mean, var):
+        """:meth:`init_from_data` from the data's mean and variance (each of shape (d,)), e.g.
+        computed in one pass over streamed data (:meth:`nlgm.data.Stream.moments`).
+
+        Returns
+        -------
+        self
+        """
+        mean, var = (torch.as_tensor(v).to(**self._like()) for v in (mean, var))
         self.encoder.x_shift.copy_(mean)
         self.encoder.x_scale.copy_(torch.where(var > 0, var.sqrt(), torch.ones_like(var)))
         last = self.decoder if isinstance(self.decoder, nn.Linear) else self.decoder[-1]

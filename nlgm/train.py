@@ -50,8 +50,10 @@ from lgm.checks import (
 )
 from lgm.data import split_indices
 from nlgm import checkpoint as checkpoints
-from nlgm.elbo import weighted_kl
-from nlgm.model import NLGM
+from nlgm import distributed
+from nlgm.data import is_streamed, shares, stream
+from nlgm.elbo import reparameterise, weighted_kl
+from nlgm.model import _MAX_ELEMENTS, NLGM
 
 
 class ELBOAscent:
@@ -157,6 +159,68 @@ class ELBOAscent:
                 group["lr"] = lr
 
 
+class DataParallelELBOAscent(ELBOAscent):
+    """:class:`ELBOAscent` in one of several processes (``torchrun``).
+
+    Each batch is ``(x, m)``: this process's rows x of a global batch of m rows
+    (:class:`nlgm.data.GlobalBatchSampler`). The noise eps is drawn for the
+    whole global batch from the generator that every process holds in the same
+    state, and each process keeps its rows' draws, so the processes together
+    take the step that one process would take on the global batch: each
+    process's loss is its rows' share of the global mean, and the gradients
+    are summed over the processes (:func:`nlgm.distributed.sum_gradients`)
+    before every Adam step, which keeps the copies of the model equal.
+
+    Parameters
+    ----------
+    processes : nlgm.distributed.Processes
+    **kwargs
+        Those of :class:`ELBOAscent`.
+    """
+
+    def __init__(self, model, *, processes, **kwargs):
+        super().__init__(model, **kwargs)
+        self.processes, self.share = processes, 1.0
+
+    def complete(self, batch, rng):
+        """:meth:`NLGM.complete` of this process's rows, with their draws of the
+        global batch's noise (eq-reparam)."""
+        x, m = batch
+        mu, logvar = self.model.encoder(x)
+        eps = torch.randn((self.n_samples, m, mu.shape[-1]), generator=rng,
+                          dtype=mu.dtype, device=mu.device)
+        p = self.processes
+        return mu, logvar, reparameterise(mu, logvar,
+                                          eps[:, p.rank::p.world_size])
+
+    def reestimate(self, batch, completion):
+        """:meth:`ELBOAscent.reestimate`, each loss weighted by this process's
+        share of the global batch."""
+        x, m = batch
+        self.share = x.shape[0] / m
+        if x.shape[0] == 0:  # a last global batch of fewer rows than processes
+            for which in self.optimisers:
+                self._step(which, None)
+            return
+        super().reestimate(x, completion)
+
+    def _step(self, which, loss):
+        self.model.zero_grad(set_to_none=True)
+        if loss is not None:
+            (loss * self.share).backward()
+        parameters = [p for group in self.optimisers[which].param_groups
+                      for p in group["params"]]
+        distributed.sum_gradients(parameters)
+        self.optimisers[which].step()
+
+    def epoch_elbo(self):
+        """Mean training ELBO since the last call, over all processes."""
+        total, count = distributed.all_sum(
+            [float(self.elbo_sum), self.elbo_count])
+        self.elbo_sum, self.elbo_count = 0.0, 0
+        return total / max(count, 1)
+
+
 def cosine_lr(lr, epoch, epochs):
     """The learning rate of ``epoch`` (1..epochs): lr annealed on a cosine.
 
@@ -260,7 +324,15 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     Parameters
     ----------
     model : NLGM
-    X : array_like or Tensor, shape (N, d)
+    X : array_like or Tensor, shape (N, d); or numpy.memmap, Dataset, DataLoader
+        Data in memory go to the device whole (the fast path). A memmap
+        (``np.load(path, mmap_mode="r")``), a torch Dataset (map-style or
+        iterable) or a DataLoader is streamed: its rows are read batch by
+        batch, in the same batches and order as in memory (:mod:`nlgm.data`).
+        Under ``torchrun`` each process reads its share of every batch and
+        the gradients are summed over the processes
+        (:class:`DataParallelELBOAscent`, :mod:`nlgm.distributed`); only
+        rank 0 writes the checkpoint.
     epochs : int
         The most epochs in total, counting those of a resumed checkpoint; the
         learning rate reaches 0 at the last one.
@@ -324,25 +396,54 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         If an epoch's ELBO is not finite (the steps diverged): the model is
         first given back the parameters of its best finite epoch.
     """
+    processes = distributed.processes()  # refuses torchrun without a group
     s = _settings(model, epochs=epochs, batch_size=batch_size, lr=lr,
                   n_samples=n_samples, val_fraction=val_fraction, seed=seed,
                   progress=progress, scheme=scheme, patience=patience,
                   checkpoint=checkpoint, device=device, beta=beta,
                   kl_warmup=kl_warmup, free_bits=free_bits)
-    x_all = model.to(s.device).check_input(X, "X", min_samples=2)
-    train_idx, val_idx = _validation_split(len(x_all), s.val_fraction, seed)
+    data = (stream(X, data_dim=model.data_dim, dtype=model.encoder.x_shift.dtype)
+            if is_streamed(X) else None)
+    if data is not None and not data.indexable:
+        if val_fraction not in (None, 0):
+            raise ValueError(
+                f"val_fraction={val_fraction}: {data.name} has no index, so no"
+                " rows can be held out from it; pass val_fraction=0, or a"
+                " map-style Dataset (len and dataset[i]) or a memmap."
+            )
+        s.val_fraction = 0.0
+    if data is None:
+        x_all = model.to(s.device).check_input(X, "X", min_samples=2)
+        N = len(x_all)
+    else:
+        model.to(s.device)
+        N = data.n_rows  # None: an iterable source, all of it for training
+    train_idx, val_idx = (_validation_split(N, s.val_fraction, seed)
+                          if N is not None else (None, []))
     validate = len(val_idx) > 0
-    x_train = x_all[train_idx] if validate else x_all  # no copy if no split
-    x_val = x_all[val_idx]
-    setup = {"shape": list(x_all.shape), "scheme": scheme,
+    if data is None:
+        x_train = x_all[train_idx] if validate else x_all  # no copy if no split
+        x_val = x_all[val_idx]
+    setup = {"shape": [N, model.data_dim], "scheme": scheme,
              "val_fraction": s.val_fraction, "seed": seed}
-    saved = (checkpoints.read(s.checkpoint, model, setup, History)
-             if s.checkpoint is not None and s.checkpoint.exists() else None)
+    saved = _saved_checkpoint(s.checkpoint, model, setup, processes)
 
-    if saved is None and initialise:
-        model.init_from_data(x_train)
-    trainer = ELBOAscent(model, lr=s.lr, n_samples=s.n_samples, scheme=scheme,
-                         free_bits=s.free_bits)
+    if saved is None and initialise and processes.is_main:
+        if data is None:
+            model.init_from_data(x_train)
+        else:
+            model.init_from_moments(*data.moments(train_idx)[1:])
+    if saved is None:
+        distributed.broadcast_state(model)  # every process starts from rank 0's
+    trainer = (
+        DataParallelELBOAscent(model, processes=processes, lr=s.lr,
+                               n_samples=s.n_samples, scheme=scheme,
+                               free_bits=s.free_bits)
+        if processes.distributed else
+        ELBOAscent(model, lr=s.lr, n_samples=s.n_samples, scheme=scheme,
+                   free_bits=s.free_bits)
+    )
+    share = dict(rank=processes.rank, world_size=processes.world_size)
     rng = torch.Generator(device=s.device).manual_seed(seed)
     history, best = History(), copy.deepcopy(model.state_dict())
     if saved is not None:
@@ -354,13 +455,28 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         epoch = len(history.epoch) + 1
         trainer.set_lr(cosine_lr(s.lr, epoch, s.epochs))
         trainer.beta = kl_weight(s.beta, epoch, s.kl_warmup)
-        return minibatches(x_train, s.batch_size, rng)
+        if data is None and not processes.distributed:
+            return minibatches(x_train, s.batch_size, rng)  # the fast path
+        batches = (data.batches(train_idx, s.batch_size, generator=rng,
+                                device=s.device, **share)
+                   if data is not None else
+                   shares(x_train, s.batch_size, rng, **share))
+        # (rows, size of the global batch); one process needs only the rows
+        return batches if processes.distributed else (x for x, _ in batches)
+
+    def validation():
+        if data is None and not processes.distributed:
+            return validation_elbo(model, x_val, s.n_samples, seed)
+        # the chunks of NLGM.mean_elbo, read or shared among the processes
+        rows = max(1, _MAX_ELEMENTS // (s.n_samples * model._width()))
+        chunks = (data.batches(val_idx, rows, device=s.device, **share)
+                  if data is not None else shares(x_val, rows, None, **share))
+        return _validation_elbo_of(trainer, chunks, seed, s.device, processes)
 
     def score():
         # the training ELBO (the one host sync of a sweep), then validation
         train_elbo = trainer.epoch_elbo()
-        val_elbo = (validation_elbo(model, x_val, s.n_samples, seed)
-                    if validate else math.nan)
+        val_elbo = validation() if validate else math.nan
         history.epoch.append(len(history.epoch) + 1)
         history.train_elbo.append(train_elbo)
         history.val_elbo.append(val_elbo)
@@ -377,7 +493,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         if not validate or completion.sweeps_since_best(scores) == 0:
             best = copy.deepcopy(model.state_dict())
             history.best_epoch = history.epoch[-1]
-        if s.checkpoint is not None:
+        if s.checkpoint is not None and processes.is_main:
             checkpoints.write(s.checkpoint, model=model,
                               optimisers=trainer.optimisers, rng=rng,
                               history=history, best=best, setup=setup)
@@ -385,7 +501,8 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
     _, history.stopped = completion.run(
         trainer, epoch_batches, n_iter=s.epochs, score=score, rng=rng,
         patience=s.patience if validate else None,
-        history=history.scores(validate), progress=progress, desc="nlgm.fit",
+        history=history.scores(validate), desc="nlgm.fit",
+        progress=progress and processes.is_main,
         unit="epochs", on_iteration=end_of_epoch,
         kept=lambda _: "the model keeps the parameters of epoch"
                        f" {history.best_epoch}.",
@@ -404,6 +521,42 @@ def validation_elbo(model, x_val, n_samples, seed):
     """
     noise = torch.Generator(device=x_val.device).manual_seed(seed + 1)
     return float(model.mean_elbo(x_val, n_samples, noise))
+
+
+@torch.no_grad()
+def _validation_elbo_of(trainer, batches, seed, device, processes):
+    """The mean ELBO of validation rows read in ``batches`` (streamed, or shared
+    among processes as ``(rows, m)``), with :func:`validation_elbo`'s noise.
+
+    One process gets the value :func:`validation_elbo` gives for the same rows
+    in memory; several sum their rows' ELBOs and counts (one all-reduce).
+    """
+    noise = torch.Generator(device=device).manual_seed(seed + 1)
+    values = torch.cat([
+        trainer.model.completion_elbo(
+            batch[0], trainer.complete(batch if processes.distributed
+                                       else batch[0], noise))
+        for batch in batches
+    ])
+    if not processes.distributed:
+        return float(values.mean())
+    total, count = distributed.all_sum([values.sum(), len(values)], device)
+    return total / count
+
+
+def _saved_checkpoint(path, model, setup, processes):
+    """The checkpoint to resume from, or None: read by the main process and
+    sent to the others (which need not see its disk)."""
+    saved = None
+    if processes.is_main and path is not None and path.exists():
+        try:
+            saved = checkpoints.read(path, model, setup, History)
+        except ValueError as err:  # every process raises it
+            saved = err
+    saved = distributed.broadcast_object(saved)
+    if isinstance(saved, ValueError):
+        raise saved
+    return saved
 
 
 def default_settings(model):
