@@ -5,8 +5,8 @@ built once), serves it on the loopback interface, and opens every page in Debian
 through the DevTools protocol (``tests/book/browser.py``). It fails on a JavaScript exception or
 console error, a resource that does not load (a 404 such as ``/favicon.ico`` included), a MathJax
 error, an image that did not load, ``$$`` left as text, and a link to a page or an anchor of the
-book that does not exist. A screenshot of every page is kept as a test artefact, in the folder
-the failure message names (under pytest's temporary folder).
+book that does not exist. A screenshot of every page is kept as a test artefact in ``book/_build/browser-check/`` (git-ignored;
+pytest's own temporary folders are pruned by later sessions).
 
 Where ``chromium`` is missing the set-up installs it (``apt-get install chromium``, as root); the
 test is skipped, with the reason, only where that is impossible.
@@ -14,6 +14,7 @@ test is skipped, with the reason, only where that is impossible.
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -48,9 +49,14 @@ def chromium():
     return path
 
 
+#: Where the screenshots are kept after the run (git-ignored; CI can upload it as an artefact).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "book" / "_build" / "browser-check"
+
+
 @pytest.mark.slow
-def test_every_page_loads_cleanly_in_a_browser(built_book, chromium, tmp_path_factory):
-    screenshots = tmp_path_factory.mktemp("browser") / "screenshots"
+def test_every_page_loads_cleanly_in_a_browser(built_book, chromium):
+    shutil.rmtree(SCREENSHOTS, ignore_errors=True)
+    screenshots = SCREENSHOTS
     problems = check_site(built_book.html, screenshots, chromium)
     pages = list(screenshots.glob("*.png"))
     assert len(pages) >= 25, f"only {len(pages)} pages were opened"
