@@ -18,9 +18,11 @@ menu itself.
 
 Jupyter and Colab render plain Markdown, not MyST, so text cells are rewritten: a
 ``literalinclude`` becomes a fenced code block holding the included source (read by Sphinx's own
-reader, so it is exactly what the HTML page shows), equation references become "(n)" or "(n) in
-*chapter*", labelled display equations get ``\\tag{n}``, document links become the page's title,
-citations become "Author (year)", list tables become Markdown tables, admonitions become block
+reader, so it is exactly what the HTML page shows, followed by the numbers of the equations its
+docstrings cite), equation references become "(7.3)" or "(7.3) in *chapter*" with the numbers of
+the HTML book (``book/_ext/equations.py``), labelled display equations get ``\\tag{7.3}``,
+document links become the page's title, and both are links to the page of the web book (the
+repository's GitHub Pages site, derived from the same repository URL), citations become "Author (year)", list tables become Markdown tables, admonitions become block
 quotes and dropdowns collapsed ``<details>`` blocks. Cell tags stay (``raises-exception`` keeps
 its meaning for Jupyter), and the ``hide-*``/``remove-*`` tags also collapse the cell's input or
 output in JupyterLab. A page whose code imports ``lgm``, ``nlgm`` or ``torch`` starts with a
@@ -39,6 +41,8 @@ from urllib.parse import quote, urlencode
 import jupytext
 import nbformat
 from sphinx.directives.code import LiteralIncludeReader
+
+from equations import LABEL, equation_number
 
 REPOSITORY_ENV = "BOOK_REPOSITORY_URL"
 JUPYTERHUB_ENV = "BOOK_JUPYTERHUB_URL"
@@ -59,6 +63,7 @@ class Launch:
     binderhub_url: str = ""
     jupyterhub_url: str = ""
     interface: str = "jupyterlab"  # or "classic"
+    web_url: str = ""  # where the HTML book is published, with a final "/"; "" if unknown
 
     @classmethod
     def from_config(cls, theme_options, launch_buttons, notebooks_branch, environ=os.environ):
@@ -72,6 +77,7 @@ class Launch:
             binderhub_url=(launch_buttons.get("binderhub_url") or "").rstrip("/"),
             jupyterhub_url=(environ.get(JUPYTERHUB_ENV) or launch_buttons.get("jupyterhub_url") or "").rstrip("/"),
             interface=launch_buttons.get("notebook_interface") or "jupyterlab",
+            web_url=web_book_url(url.strip().rstrip("/").removesuffix(".git")),
         )
 
     def urls(self, pagename):
@@ -92,6 +98,12 @@ class Launch:
                                "urlpath": f"{ui}/{folder}/{notebook}"}, safe="/")
             urls["JupyterHub"] = f"{self.jupyterhub_url}/hub/user-redirect/git-pull?{query}"
         return urls
+
+
+def web_book_url(repository_url):
+    """Where the publishing workflow puts the HTML book: the repository's GitHub Pages site."""
+    github = GITHUB.fullmatch(repository_url)
+    return f"https://{github['owner']}.github.io/{github['repo']}/" if github else ""
 
 
 ICONS = {"Colab": "_static/images/logo_colab.png", "Binder": "_static/images/logo_binder.svg",
@@ -136,9 +148,25 @@ class Book:
     """What a page's conversion needs to know about the rest of the book."""
 
     srcdir: Path
-    equations: dict  # label -> (docname, number)
+    equations: dict  # label -> (docname, number as the book shows it, "7.3")
     titles: dict  # docname -> title
     citations: dict  # bibtex key -> "Author (year)"
+    web_url: str = ""  # the HTML book, with a final "/": references become links to it
+
+    def link(self, text, docname, anchor=""):
+        """``text`` as a Markdown link to page ``docname`` of the web book (plain without one)."""
+        if not self.web_url:
+            return text
+        return f"[{text}]({self.web_url}{docname}.html{'#' + anchor if anchor else ''})"
+
+    def cited(self, code):
+        """The line that gives the numbers of the equations a piece of code names, or ""."""
+        labels = sorted(set(LABEL.findall(code)) & set(self.equations), key=code.index)
+        if not labels:
+            return ""
+        cites = [f"`{label}` is " + self.link(f"({self.equations[label][1]})", self.equations[label][0],
+                                              f"equation-{label}") for label in labels]
+        return "*Equations cited in this code:* " + ", ".join(cites)
 
 
 ROLE = re.compile(r"\{(?P<role>[a-z:]+)\}`(?P<text>[^`]*)`")
@@ -194,7 +222,8 @@ def _directive(match, docname, book):
             options["dedent"] = int(options["dedent"]) if options["dedent"] else None
         text, _ = LiteralIncludeReader(str(path), options, _Config()).read()
         language = options.get("language", "python")
-        return f"```{language}\n{text.rstrip()}\n```"
+        cited = book.cited(text)
+        return f"```{language}\n{text.rstrip()}\n```" + (f"\n\n{cited}" if cited else "")
     if name == "list-table":
         return _list_table(arg, body)
     _, text = _options(body)
@@ -219,11 +248,12 @@ def plain_markdown(text, docname, book):
         target = explicit["target"] if explicit else body
         if kind == "eq" and target in book.equations:
             where, number = book.equations[target]
-            return f"({number})" if where == docname else f"({number}) in *{book.titles.get(where, where)}*"
+            text = f"({number})" if where == docname else f"({number}) in *{book.titles.get(where, where)}*"
+            return book.link(text, where, f"equation-{target}")
         if kind == "doc":
             where = target[1:] if target.startswith("/") else posixpath.normpath(
                 posixpath.join(posixpath.dirname(docname), target))
-            return f"*{explicit['label'] if explicit else book.titles.get(where, where)}*"
+            return book.link(f"*{explicit['label'] if explicit else book.titles.get(where, where)}*", where)
         if kind == "math":
             return f"${body}$"
         if kind.startswith("cite"):
@@ -332,11 +362,12 @@ def write_notebooks(app, exception):
     if exception is not None:
         return
     srcdir, outdir = Path(app.srcdir), Path(app.outdir)
-    equations = app.env.get_domain("math").data.get("objects", {})
+    equations = {label: (doc, equation_number(doc, n))
+                 for label, (doc, n) in app.env.get_domain("math").data.get("objects", {}).items()}
     titles = {doc: node.astext() for doc, node in app.env.titles.items()}
     bibfiles = [srcdir / f for f in getattr(app.config, "bibtex_bibfiles", [])]
-    book = Book(srcdir, equations, titles, _citations(bibfiles))
     launch = app.notebooks_launch
+    book = Book(srcdir, equations, titles, _citations(bibfiles), launch.web_url)
     package = tomllib.loads((srcdir.parent / "pyproject.toml").read_text())["project"]["name"]
     tree = outdir.parent / "notebooks"
     shutil.rmtree(tree, ignore_errors=True)

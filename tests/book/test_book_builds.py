@@ -103,3 +103,43 @@ def test_every_notebook_page_has_a_download_link_and_launch_buttons(built_book):
     # The theme's own buttons (which point at <page>.md) are not there.
     assert "/blob/main/book/" not in (built_book.html / "04_pca.html").read_text()
     assert not (built_book.html / "references.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_equations_are_numbered_per_chapter_alike_in_page_and_notebook(built_book):
+    """(7.3) beside the equation, in every reference to it, and as \\tag{7.3} in the notebook (book/_ext)."""
+    web = f"https://{FORK.replace('/', '.github.io/', 1)}/"
+    for page, chapter in [("02_gaussian_toolkit", 2), ("07_em_lgm", 7), ("12_evaluating", 12)]:
+        html = (built_book.html / f"{page}.html").read_text()
+        shown = re.findall(r'class="eqno">\(([\d.]+)\)', html)
+        assert shown == [f"{chapter}.{n}" for n in range(1, len(shown) + 1)], (page, shown)
+        cells = json.loads((built_book.html / f"{page}.ipynb").read_text())["cells"]
+        text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+        assert re.findall(r"\\tag\{([\d.]+)\}", text) == shown, page
+        # a reference in the notebook is a link to the same equation of the web book
+        for number, target, label in re.findall(r"\[\(([\d.]+)\)[^\]]*\]\(([^)#]+)#equation-([\w-]+)\)", text):
+            assert target.startswith(web), target
+            linked = (built_book.html / target.removeprefix(web)).read_text()
+            assert f'id="equation-{label}"' in linked and f'({number})' in linked, (page, label, number)
+    html = (built_book.html / "07_em_lgm.html").read_text()
+    assert re.search(r'href="06_lgm\.html#equation-eq-lgm-posterior">\(6\.\d+\)</a>', html)
+    # The code shown cites labels; the line under it gives their numbers, as links.
+    lgm_page = (built_book.html / "06_lgm.html").read_text()
+    assert re.search(r'cited-equations.*?<code[^>]*><span class="pre">eq-lgm-profile</span></code> is '
+                     r'<a class="reference internal" href="#equation-eq-lgm-profile">\(6\.\d+\)</a>', lgm_page, re.S)
+
+
+@pytest.mark.slow
+def test_pages_have_one_copy_of_each_script_a_favicon_and_quiet_stubs(built_book):
+    html = built_book.html
+    assert (html / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00", "no favicon.ico at the site's root"
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        assert text.count("const THEBE_JS_URL") <= 1, f"{page.name}: the thebe configuration twice"
+    stubs = 0
+    for page in (html / "exercises").glob("*.html"):
+        text = page.read_text()
+        assert "Traceback (most recent call last)" not in text or "NotImplementedError</span>: " not in text, \
+            f"{page.name}: a stub's traceback on the page"
+        stubs += text.count("Not implemented yet: this cell runs once")
+    assert stubs >= 10, f"only {stubs} quiet stub outputs on the exercise pages"

@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,9 +18,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("book_notebooks", ROOT / "book" / "_ext" / "notebooks.py")
-notebooks = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(notebooks)
+EXT = ROOT / "book" / "_ext"
+sys.path.insert(0, str(EXT))  # the extensions import each other, as Sphinx loads them
+try:
+    _spec = importlib.util.spec_from_file_location("book_notebooks", EXT / "notebooks.py")
+    notebooks = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(notebooks)
+    import equations
+finally:
+    sys.path.remove(str(EXT))
 
 BOOK = notebooks.Book(
     srcdir=ROOT / "book",
@@ -58,6 +65,31 @@ def test_roles_become_plain_text():
 def test_labelled_equations_get_their_number_and_targets_go():
     text = convert("(sec-x)=\n## Title\n\n$$\na = b\n$$ (eq-here)\n\n$$\n(c+d)^2\n$$\n\nand $$x$$ (not a label).")
     assert text == "## Title\n\n$$\na = b\n\\tag{3}\n$$\n\n$$\n(c+d)^2\n$$\n\nand $$x$$ (not a label)."
+
+
+def test_equations_are_numbered_per_chapter():
+    assert equations.equation_number("07_em_lgm", 3) == "7.3"
+    assert equations.equation_number("12_evaluating", 1) == "12.1"
+    assert equations.equation_number("faq", 2) == "2"  # not a chapter
+    assert equations.equation_number("exercises/07_x", 2) == "2"
+
+
+def test_references_link_to_the_web_book_with_its_numbers():
+    web = notebooks.Book(srcdir=BOOK.srcdir, equations={"eq-here": ("05_ppca", "5.3"), "eq-there": ("06_lgm", "6.7")},
+                         titles=BOOK.titles, citations=BOOK.citations, web_url="https://o.github.io/r/")
+    text = notebooks.plain_markdown("By {eq}`eq-here` and {eq}`eq-there`, see {doc}`06_lgm`.", "05_ppca", web)
+    assert text == ("By [(5.3)](https://o.github.io/r/05_ppca.html#equation-eq-here) and "
+                    "[(6.7) in *Linear Gaussian models*](https://o.github.io/r/06_lgm.html#equation-eq-there), "
+                    "see [*Linear Gaussian models*](https://o.github.io/r/06_lgm.html).")
+    assert notebooks.plain_markdown("$$\na = b\n$$ (eq-there)", "06_lgm", web) == "$$\na = b\n\\tag{6.7}\n$$"
+    # The code a page shows is followed by the numbers of the equations its docstring cites.
+    cited = web.cited('"""Implements eq-there and eq-here (eq-unknown is no label)."""')
+    assert cited == ("*Equations cited in this code:* `eq-there` is [(6.7)](https://o.github.io/r/06_lgm.html#equation-eq-there), "
+                     "`eq-here` is [(5.3)](https://o.github.io/r/05_ppca.html#equation-eq-here)")
+    assert web.cited("no labels here") == ""
+    # The web book is the repository's GitHub Pages site, from the one repository setting.
+    assert notebooks.web_book_url("https://github.com/someone/fork") == "https://someone.github.io/fork/"
+    assert notebooks.web_book_url("https://gitlab.com/a/b") == ""
 
 
 def test_admonitions_dropdowns_and_list_tables_become_markdown():
@@ -109,6 +141,8 @@ def test_launch_urls_follow_the_repository_setting():
         "JupyterHub": "https://hub.example.edu/hub/user-redirect/git-pull?repo=https%3A//github.com/someone/fork"
                       "&branch=notebooks&urlpath=lab/tree/fork/04_pca.ipynb",
     }
+    assert (default.web_url, fork.web_url) == (f"https://{owner_repo.replace('/', '.github.io/', 1)}/",
+                                               "https://someone.github.io/fork/")
     # Not on GitHub: Colab cannot open it, Binder takes the plain git URL.
     gitlab = notebooks.Launch("https://gitlab.com/a/b", "main", "notebooks", "https://colab.research.google.com",
                               "https://mybinder.org")
