@@ -16,15 +16,15 @@ import re
 from docutils import nodes
 from docutils.nodes import make_id
 
-CHAPTER = re.compile(r"(?P<chapter>\d+)_[^/]*")
+CHAPTER = re.compile(r"(?P<chapter>\d+[a-z]?)_[^/]*")
 #: An equation label as the book writes them, and as docstrings cite them.
 LABEL = re.compile(r"\beq-[a-z0-9]+(?:-[a-z0-9]+)*\b")
 
 
 def equation_number(docname, n):
-    """The number shown for the n-th labelled equation of page ``docname``: "7.3", or "3"."""
+    """The number shown for the n-th labelled equation of page ``docname``: "7.3", "7b.3", or "3"."""
     m = CHAPTER.fullmatch(docname)
-    return f"{int(m['chapter'])}.{n}" if m else str(n)
+    return f"{m['chapter'].lstrip('0')}.{n}" if m else str(n)
 
 
 def _objects(env):

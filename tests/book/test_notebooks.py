@@ -70,6 +70,7 @@ def test_labelled_equations_get_their_number_and_targets_go():
 def test_equations_are_numbered_per_chapter():
     assert equations.equation_number("07_em_lgm", 3) == "7.3"
     assert equations.equation_number("12_evaluating", 1) == "12.1"
+    assert equations.equation_number("07b_mixtures_fa", 2) == "7b.2"  # a chapter between 7 and 8
     assert equations.equation_number("faq", 2) == "2"  # not a chapter
     assert equations.equation_number("exercises/07_x", 2) == "2"
 
