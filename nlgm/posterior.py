@@ -47,8 +47,9 @@ def cholesky_factor(logvar, lower):
     """
     K = logvar.shape[-1]
     rows, cols = torch.tril_indices(K, K, offset=-1, device=logvar.device)
-    L = torch.diag_embed(torch.exp(0.5 * logvar))
-    return L.index_put((..., rows, cols), lower)
+    strictly_lower = lower.new_zeros((*lower.shape[:-1], K, K))
+    strictly_lower[..., rows, cols] = lower
+    return torch.diag_embed(torch.exp(0.5 * logvar)) + strictly_lower
 
 
 def full_gaussian_log_density(z, mu, L):

@@ -1,0 +1,262 @@
+"""The richer posteriors of nlgm.posterior, checked against independent references:
+torch.distributions for the full-covariance Gaussian, brute-force Jacobians for the flow, and
+the exact PPCA log-likelihood (scipy.stats) for a linear decoder."""
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import nlgm
+from nlgm.checkpoint import read
+from nlgm.elbo import kl_to_standard_normal, reparameterise
+from nlgm.posterior import (
+    IAFStep,
+    cholesky_factor,
+    full_gaussian_log_density,
+    kl_full_to_standard_normal,
+)
+
+KINDS = ("diagonal", "full", "iaf")
+
+
+def random_factor(N, K, generator):
+    logvar = torch.randn(N, K, generator=generator, dtype=torch.float64)
+    lower = torch.randn(N, K * (K - 1) // 2, generator=generator, dtype=torch.float64)
+    return logvar, lower, cholesky_factor(logvar, lower)
+
+
+def test_cholesky_factor_is_lower_triangular_with_sigma_on_its_diagonal():
+    g = torch.Generator().manual_seed(0)
+    logvar, lower, L = random_factor(5, 4, g)
+    assert torch.equal(L, torch.tril(L))
+    torch.testing.assert_close(torch.diagonal(L, dim1=-2, dim2=-1), torch.exp(0.5 * logvar))
+    rows, cols = torch.tril_indices(4, 4, offset=-1)
+    assert torch.equal(L[:, rows, cols], lower)
+
+
+def test_full_log_density_and_kl_match_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    logvar, _, L = random_factor(6, 3, g)
+    mu = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    z = torch.randn(7, 6, 3, generator=g, dtype=torch.float64)
+    q = torch.distributions.MultivariateNormal(mu, scale_tril=L)
+    torch.testing.assert_close(full_gaussian_log_density(z, mu, L), q.log_prob(z),
+                               rtol=0, atol=1e-10)
+    prior = torch.distributions.MultivariateNormal(torch.zeros(3, dtype=torch.float64),
+                                                   torch.eye(3, dtype=torch.float64))
+    torch.testing.assert_close(kl_full_to_standard_normal(mu, L),
+                               torch.distributions.kl_divergence(q, prior), rtol=0, atol=1e-10)
+    # a diagonal L gives the diagonal formula back
+    torch.testing.assert_close(kl_full_to_standard_normal(mu, torch.diag_embed(torch.exp(0.5 * logvar))),
+                               kl_to_standard_normal(mu, logvar), rtol=0, atol=1e-12)
+
+
+def model_of(kind, *, d=5, K=3, seed=0):
+    return nlgm.NLGM(d, K, hidden=(), decoder="linear", posterior=kind, seed=seed).double()
+
+
+def map_of_eps(model, x):
+    """eps -> (z, log q(z | x)) for one data point x of shape (1, d)."""
+    mu, logvar, extra = model.encoder.q_parameters(x)
+
+    def z_of(eps):
+        return model.q.sample(mu, logvar, extra, eps.reshape(1, 1, -1))
+
+    return z_of
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_log_q_is_the_change_of_variables_of_a_brute_force_jacobian(kind):
+    """log q(z | x) = log N(eps; 0, I) - log |det dz/deps|, the Jacobian by autograd, and
+    dz/deps is lower triangular (the flow is autoregressive)."""
+    torch.manual_seed(2)
+    model = model_of(kind)
+    with torch.no_grad():  # move the flow away from its start near the identity
+        for p in model.q.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    x = torch.randn(1, 5, dtype=torch.float64)
+    z_of = map_of_eps(model, x)
+    for _ in range(3):
+        eps = torch.randn(3, dtype=torch.float64)
+        jac = torch.autograd.functional.jacobian(lambda e: z_of(e)[0].reshape(-1), eps)
+        assert torch.count_nonzero(torch.triu(jac, diagonal=1)) == 0
+        _, log_q = z_of(eps)
+        log_base = stats.norm.logpdf(eps.numpy()).sum()
+        log_det = torch.linalg.slogdet(jac)[1]
+        torch.testing.assert_close(log_q.reshape(()), log_base - log_det, rtol=0, atol=1e-8)
+
+
+def test_an_iaf_step_is_autoregressive_and_its_log_det_is_brute_force():
+    torch.manual_seed(3)
+    step = IAFStep(4, 16, 4).double()
+    with torch.no_grad():
+        for p in step.parameters():
+            p.add_(torch.randn_like(p))
+    h = torch.randn(1, 4, dtype=torch.float64)
+    z = torch.randn(1, 4, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda v: step(v.reshape(1, 4), h)[0].reshape(-1),
+                                             z.reshape(-1))
+    assert torch.count_nonzero(torch.triu(jac, diagonal=1)) == 0
+    torch.testing.assert_close(step(z, h)[1].reshape(()), torch.linalg.slogdet(jac)[1],
+                               rtol=0, atol=1e-8)
+
+
+def test_full_posterior_samples_have_covariance_L_L_transpose():
+    model = model_of("full", K=2)
+    x = torch.randn(1, 5, dtype=torch.float64)
+    completion = model.complete(x, 200_000, generator=torch.Generator().manual_seed(4))
+    mu, logvar, z = completion
+    _, _, extra = model.encoder.q_parameters(x)
+    L = cholesky_factor(logvar, extra)[0].detach()
+    sample = z[:, 0].detach()
+    torch.testing.assert_close(sample.mean(0), mu[0].detach(), rtol=0, atol=0.01)
+    torch.testing.assert_close(torch.cov(sample.T), L @ L.T, rtol=0, atol=0.02)
+
+
+def ppca_model(kind, *, d=6, K=2, seed=0):
+    """A linear NLGM with a random decoder (A, b, sigma^2) and its exact marginal p(x)."""
+    g = torch.Generator().manual_seed(seed)
+    model = model_of(kind, d=d, K=K, seed=seed)
+    A = torch.randn(d, K, generator=g, dtype=torch.float64)
+    b = torch.randn(d, generator=g, dtype=torch.float64)
+    s2 = 0.3
+    with torch.no_grad():
+        model.decoder.weight.copy_(A)
+        model.decoder.bias.copy_(b)
+        model.noise_raw.fill_(np.log(s2 - model.noise_floor))
+    exact = stats.multivariate_normal(b.numpy(), (A @ A.T).numpy() + s2 * np.eye(d))
+    return model, A, b, s2, exact
+
+
+def set_encoder_to_exact_posterior(model, A, b, s2):
+    """Linear encoder: mu = S A^T (x - b) / s2, L = chol(S), S = (I + A^T A / s2)^-1."""
+    K = A.shape[1]
+    S = torch.linalg.inv(torch.eye(K, dtype=A.dtype) + A.T @ A / s2)
+    M = S @ A.T / s2
+    L = torch.linalg.cholesky(S)
+    rows, cols = torch.tril_indices(K, K, offset=-1)
+    layer = model.encoder[0]
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[:K] = M
+        layer.bias.zero_()
+        layer.bias[:K] = -M @ b
+        layer.bias[K:2 * K] = torch.log(torch.diagonal(L) ** 2)
+        layer.bias[2 * K:] = L[rows, cols]
+
+
+def test_full_posterior_at_the_exact_posterior_gives_the_exact_likelihood():
+    """With q the exact posterior, every importance weight equals log p(x), and so does the
+    ELBO (its Monte Carlo estimate, with the closed-form KL, on average)."""
+    model, A, b, s2, exact = ppca_model("full")
+    set_encoder_to_exact_posterior(model, A, b, s2)
+    X = torch.from_numpy(exact.rvs(size=50, random_state=5))
+    g = torch.Generator().manual_seed(6)
+    np.testing.assert_allclose(model.log_likelihood_samples(X, 3, generator=g).numpy(),
+                               exact.logpdf(X.numpy()), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(model.elbo_samples(X, 40_000, generator=g).detach().numpy(),
+                               exact.logpdf(X.numpy()), rtol=0, atol=0.03)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_importance_weighted_likelihood_is_above_the_elbo_and_reaches_the_exact_one(kind):
+    model, A, b, s2, exact = ppca_model(kind, seed=7)
+    model.init_from_data(torch.from_numpy(exact.rvs(size=500, random_state=8)))
+    with torch.no_grad():  # init_from_data moved the decoder: put the known one back
+        model.decoder.weight.copy_(A)
+        model.decoder.bias.copy_(b)
+        model.noise_raw.fill_(np.log(s2 - model.noise_floor))
+    X = torch.from_numpy(exact.rvs(size=200, random_state=9))
+    g = torch.Generator().manual_seed(10)
+    elbo = model.elbo(X, n_samples=100, generator=g)
+    iw = model.log_likelihood(X, n_importance=5000, generator=g)
+    truth = exact.logpdf(X.numpy()).mean()
+    assert elbo < iw <= truth + 0.01
+    assert truth - iw < 0.05 * (truth - elbo) + 0.01
+
+
+@pytest.mark.parametrize("kind", ("full", "iaf"))
+def test_elbo_kl_term_is_the_mean_of_log_q_minus_log_prior(kind):
+    """The KL the completion carries (closed form, or Monte Carlo) against many samples'
+    log q(z | x) - log N(z; 0, I), scipy's density for the prior."""
+    model = model_of(kind)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    mu, logvar, extra = model.encoder.q_parameters(x)
+    eps = torch.randn(100_000, 4, 3, generator=torch.Generator().manual_seed(11),
+                      dtype=torch.float64)
+    with torch.no_grad():
+        z, log_q = model.q.sample(mu, logvar, extra, eps)
+        log_p = torch.from_numpy(stats.norm.logpdf(z.numpy()).sum(-1))
+        kl = model.complete(x, 100_000, generator=torch.Generator().manual_seed(12)).kl
+    torch.testing.assert_close(kl, (log_q - log_p).mean(0), rtol=0, atol=0.02)
+
+
+def test_diagonal_posterior_is_the_default_and_unchanged():
+    """posterior="diagonal" is the book's VAE: same weights, z = mu + sigma eps, the closed-form
+    KL, bit for bit."""
+    default = nlgm.NLGM(5, 2, hidden=(8,), seed=0)
+    diagonal = nlgm.NLGM(5, 2, hidden=(8,), seed=0, posterior="diagonal")
+    assert default.config["posterior"] == "diagonal"
+    for (k1, v1), (k2, v2) in zip(default.state_dict().items(), diagonal.state_dict().items()):
+        assert k1 == k2 and torch.equal(v1, v2)
+    x = torch.randn(6, 5)
+    mu, logvar = default.encoder(x)
+    eps = torch.randn((3, 6, 2), generator=torch.Generator().manual_seed(13))
+    by_hand = (default.log_px_given_z(x, reparameterise(mu, logvar, eps)).mean(0)
+               - kl_to_standard_normal(mu, logvar))
+    assert torch.equal(diagonal(x, 3, generator=torch.Generator().manual_seed(13)), by_hand)
+
+
+@pytest.mark.parametrize("bad", ["Full", "gaussian", "", None, 3, ["full"]])
+def test_an_unknown_posterior_is_refused_naming_the_argument(bad):
+    with pytest.raises(ValueError, match="posterior must be one of 'diagonal', 'full', 'iaf'"):
+        nlgm.NLGM(5, 2, posterior=bad)
+
+
+def test_the_flow_is_part_of_phi_and_is_trained():
+    model = nlgm.NLGM(5, 2, hidden=(8,), posterior="iaf", seed=0)
+    flow = list(model.q.parameters())
+    assert flow and all(any(p is f for p in model.encoder_parameters()) for f in flow)
+    assert not any(p is f for p in model.decoder_parameters() for f in flow)
+    before = [p.detach().clone() for p in flow]
+    X = torch.randn(64, 5)
+    nlgm.fit(model, X, epochs=2, progress=False, val_fraction=0)
+    assert all(not torch.equal(b, p) for b, p in zip(before, flow))
+
+
+@pytest.mark.parametrize("kind", ("full", "iaf"))
+def test_save_and_load_keep_the_posterior(kind, tmp_path):
+    model = nlgm.NLGM(5, 2, hidden=(8,), posterior=kind, seed=0)
+    X = torch.randn(20, 5)
+    model.init_from_data(X)
+    model.save(tmp_path / "m.pt")
+    loaded = nlgm.NLGM.load(tmp_path / "m.pt")
+    assert loaded.config == model.config and loaded.config["posterior"] == kind
+    g1, g2 = torch.Generator().manual_seed(14), torch.Generator().manual_seed(14)
+    assert model.log_likelihood(X, 50, generator=g1) == loaded.log_likelihood(X, 50, generator=g2)
+
+
+def test_a_file_saved_before_posteriors_loads_as_diagonal(tmp_path):
+    model = nlgm.NLGM(5, 2, hidden=(8,), seed=0)
+    old_config = {k: v for k, v in model.config.items() if k != "posterior"}
+    torch.save({"config": dict(old_config, hidden=[8]), "state": model.state_dict()},
+               tmp_path / "old.pt")
+    assert nlgm.NLGM.load(tmp_path / "old.pt").config["posterior"] == "diagonal"
+
+
+def test_a_checkpoint_of_another_posterior_is_refused(tmp_path):
+    X = torch.randn(40, 5)
+    path = tmp_path / "ckpt.pt"
+    nlgm.fit(nlgm.NLGM(5, 2, hidden=(8,), posterior="full", seed=0), X, epochs=1,
+             progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match="different model"):
+        nlgm.fit(nlgm.NLGM(5, 2, hidden=(8,), seed=0), X, epochs=2, progress=False,
+                 checkpoint=path)
+    # and one written before the posterior could be chosen continues a diagonal model
+    saved = torch.load(path, weights_only=True)
+    del saved["config"]["posterior"]
+    saved["config"]["hidden"] = [8]
+    torch.save(saved, path)
+    with pytest.raises(ValueError, match="different model"):
+        read(path, nlgm.NLGM(5, 2, hidden=(8,), posterior="full", seed=0), saved["setup"])
+    assert read(path, nlgm.NLGM(5, 2, hidden=(8,), seed=0), saved["setup"])["config"]
