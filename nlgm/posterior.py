@@ -215,6 +215,12 @@ class FullPosterior(DiagonalPosterior):
     """q(z | x) = N(mu, L L^T), L = diag(exp(logvar / 2)) + the encoder's strictly lower part.
 
     Implements eq-full-q and eq-kl-full; the encoder adds K (K - 1) / 2 outputs.
+
+    The KL's value is the closed form eq-kl-full; its gradient is that of the samples'
+    log q(z | x) - log p(z) with q's parameters held fixed inside log q (the "path derivative"
+    of Roeder et al. 2017, eq-stl). Both are unbiased for the ELBO's gradient, but the path
+    derivative is exactly zero for every sample once q is the exact posterior, so training
+    settles there instead of jittering around it.
     """
 
     def extra_outputs(self, latent_dim):
@@ -226,7 +232,10 @@ class FullPosterior(DiagonalPosterior):
         return z, full_gaussian_log_density(z, mu, L)
 
     def kl(self, mu, logvar, extra, z, log_q):
-        return kl_full_to_standard_normal(mu, cholesky_factor(logvar, extra))
+        L = cholesky_factor(logvar, extra)
+        closed = kl_full_to_standard_normal(mu, L)
+        path = (full_gaussian_log_density(z, mu.detach(), L.detach()) - log_prior(z)).mean(0)
+        return closed.detach() + (path - path.detach())
 
 
 class IAFPosterior(DiagonalPosterior):

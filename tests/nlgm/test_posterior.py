@@ -158,6 +158,38 @@ def test_full_posterior_at_the_exact_posterior_gives_the_exact_likelihood():
                                exact.logpdf(X.numpy()), rtol=0, atol=0.03)
 
 
+def test_full_posterior_gradient_vanishes_for_every_sample_at_the_exact_posterior():
+    """The path-derivative gradient (eq-stl): log p(x, z) - log q(z | x) does not depend on z
+    when q is the exact posterior, so one sample's ELBO has zero gradient in phi."""
+    model, A, b, s2, exact = ppca_model("full")
+    set_encoder_to_exact_posterior(model, A, b, s2)
+    X = torch.from_numpy(exact.rvs(size=3, random_state=15))
+    model(X, 1, generator=torch.Generator().manual_seed(16)).sum().backward()
+    for phi in model.encoder_parameters():
+        torch.testing.assert_close(phi.grad, torch.zeros_like(phi), rtol=0, atol=1e-10)
+
+
+def test_full_posterior_gradient_is_unbiased():
+    """Averaged over many samples, the gradient in phi is that of the ELBO with the closed-form
+    KL (eq-kl-full) and the same reconstruction samples."""
+    model = model_of("full")
+    x = torch.randn(4, 5, dtype=torch.float64)
+
+    def grads(elbo):
+        model.zero_grad()
+        elbo.sum().backward()
+        return torch.cat([p.grad.reshape(-1) for p in model.encoder_parameters()])
+
+    g = torch.Generator().manual_seed(17)
+    path = grads(model(x, 200_000, generator=g))
+    mu, logvar, extra = model.encoder.q_parameters(x)
+    z, _ = model.q.sample(mu, logvar, extra, torch.randn((200_000, 4, 3), generator=g,
+                                                         dtype=torch.float64))
+    closed = grads(model.log_px_given_z(x, z).mean(0)
+                   - kl_full_to_standard_normal(mu, cholesky_factor(logvar, extra)))
+    torch.testing.assert_close(path, closed, rtol=0, atol=0.05 * closed.abs().max().item())
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_importance_weighted_likelihood_is_above_the_elbo_and_reaches_the_exact_one(kind):
     model, A, b, s2, exact = ppca_model(kind, seed=7)
