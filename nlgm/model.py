@@ -69,7 +69,8 @@ def _refuse_complex(value, name):
 
 
 class GaussianEncoder(nn.Sequential):
-    """The encoder q(z | x; phi) = N(mu(x), diag(exp(logvar(x)))), an MLP with 2K outputs.
+    """The encoder q(z | x; phi) = N(mu(x), diag(exp(logvar(x)))), an MLP with 2K outputs (and
+    ``n_extra`` more for a richer posterior).
 
     ``encoder(x)`` standardises x with the buffers ``x_shift`` and ``x_scale`` (set by
     :meth:`NLGM.init_from_data`), runs the layers (``encoder[0]`` is the first linear layer) and
