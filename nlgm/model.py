@@ -337,7 +337,8 @@ class NLGM(nn.Module):
 
     # ----------------------------------------------------------------- the two networks
     def encode(self, x):
-        """The encoder's q(z | x) = N(mu, diag(exp(logvar))).
+        """The encoder's q(z | x) = N(mu, diag(exp(logvar))) (for ``posterior="full"`` its
+        variances, for ``"iaf"`` the Gaussian before the flow).
 
         Parameters
         ----------
@@ -570,9 +571,12 @@ class NLGM(nn.Module):
 
     @torch.no_grad()
     def reconstruction(self, x):
-        """The decoder's mean at the encoder's mean, decode(mu(x)), shape (N, d)."""
-        mu, _ = self.encode(x)
-        return self._mean(mu)
+        """The decoder's mean at the centre of q(z | x), shape (N, d).
+
+        The centre is mu(x) for the Gaussian posteriors, mu(x) pushed through the flow for
+        ``posterior="iaf"`` (the sample at eps = 0).
+        """
+        return self._mean(self.q.centre(*self.encoder.q_parameters(self.check_input(x))))
 
     # ----------------------------------------------------------------- files
     def save(self, path):

@@ -210,6 +210,10 @@ class DiagonalPosterior(nn.Module):
         """KL( q(z | x) || N(0, I) ) of each data point, shape (N,)."""
         return kl_to_standard_normal(mu, logvar)
 
+    def centre(self, mu, logvar, extra):
+        """The sample at eps = 0, shape (N, K): mu for a Gaussian q."""
+        return mu
+
 
 class FullPosterior(DiagonalPosterior):
     """q(z | x) = N(mu, L L^T), L = diag(exp(logvar / 2)) + the encoder's strictly lower part.
@@ -272,6 +276,10 @@ class IAFPosterior(DiagonalPosterior):
 
     def kl(self, mu, logvar, extra, z, log_q):
         return (log_q - log_prior(z)).mean(0)
+
+    def centre(self, mu, logvar, extra):
+        """mu pushed through the flow."""
+        return self.sample(mu, logvar, extra, torch.zeros_like(mu))[0]
 
 
 def make_posterior(kind, latent_dim):

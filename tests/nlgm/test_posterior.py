@@ -240,6 +240,17 @@ def test_diagonal_posterior_is_the_default_and_unchanged():
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_reconstruction_decodes_the_sample_at_eps_zero(kind):
+    model = model_of(kind)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    mu, logvar, extra = model.encoder.q_parameters(x)
+    z, _ = model.q.sample(mu, logvar, extra, torch.zeros(1, 4, 3, dtype=torch.float64))
+    torch.testing.assert_close(model.reconstruction(x), model.decode(z[0]), rtol=0, atol=0)
+    if kind != "iaf":
+        torch.testing.assert_close(z[0], mu, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_one_latent_variable_works_for_every_posterior(kind):
     """K = 1: no entries below the diagonal, and the flow's masks leave only the context."""
     model = nlgm.NLGM(3, 1, hidden=(4,), posterior=kind, seed=0).double()
