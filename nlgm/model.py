@@ -442,7 +442,8 @@ class NLGM(nn.Module):
         """The Monte Carlo ELBO of each row of x: encode, sample z, decode.
 
         Implements eq-elbo-mc with J = ``n_samples`` reparameterised draws (eq-reparam) and the
-        closed-form KL (eq-kl-std-normal): :meth:`completion_elbo` of :meth:`complete`.
+        KL of the posterior family (closed form, eq-kl-std-normal or eq-kl-full; Monte Carlo for
+        the flow): :meth:`completion_elbo` of :meth:`complete`.
         ``-model(x).mean()`` is the loss of a training step. x is not checked (see
         :meth:`elbo_samples`).
 
