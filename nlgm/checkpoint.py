@@ -113,7 +113,8 @@ def read(path, model, setup, history_type):
             f"checkpoint {path} could not be read ({load_failure(err)})."
         ) from None
     architecture = {k: v for k, v in model.config.items() if k != "seed"}
-    saved_architecture = dict(config, hidden=tuple(config["hidden"]))
+    # checkpoints written before the posterior could be chosen used the diagonal one
+    saved_architecture = {"posterior": "diagonal", **config, "hidden": tuple(config["hidden"])}
     if dict(saved_architecture, seed=None) != dict(architecture, seed=None):
         raise ValueError(
             f"checkpoint {path} belongs to a different model ({config}); "

@@ -7,7 +7,8 @@ D is sigma^2 I ("isotropic") or a diagonal ("diagonal", as in the LGM). For bina
 Gaussian can be replaced by independent Bernoullis with means sigmoid(f(z)).
 
 The encoder q(z | x; phi) = N(z; mu(x), diag(exp(logvar(x)))) is a network with two outputs,
-the approximate posterior the ELBO needs. The pieces of the ELBO are the pure functions of
+the approximate posterior the ELBO needs; ``posterior="full"`` or ``"iaf"`` makes q richer
+(:mod:`nlgm.posterior`). The pieces of the ELBO are the pure functions of
 :mod:`nlgm.elbo`; this class only wires them to the networks.
 """
 import math
@@ -23,12 +24,10 @@ from nlgm.checkpoint import load_failure
 from nlgm.elbo import (
     bernoulli_log_likelihood,
     gaussian_log_likelihood,
-    importance_log_weights,
     importance_weighted_log_likelihood,
-    kl_to_standard_normal,
     monte_carlo_elbo,
-    reparameterise,
 )
+from nlgm.posterior import POSTERIORS, Completion, log_prior, make_posterior
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
@@ -70,7 +69,8 @@ def _refuse_complex(value, name):
 
 
 class GaussianEncoder(nn.Sequential):
-    """The encoder q(z | x; phi) = N(mu(x), diag(exp(logvar(x)))), an MLP with 2K outputs.
+    """The encoder q(z | x; phi) = N(mu(x), diag(exp(logvar(x)))), an MLP with 2K outputs (and
+    ``n_extra`` more for a richer posterior).
 
     ``encoder(x)`` standardises x with the buffers ``x_shift`` and ``x_scale`` (set by
     :meth:`NLGM.init_from_data`), runs the layers (``encoder[0]`` is the first linear layer) and
@@ -84,18 +84,26 @@ class GaussianEncoder(nn.Sequential):
     hidden : tuple of int
         Widths of the hidden layers; ``()`` makes mu and logvar affine in x.
     activation : {"relu", "tanh"}
+    n_extra : int
+        Outputs after mu and logvar that a richer posterior needs (:mod:`nlgm.posterior`).
     """
 
-    def __init__(self, data_dim, latent_dim, hidden, activation):
-        super().__init__(*_layers((data_dim, *hidden, 2 * latent_dim), activation))
+    def __init__(self, data_dim, latent_dim, hidden, activation, n_extra=0):
+        super().__init__(*_layers((data_dim, *hidden, 2 * latent_dim + n_extra), activation))
+        self.latent_dim = latent_dim
         self.register_buffer("x_shift", torch.zeros(data_dim))
         self.register_buffer("x_scale", torch.ones(data_dim))
 
     def forward(self, x):
         """(mu, logvar), each of shape (N, K), for x of shape (N, d)."""
-        out = super().forward((x - self.x_shift) / self.x_scale)
-        mu, logvar = out.chunk(2, dim=-1)
+        mu, logvar, _ = self.q_parameters(x)
         return mu, logvar
+
+    def q_parameters(self, x):
+        """(mu, logvar, extra), shapes (N, K), (N, K) and (N, n_extra), for x of shape (N, d)."""
+        out = super().forward((x - self.x_shift) / self.x_scale)
+        K = self.latent_dim
+        return out[..., :K], out[..., K:2 * K], out[..., 2 * K:]
 
 
 class NLGM(nn.Module):
@@ -127,6 +135,10 @@ class NLGM(nn.Module):
     seed : int, optional
         Seed of the initial weights (the global torch seed is left alone). None draws them from
         torch's global generator.
+    posterior : {"diagonal", "full", "iaf"}
+        The family of q(z | x): a diagonal Gaussian (eq-reparam), a Gaussian with a full
+        covariance L L^T (eq-full-q) or a diagonal Gaussian followed by an inverse
+        autoregressive flow (eq-iaf-log-q); see :mod:`nlgm.posterior`.
 
     Attributes
     ----------
@@ -138,6 +150,9 @@ class NLGM(nn.Module):
         ``torch.nn.Linear`` (theta, with ``noise_raw``).
     noise_raw : torch.nn.Parameter, shape (1,) or (d,)
         The unconstrained noise parameter r (Gaussian likelihood only).
+    q : torch.nn.Module
+        The posterior family (:mod:`nlgm.posterior`); the flow's weights (``"iaf"``) are part
+        of phi.
 
     Examples
     --------
@@ -149,7 +164,7 @@ class NLGM(nn.Module):
 
     def __init__(self, data_dim, latent_dim, *, hidden=(256, 256), likelihood="gaussian",
                  noise="isotropic", decoder="mlp", activation="relu", noise_floor=NOISE_FLOOR,
-                 seed=None):
+                 seed=None, posterior="diagonal"):
         super().__init__()
         data_dim = check_positive_int(data_dim, "data_dim")
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, (int, np.integer)):
@@ -166,18 +181,22 @@ class NLGM(nn.Module):
         check_option(noise, "noise", ("isotropic", "diagonal"))
         check_option(decoder, "decoder", ("mlp", "linear"))
         check_option(activation, "activation", tuple(ACTIVATIONS))
+        check_option(posterior, "posterior", POSTERIORS)
         noise_floor = check_positive(noise_floor, "noise_floor")
         seed = check_seed(seed, optional=True)
 
         self.config = dict(data_dim=data_dim, latent_dim=int(latent_dim), hidden=hidden,
                            likelihood=likelihood, noise=noise, decoder=decoder,
-                           activation=activation, noise_floor=noise_floor, seed=seed)
+                           activation=activation, noise_floor=noise_floor, seed=seed,
+                           posterior=posterior)
         self.data_dim, self.latent_dim = data_dim, int(latent_dim)
         self.likelihood, self.noise_floor = likelihood, noise_floor
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            self.encoder = GaussianEncoder(data_dim, self.latent_dim, hidden, activation)
+            self.q = make_posterior(posterior, self.latent_dim)
+            self.encoder = GaussianEncoder(data_dim, self.latent_dim, hidden, activation,
+                                           self.q.extra_outputs(self.latent_dim))
             if decoder == "linear":
                 self.decoder = nn.Linear(self.latent_dim, data_dim)
             else:
@@ -188,8 +207,8 @@ class NLGM(nn.Module):
 
     # ----------------------------------------------------------------- parameters
     def encoder_parameters(self):
-        """phi: the encoder's weights."""
-        return list(self.encoder.parameters())
+        """phi: the encoder's weights (and the flow's, for ``posterior="iaf"``)."""
+        return list(self.encoder.parameters()) + list(self.q.parameters())
 
     def decoder_parameters(self):
         """theta: the decoder's weights and the noise variances."""
@@ -330,7 +349,8 @@ class NLGM(nn.Module):
 
     # ----------------------------------------------------------------- the two networks
     def encode(self, x):
-        """The encoder's q(z | x) = N(mu, diag(exp(logvar))).
+        """The encoder's q(z | x) = N(mu, diag(exp(logvar))) (for ``posterior="full"`` its
+        variances, for ``"iaf"`` the Gaussian before the flow).
 
         Parameters
         ----------
@@ -388,7 +408,8 @@ class NLGM(nn.Module):
         """Fill in J latent vectors for each row of x from the encoder's q(z | x).
 
         Implements eq-reparam: z = mu(x) + sigma(x) * eps, eps standard normal, so z is
-        differentiable in the encoder's weights phi. x is not checked (see
+        differentiable in the encoder's weights phi (for the richer posteriors z = mu + L eps,
+        eq-full-q, or the flowed z_T, eq-iaf-log-q). x is not checked (see
         :meth:`check_input`).
 
         Parameters
@@ -400,37 +421,41 @@ class NLGM(nn.Module):
 
         Returns
         -------
-        mu, logvar : Tensor, shape (N, K)
-        z : Tensor, shape (J, N, K)
+        Completion
+            The tuple (mu, logvar, z), mu and logvar of shape (N, K), z of shape (J, N, K), with
+            the KL term of each row, ``kl`` of shape (N,): closed form (eq-kl-std-normal,
+            eq-kl-full) or, for ``posterior="iaf"``, the J samples' mean of
+            log q(z | x) - log p(z).
         """
-        mu, logvar = self.encoder(x)
-        return mu, logvar, reparameterise(mu, logvar, self._randn((n_samples, *mu.shape), generator))
+        mu, logvar, extra = self.encoder.q_parameters(x)
+        z, log_q = self.q.sample(mu, logvar, extra, self._randn((n_samples, *mu.shape), generator))
+        return Completion(mu, logvar, z, kl=self.q.kl(mu, logvar, extra, z, log_q))
 
     def completion_elbo(self, x, completion):
         """The Monte Carlo ELBO of each row of x from its completion (eq-elbo-mc).
 
-        (1/J) sum_j log p(x | z_j) - KL(q(z | x) || N(0, I)), the KL in closed form
-        (eq-kl-std-normal). The one place the ELBO is assembled: :meth:`forward` and training
+        (1/J) sum_j log p(x | z_j) - KL(q(z | x) || N(0, I)), the KL the completion carries
+        (closed form, eq-kl-std-normal or eq-kl-full, or Monte Carlo for the flow). The one place the ELBO is assembled: :meth:`forward` and training
         (``nlgm.ELBOAscent``) both call it.
 
         Parameters
         ----------
         x : Tensor, shape (N, d)
         completion : tuple
-            (mu, logvar, z) from :meth:`complete`.
+            (mu, logvar, z) with ``kl``, from :meth:`complete`.
 
         Returns
         -------
         Tensor, shape (N,), nats, differentiable in theta and phi
         """
-        mu, logvar, z = completion
-        return monte_carlo_elbo(self.log_px_given_z(x, z), kl_to_standard_normal(mu, logvar))
+        return monte_carlo_elbo(self.log_px_given_z(x, completion[2]), completion.kl)
 
     def forward(self, x, n_samples=1, *, generator=None):
         """The Monte Carlo ELBO of each row of x: encode, sample z, decode.
 
         Implements eq-elbo-mc with J = ``n_samples`` reparameterised draws (eq-reparam) and the
-        closed-form KL (eq-kl-std-normal): :meth:`completion_elbo` of :meth:`complete`.
+        KL of the posterior family (closed form, eq-kl-std-normal or eq-kl-full; Monte Carlo for
+        the flow): :meth:`completion_elbo` of :meth:`complete`.
         ``-model(x).mean()`` is the loss of a training step. x is not checked (see
         :meth:`elbo_samples`).
 
@@ -513,12 +538,13 @@ class NLGM(nn.Module):
         rows = 256
         out = []
         for xb in x.split(rows):
-            mu, logvar = self.encoder(xb)
+            mu, logvar, extra = self.encoder.q_parameters(xb)
             step = max(1, _MAX_ELEMENTS // (xb.shape[0] * self._width()))
             log_w = []
             for start in range(0, S, step):
-                z = reparameterise(mu, logvar, self._randn((min(step, S - start), *mu.shape), generator))
-                log_w.append(importance_log_weights(self.log_px_given_z(xb, z), z, mu, logvar))
+                eps = self._randn((min(step, S - start), *mu.shape), generator)
+                z, log_q = self.q.sample(mu, logvar, extra, eps)
+                log_w.append(self.log_px_given_z(xb, z) + log_prior(z) - log_q)
             out.append(importance_weighted_log_likelihood(torch.cat(log_w)))
         return torch.cat(out)
 
@@ -558,9 +584,12 @@ class NLGM(nn.Module):
 
     @torch.no_grad()
     def reconstruction(self, x):
-        """The decoder's mean at the encoder's mean, decode(mu(x)), shape (N, d)."""
-        mu, _ = self.encode(x)
-        return self._mean(mu)
+        """The decoder's mean at the centre of q(z | x), shape (N, d).
+
+        The centre is mu(x) for the Gaussian posteriors, mu(x) pushed through the flow for
+        ``posterior="iaf"`` (the sample at eps = 0).
+        """
+        return self._mean(self.q.centre(*self.encoder.q_parameters(self.check_input(x))))
 
     # ----------------------------------------------------------------- files
     def save(self, path):
