@@ -122,19 +122,27 @@ class ELBOAscent:
         # over the batch (its KL term weighted, if asked: objective).
         elbo = self.model.completion_elbo(x, completion).mean()
         self._step("phi" if self.scheme == "alternating" else "joint",
-                   -self.objective(elbo, mu, logvar))
+                   -self.objective(elbo, completion))
         # summed on the device: reading a number here would make a GPU wait
         self.elbo_sum = self.elbo_sum + elbo.detach() * x.shape[0]
         self.elbo_count += x.shape[0]
 
-    def objective(self, elbo, mu, logvar):
-        """The batch's mean ELBO with its KL term replaced by
-        :func:`nlgm.elbo.weighted_kl` (the ELBO itself when beta = 1 and
-        free_bits = 0)."""
+    def objective(self, elbo, completion):
+        """The batch's mean ELBO with its KL term weighted by beta and, for a
+        diagonal q, floored per unit by :func:`nlgm.elbo.weighted_kl` (the ELBO
+        itself when beta = 1 and free_bits = 0).
+
+        The KL is the one the completion carries, so a full-covariance or
+        flow posterior (:mod:`nlgm.posterior`) is weighted by its own KL.
+        """
         if self.beta == 1 and self.free_bits == 0:
             return elbo
-        return elbo + weighted_kl(mu, logvar) - weighted_kl(
-            mu, logvar, beta=self.beta, free_bits=self.free_bits)
+        kl = completion.kl.mean()
+        if self.free_bits == 0:
+            return elbo + kl - self.beta * kl
+        mu, logvar, _ = completion  # free bits: per unit, a diagonal q (fit checks)
+        return elbo + kl - weighted_kl(mu, logvar, beta=self.beta,
+                                       free_bits=self.free_bits)
 
     def _step(self, which, loss):
         self.model.zero_grad(set_to_none=True)
@@ -621,6 +629,14 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
             f"kl_warmup must be a non-negative integer (epochs); got"
             f" {kl_warmup!r}."
         )
+    free_bits = check_positive(free_bits, "free_bits", allow_zero=True)
+    if free_bits > 0 and model.config["posterior"] != "diagonal":
+        raise ValueError(
+            "free_bits floors the KL of each latent unit, which only a"
+            " diagonal posterior has; got free_bits > 0 with"
+            f" posterior={model.config['posterior']!r}. Use free_bits=0"
+            " (beta and kl_warmup work with every posterior)."
+        )
     return _Settings(
         epochs=check_positive_int(epochs, "epochs"),
         batch_size=check_positive_int(batch_size, "batch_size"),
@@ -633,7 +649,7 @@ def _settings(model, *, epochs, batch_size, lr, n_samples, val_fraction, seed,
         device=resolve_device(device, model),
         beta=check_positive(beta, "beta", allow_zero=True),
         kl_warmup=int(kl_warmup),
-        free_bits=check_positive(free_bits, "free_bits", allow_zero=True),
+        free_bits=free_bits,
     )
 
 

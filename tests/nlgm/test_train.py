@@ -425,7 +425,7 @@ def test_a_step_climbs_the_weighted_objective_by_hand(digits, beta, free_bits):
     def trainers():
         completion = model.complete(x, 3, generator=torch.Generator().manual_seed(0))
         elbo = model.completion_elbo(x, completion).mean()
-        return trainer.objective(elbo, completion[0], completion[1])
+        return trainer.objective(elbo, completion)
 
     values, grads = [], []
     for objective in (by_hand, trainers):
@@ -437,6 +437,35 @@ def test_a_step_climbs_the_weighted_objective_by_hand(digits, beta, free_bits):
     assert values[1] == pytest.approx(values[0], rel=1e-12)
     for a, b in zip(*grads):
         torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("posterior", ["full", "iaf"])
+def test_the_kl_weight_of_a_richer_posterior_weights_its_own_kl(digits, posterior):
+    # With a full-covariance or flow q, the weighted objective is (1/N) sum_n [(1/J) sum_j
+    # log p(x_n | z_nj) - beta KL_n], KL_n the completion's own (closed form or Monte Carlo):
+    # the diagonal formula of weighted_kl must not be used for it.
+    model = NLGM(64, 2, hidden=(32,), posterior=posterior, seed=0).double()
+    model.init_from_data(digits)
+    x = model.check_input(digits[:40])
+    trainer = nlgm.train.ELBOAscent(model, lr=1e-3, n_samples=3, scheme="joint")
+    trainer.beta = 0.3
+
+    def value(weighted):
+        completion = model.complete(x, 3, generator=torch.Generator().manual_seed(0))
+        if not weighted:
+            return (model.log_px_given_z(x, completion[2]).mean() - 0.3 * completion.kl.mean()).item()
+        return trainer.objective(model.completion_elbo(x, completion).mean(), completion).item()
+
+    assert value(True) == pytest.approx(value(False), rel=1e-12)
+
+
+@pytest.mark.parametrize("posterior", ["full", "iaf"])
+def test_free_bits_are_refused_for_a_posterior_without_units(digits, posterior):
+    model = NLGM(64, 2, hidden=(32,), posterior=posterior, seed=0)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="free_bits.*diagonal"):
+        fit(model, digits, epochs=1, free_bits=0.5, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 @pytest.mark.parametrize("kwargs, match", [
