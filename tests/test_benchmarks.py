@@ -17,6 +17,8 @@ TINY = {
     "lgm_vs_sklearn.py": ["--tiny"],
     "lgm_dask.py": ["--tiny"],
     "lgm_missing.py": ["--tiny"],
+    "mixture_fa.py": ["--quick"],
+    "nlgm_posteriors.py": ["--seeds", "0", "--epochs", "2"],
     "nlgm_fit_vs_loop.py": ["--rows", "256", "--repeats", "1", "--batch-sizes", "128",
                             "--threads", "1", "--device", "cpu"],
     "vae_vs_lgm.py": ["--threads", "1", "--latent", "2", "--importance", "10", "--epochs", "2"],

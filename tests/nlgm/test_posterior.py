@@ -311,8 +311,8 @@ def test_a_checkpoint_of_another_posterior_is_refused(tmp_path):
     saved["config"]["hidden"] = [8]
     torch.save(saved, path)
     with pytest.raises(ValueError, match="different model"):
-        read(path, nlgm.NLGM(5, 2, hidden=(8,), posterior="full", seed=0), saved["setup"])
-    assert read(path, nlgm.NLGM(5, 2, hidden=(8,), seed=0), saved["setup"])["config"]
+        read(path, nlgm.NLGM(5, 2, hidden=(8,), posterior="full", seed=0), saved["setup"], nlgm.History)
+    assert read(path, nlgm.NLGM(5, 2, hidden=(8,), seed=0), saved["setup"], nlgm.History)["config"]
 
 
 # ----------------------------------------------------------------- chapter 11's rotated model
