@@ -1,26 +1,62 @@
-"""Instructor commands: ``python -m autograder build-zip [PAGE ...] [--out DIR] [--time-limit S]``.
+"""The grader's commands: grade a saved notebook, build the Gradescope zips, list the pages.
 
-Without pages, builds one Gradescope zip per exercise page with tests.
+``python -m autograder grade PAGE SUBMISSION [--results FILE]``
+    grade a saved notebook (``.ipynb``, MyST ``.md`` or ``.py``) of page PAGE in the sandbox and print
+    the points table; no clone of the repository needed.
+``python -m autograder build-zip [PAGE ...] [--out DIR] [--time-limit S]``
+    build one Gradescope zip per exercise page (all pages without PAGE).
+``python -m autograder pages``
+    the exercise pages, one per line (the Makefile reads them).
 """
 import argparse
+import sys
 
-from autograder.gradescope import build_zip, pages
+from autograder import pages
+
+
+def grade_command(page, submission, *, results=None, extra=()):
+    """Run the page's tests on ``submission`` in the sandbox (pytest, in this process); return pytest's exit code."""
+    import pytest
+
+    tests = pages.page(page).tests
+    args = [str(tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(tests.parent), "-o", "addopts=",
+            "--submission", str(submission), *(["--results", str(results)] if results else []), *extra]
+    return pytest.main(args)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    grade = commands.add_parser("grade", help="grade a saved notebook of an exercise page, in the sandbox")
+    grade.add_argument("page", help=f"the exercise page: one of {', '.join(pages.PAGES)}")
+    grade.add_argument("submission", help="the saved notebook (.ipynb), MyST notebook (.md) or .py file")
+    grade.add_argument("--results", default=None, help="also write the scores to this file (Gradescope's format)")
     build = commands.add_parser("build-zip", help="build the Gradescope autograder zip of exercise pages")
-    build.add_argument("pages", nargs="*", help=f"pages to build (default: all of {', '.join(pages())})")
+    build.add_argument("pages", nargs="*", help=f"pages to build (default: all of {', '.join(pages.PAGES)})")
     build.add_argument("--out", default="dist/autograder", help="folder for the zips (default: dist/autograder)")
     build.add_argument("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test")
-    args = parser.parse_args(argv)
-    for page in args.pages or pages():
+    commands.add_parser("pages", help="list the exercise pages")
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "grade" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "pages":
+        print("\n".join(pages.PAGES))
+    elif args.command == "grade":
         try:
-            print(build_zip(page, args.out, time_limit=args.time_limit))
+            pages.page(args.page)
         except ValueError as error:
             parser.error(str(error))
+        return grade_command(args.page, args.submission, results=args.results, extra=extra)
+    else:
+        from autograder.gradescope import build_zip
+
+        for page in args.pages or list(pages.PAGES):
+            try:
+                print(build_zip(page, args.out, time_limit=args.time_limit))
+            except ValueError as error:
+                parser.error(str(error))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

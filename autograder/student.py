@@ -262,37 +262,53 @@ class Student:
         finally:
             self._budget = max(self._budget - (time.monotonic() - start), 0.0)
         self.imports = sorted(set(self.imports) | {str(n) for n in reply.get("imports", [])})
-        status = reply.get("status")
-        if status == "ok":
-            try:
-                value = codec.from_jsonable(reply.get("value"))
-            except (codec.CodecError, ValueError, TypeError) as error:  # a reply written by the submission itself
-                raise StudentFailure(f"{name} sent back something the grader cannot read ({error}).") from None
-            if _has_complex(value):
-                raise StudentFailure(
-                    f"{name} returned complex numbers; real values are expected. A square root or logarithm of a "
-                    "negative number (np.emath, scipy.linalg.sqrtm, np.linalg.eig of a non-symmetric matrix) makes "
-                    "them: find where a negative number enters, do not drop the imaginary part.")
-            return value
-        if status == "missing":
-            hint = "".join(f"\n  {p}" for p in self.problems)
+        return outcome(name, reply, problems=self.problems, defined=self.defined)
+
+
+def outcome(name, reply, *, problems=(), defined=None):
+    """The value of a call of the submission's function ``name`` from the worker's reply, or its failure.
+
+    The sandboxed grader (:class:`Student`) and the check in the student's own kernel
+    (:mod:`autograder.notebook`) both read replies here, so a failure reads the same in both.
+
+    Raises
+    ------
+    StudentFailure
+        What went wrong, in words a student can act on.
+    """
+    status = reply.get("status")
+    if status == "ok":
+        try:
+            value = codec.from_jsonable(reply.get("value"))
+        except (codec.CodecError, ValueError, TypeError) as error:  # a reply written by the submission itself
+            raise StudentFailure(f"{name} sent back something the grader cannot read ({error}).") from None
+        if _has_complex(value):
             raise StudentFailure(
-                f"Your submission does not define a function named {name}. Keep the name and the "
-                "arguments of the stub exactly as given."
-                + (f" It defines: {', '.join(self.defined)}." if self.defined else "")
-                + (f" While loading it the grader noted:{hint}" if hint else "")
-            )
-        if status == "not-implemented":
-            raise StudentFailure(f"{name} still raises NotImplementedError: replace the stub's body with your code.")
-        error = str(reply.get("error", f"an unknown reply {str(status)[:100]!r}"))[:2100]
-        if status == "bad-return":
-            raise StudentFailure(f"{name} returned something the grader cannot compare: {error}.")
-        trace = f"\nWhere (innermost last):\n{str(reply['traceback'])[:2000]}" if reply.get("traceback") else ""
-        if error.startswith("SystemExit"):
-            trace += "\nA graded function must return its result, not call sys.exit(), exit() or quit()."
-        if error.startswith("NameError") and self.problems:  # e.g. a module whose import the grader refused
-            trace += "\nWhile loading your submission the grader noted:" + "".join(f"\n  {p}" for p in self.problems)
-        raise StudentFailure(f"{name} raised {error}{trace}")
+                f"{name} returned complex numbers; real values are expected. A square root or logarithm of a "
+                "negative number (np.emath, scipy.linalg.sqrtm, np.linalg.eig of a non-symmetric matrix) makes "
+                "them: find where a negative number enters, do not drop the imaginary part.")
+        return value
+    if status == "missing":
+        hint = "".join(f"\n  {p}" for p in problems)
+        raise StudentFailure(
+            f"Your submission does not define a function named {name}. Keep the name and the "
+            "arguments of the stub exactly as given."
+            + (f" It defines: {', '.join(defined)}." if defined else "")
+            + (f" While loading it the grader noted:{hint}" if hint else "")
+        )
+    if status == "not-implemented":
+        raise StudentFailure(f"{name} still raises NotImplementedError: replace the stub's body with your code.")
+    error = str(reply.get("error", f"an unknown reply {str(status)[:100]!r}"))[:2100]
+    if status == "bad-return":
+        raise StudentFailure(f"{name} returned something the grader cannot compare: {error}.")
+    trace = f"\nWhere (innermost last):\n{str(reply['traceback'])[:2000]}" if reply.get("traceback") else ""
+    if error.startswith("SystemExit"):
+        trace += "\nA graded function must return its result, not call sys.exit(), exit() or quit()."
+    if error.startswith("NameError") and problems:  # e.g. a module whose import the grader refused
+        trace += "\nWhile loading your submission the grader noted:" + "".join(f"\n  {p}" for p in problems)
+    raise StudentFailure(f"{name} raised {error}{trace}")
+
+
 
 
 def _has_complex(value, depth=0):

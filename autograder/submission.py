@@ -11,6 +11,9 @@ names that cell would have defined. A ``.py`` file is split into cells at ``# %%
 with a syntax error is split further at its top-level ``def``, ``class`` and decorator lines, so one
 broken helper costs only itself and what uses it.
 
+The notebook's in-kernel check (``from <this package> import Checker``, ``check = Checker(...)``,
+``check("...")``) is skipped too: it is feedback in the student's kernel, not part of the submission.
+
 Shell escapes never run: IPython magics and ``!`` commands (also ``x = !ls``), cell magics such as
 ``%%bash``, and any statement that mentions ``get_ipython`` are removed; what is left is refused at
 run time by :mod:`autograder.guard` (``os.system``, ``subprocess``...).
@@ -202,7 +205,8 @@ def definitions(cells):
     statements, tainted = [], set()
     for number, tree in parsed:
         for statement in tree.body:
-            if "get_ipython" in _names(statement) and not isinstance(statement, _KEPT[2:]):  # never run at load
+            if ("get_ipython" in _names(statement) and not isinstance(statement, _KEPT[2:])  # never run at load
+                    or _imports_grader(statement)):  # the notebook's own check (autograder.notebook)
                 keep = False
                 tainted |= _targets(statement)
             elif isinstance(statement, _KEPT):
@@ -224,6 +228,16 @@ def definitions(cells):
             if keep:
                 statements.append((number, ast.Module(body=[statement], type_ignores=[])))
     return statements, problems
+
+
+GRADER = __name__.split(".")[0]
+"""This package: a notebook imports it for its in-kernel check, which the graded run skips with what it binds."""
+
+
+def _imports_grader(statement):
+    if isinstance(statement, ast.Import):
+        return any(a.name.split(".")[0] == GRADER for a in statement.names)
+    return isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] == GRADER
 
 
 def _targets(statement):

@@ -21,7 +21,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from autograder import inputs  # noqa: E402
+from autograder import pages  # noqa: E402
 from autograder.compare import GradingFailure  # noqa: E402
+from autograder.notebook import KernelStudent  # noqa: E402
 from autograder.results import Results, TestResult  # noqa: E402
 from autograder.sandbox import Limits, become_subreaper  # noqa: E402
 from autograder.student import Student  # noqa: E402
@@ -54,6 +56,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    global _UNCOLLECTED
+    config._autograder_uncollected = _UNCOLLECTED = []  # a new list per run (a kernel checks many times)
+    config.addinivalue_line("markers", "points(n): points an exercise test is worth in the autograder")
     seed = _option(config, "seed")
     inputs.set_run_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
     if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
@@ -93,9 +98,15 @@ def _results(config):
 
 @pytest.fixture(scope="module")
 def student(request):
-    """The submission for this test module's page, running in its own process (see autograder.student)."""
+    """The submission for this test module's page, running in its own process (see autograder.student);
+    in a check from a notebook (autograder.notebook), the functions of the notebook's own kernel."""
     config = request.config
     page = _page(request.module)
+    kernel = getattr(config, "_autograder_kernel", None)
+    if kernel is not None:
+        refused = ("lgm", "nlgm", *getattr(request.module, "BANNED_MODULES", ()))
+        yield KernelStudent(kernel.namespace, time_limit=kernel.time_limit, refused=refused)
+        return
     path = _submission_path(config, page)
     submission = Student(
         path,
@@ -194,12 +205,14 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value if call.excinfo is not None else None
         output = (f"The test itself failed, not your code (please tell the instructor): {error!r}\n"
                   + report.longreprtext[-1500:])
+    page = _page(item.module)
+    label = pages.describe(page, item.name, getattr(item, "function", None).__doc__ if hasattr(item, "function") else None)
     _results(item.config).tests.append(
-        TestResult(name=item.name, page=_page(item.module), max_score=_points(item), passed=report.passed, output=output)
+        TestResult(name=item.name, page=page, max_score=_points(item), passed=report.passed, output=output, label=label)
     )
 
 
-_UNCOLLECTED = []  # notes about test files that could not be collected (one grading process)
+_UNCOLLECTED = []  # notes about test files that could not be collected (this grading run)
 
 
 def pytest_collectreport(report):
@@ -238,3 +251,4 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(line)
     for line in results.table():
         terminalreporter.write_line(line)
+    terminalreporter.write_line(f"Score: {results.score:g} / {results.max_score:g}")

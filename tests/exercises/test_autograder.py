@@ -101,10 +101,10 @@ def test_every_test_is_named_after_an_exercise(gradings, page):
     tests = _tests(gradings["solutions"], page)
     assert tests, f"no graded tests for {page}"
     for test in tests:
-        assert any(test["name"].startswith(f"test_{name}") for name in exercises), (
+        assert any(test["extra_data"]["test"].startswith(f"test_{name}") for name in exercises), (
             f"{test['name']} does not start with test_<function> for a function of {page}.md: {exercises}")
     for name in exercises:
-        assert any(t["name"].startswith(f"test_{name}") for t in tests), f"{page}: no test for {name}"
+        assert any(t["extra_data"]["test"].startswith(f"test_{name}") for t in tests), f"{page}: no test for {name}"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -133,7 +133,7 @@ def test_each_classic_mistake_loses_points_with_its_hint(gradings, page):
     assert set(hints) == set(_exercises(page)), "mistakes/<page>.py needs one hint per exercise of the page"
     tests = _tests(gradings["mistakes"], page)
     for name, hint in hints.items():
-        failed = [t for t in tests if t["name"].startswith(f"test_{name}") and t["score"] < t["max_score"]]
+        failed = [t for t in tests if t["extra_data"]["test"].startswith(f"test_{name}") and t["score"] < t["max_score"]]
         assert failed, f"the mistake in {name} costs no points"
         assert any(hint in t["output"] for t in failed), (
             f"no failing test of {name} names the mistake {hint!r}; outputs:\n" + "\n".join(t["output"] for t in failed))
@@ -143,7 +143,7 @@ def test_the_lectures_d_update_fails_the_test_of_ems_guarantee(gradings):
     # mistakes/lgm.py's em_step uses the old A^k in the D-update (the lecture's bug). Comparing with the
     # reference catches it; EM's guarantee (the likelihood never decreases, every psi_i stays positive)
     # must catch it too, from the test's own starts, since that is the property the bug breaks.
-    test = next(t for t in _tests(gradings["mistakes"], "lgm") if t["name"] == "test_em_step_never_decreases_loglik")
+    test = next(t for t in _tests(gradings["mistakes"], "lgm") if t["extra_data"]["test"] == "test_em_step_never_decreases_loglik")
     assert test["score"] == 0, test
     assert "use the old A^k instead of the new A^{k+1} in the D-update" in test["output"], test
 
@@ -196,7 +196,7 @@ def test_hostile_submission_finishes_and_loses_only_its_own_points(tmp_path):
     by_function = {}
     for test in results["tests"]:
         function = next(f for f in ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss",
-                                    "lowrank_solve_logdet") if test["name"].startswith(f"test_{f}"))
+                                    "lowrank_solve_logdet") if test["extra_data"]["test"].startswith(f"test_{f}"))
         by_function.setdefault(function, []).append(test)
     assert all(t["score"] == 0 and "SystemExit" in t["output"] for t in by_function["gaussian_logpdf"])
     assert all(t["score"] == 0 and "Time limit" in t["output"] for t in by_function["gaussian_mle"])
@@ -228,7 +228,7 @@ def test_a_sweep_finds_a_bug_that_only_some_draws_reach_and_names_a_seed_that_re
     assert all(t["output"].startswith("With --seed ") for t in failed)
     seed = failed[0]["output"].split()[2].rstrip(":")
     assert 5 <= int(seed) < 15
-    alone, _, _ = grade(tmp_path, "-k", failed[0]["name"], "--seed", seed, submission=submission, files=files)
+    alone, _, _ = grade(tmp_path, "-k", failed[0]["extra_data"]["test"], "--seed", seed, submission=submission, files=files)
     assert [t["score"] for t in alone["tests"]] == [0]
     assert "With --seed" not in alone["tests"][0]["output"]  # a plain run's report, the same failure
 
@@ -382,6 +382,87 @@ def test_the_time_limit_is_per_test_not_per_call(tmp_path):
         "    time.sleep(0.2)\n    return _fast_step(x, pi, mu, var)\n"))
     results, _, _ = grade(tmp_path, "--time-limit", "2", "-k", "gmm_em_step", submission=submission,
                           files=[str(HERE / "test_em.py")])
-    outcome = {t["name"]: t for t in results["tests"]}
+    outcome = {t["extra_data"]["test"]: t for t in results["tests"]}
     assert outcome["test_gmm_em_step_matches_reference[0]"]["status"] == "passed"
     assert "Time limit" in outcome["test_gmm_em_step_never_lowers_the_likelihood"]["output"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry of pages, the check in the student's kernel, the terminal command
+
+
+def test_the_registry_lists_every_page_and_exercise_of_the_book_with_its_number():
+    from autograder import pages
+
+    assert list(pages.PAGES) and set(pages.PAGES) == set(PAGES)
+    for name, page in pages.PAGES.items():
+        assert list(page.exercises) == _exercises(name), name
+        text = (BOOK / f"{name}.md").read_text()
+        for function, number in page.exercises.items():
+            heading = text.rfind(f"## Exercise {number}:", 0, text.index(f"def {function}("))
+            assert heading >= 0 and "## " not in text[heading + 3:text.index(f"def {function}(")].replace(
+                f"## Exercise {number}:", ""), f"{function} is not under Exercise {number} in {name}.md"
+        assert page.tests.is_file()
+
+
+def _namespace(source):
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, "<notebook>", "exec"), namespace)
+    return namespace
+
+
+def test_the_check_in_the_kernel_runs_the_same_tests_points_and_hints():
+    from autograder.notebook import Checker
+
+    honest = (HERE / "hostile" / "honest_gaussians.py").read_text()
+    check = Checker("gaussians", _namespace(honest))
+    page = check.run()
+    assert page.score == page.max_score == 24 and len(page.tests) == 15
+    assert all(t.label.startswith("Exercise ") for t in page.tests)
+    wrong = Checker("gaussians", _namespace(honest + "\n\ndef gaussian_mle(X):\n    return X.mean(0), np.cov(X.T)\n"))
+    one = wrong.run("gaussian_mle")
+    assert {t.label.split(":")[0] for t in one.tests} == {"Exercise 1.2 (gaussian_mle)"}
+    assert 0 < one.score < one.max_score == 3
+    assert any("divide by N - 1" in t.output for t in one.tests if not t.passed)
+    whole = wrong.run()
+    lines = wrong.report(whole)
+    assert whole.score <= 22 and lines[-1] == f"Score: {whole.score:g} / 24" and any("own kernel" in ln for ln in lines)
+    with pytest.raises(ValueError, match="not an exercise of gaussians"):
+        wrong.run("kl_gaussians")
+
+
+def test_the_check_in_the_kernel_says_what_a_failing_function_did(capsys):
+    from autograder.notebook import Checker
+
+    namespace = _namespace("import numpy as np\n\ndef kl_gauss(m0, S0, m1, S1):\n    while True:\n        pass\n\n\n"
+                           "def gaussian_mle(X):\n    raise NotImplementedError\n\n\n"
+                           "def condition_gaussian(mu, Sigma, obs_idx, x_obs):\n    return np.linalg.inv(Sigma)[9]\n")
+    check = Checker("gaussians", namespace, time_limit=0.3)
+    check("kl_gauss")
+    out = capsys.readouterr().out
+    assert "Time limit" in out and out.count("FAILED") == 3 and "kl_gauss: 0 / 5 points" in out
+    report = check.run()
+    outputs = {t.name.split("[")[0]: t.output for t in report.tests}
+    assert "still raises NotImplementedError" in outputs["test_gaussian_mle_matches_formula"]
+    assert "IndexError" in outputs["test_condition_gaussian_matches_reference"]
+    assert "<notebook>, line" in outputs["test_condition_gaussian_matches_reference"]  # where, in the notebook
+    assert "does not define a function named gaussian_logpdf" in outputs["test_gaussian_logpdf_matches_scipy"]
+    assert report.score == 0
+
+
+def test_the_graded_run_skips_the_notebooks_own_check():
+    cells = ["import numpy as np\nfrom autograder import Checker\ncheck = Checker('gaussians')",
+             "def f(x):\n    return x", "check('f')\ncheck()\nimport autograder.notebook as nb\ny = nb.Checker"]
+    kept = [ast.unparse(module) for _, module in definitions(cells)[0]]
+    assert kept == ["import numpy as np", "def f(x):\n    return x"]
+
+
+def test_a_saved_notebook_is_graded_from_a_terminal_in_any_folder(tmp_path):
+    (tmp_path / "my notebook.py").write_text((HERE / "hostile" / "honest_gaussians.py").read_text())
+    process = subprocess.run([sys.executable, "-m", "autograder", "grade", "gaussians", "my notebook.py",
+                              "--results", "r.json"], capture_output=True, text=True, cwd=tmp_path, timeout=240,
+                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    assert process.stdout.rstrip().splitlines()[-2] == "Score: 24 / 24"
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["score"] == 24 and results["tests"][0]["name"].startswith("Exercise 1.1 (gaussian_logpdf): ")

@@ -132,7 +132,7 @@ def lowrank_solve_logdet(A, D, B):
 def _by_function(results, functions):
     grouped = {f: [] for f in functions}
     for test in results["tests"]:
-        grouped[next(f for f in functions if test["name"].startswith(f"test_{f}"))].append(test)
+        grouped[next(f for f in functions if test["extra_data"]["test"].startswith(f"test_{f}"))].append(test)
     return grouped
 
 
@@ -291,7 +291,7 @@ def test_doing_nothing_earns_nothing(repo, tmp_path):
     results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
                                 "-k", " or ".join(test_name for _, test_name in cases.values()))
     for page, (_, test_name) in cases.items():
-        (test,) = [t for t in results["tests"] if t["name"] == test_name]
+        (test,) = [t for t in results["tests"] if t["extra_data"]["test"] == test_name]
         assert test["score"] == 0 and ("must move" in test["output"] or "not any small number" in test["output"]), test
 
 
@@ -316,8 +316,8 @@ def test_answers_that_ignore_their_inputs_earn_nothing(repo, tmp_path):
     names = [name for _, tests in cases.values() for name in tests]
     results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
                                 "-k", " or ".join(names))
-    assert sorted(t["name"] for t in results["tests"]) == sorted(names), results["tests"]
-    assert results["score"] == 0, [(t["name"], t["output"][:300]) for t in results["tests"] if t["score"]]
+    assert sorted(t["extra_data"]["test"] for t in results["tests"]) == sorted(names), results["tests"]
+    assert results["score"] == 0, [(t["extra_data"]["test"], t["output"][:300]) for t in results["tests"] if t["score"]]
 
 
 def test_interpreter_internals_and_oversized_notebooks_are_refused(tmp_path):
