@@ -50,9 +50,10 @@ quick: $(STAMP)
 
 # The exercise tests and their reference solutions under 100 consecutive random seeds (about 5 minutes):
 # run it after writing or changing a test; a failure names the --seed that reproduces it.
-EXERCISE_PAGES = $(filter-out index instructors,$(basename $(notdir $(wildcard book/exercises/*.md))))
+# The pages come from the grader's registry (pca_to_vae_grader/pages.py), as for the zips and the tests.
+EXERCISE_PAGES = $(shell $(PY) -m pca_to_vae_grader pages)
 sweep: $(STAMP)
-	$(PY) -m pytest $(EXERCISE_PAGES:%=tests/exercises/test_%.py) -p no:cacheprovider --sweep 100
+	$(PY) -m pytest $(EXERCISE_PAGES:%=pca_to_vae_grader/tests/test_%.py) --solutions tests/exercises/solutions -p no:cacheprovider --sweep 100
 
 bench: $(STAMP)
 	$(PY) benchmarks/lgm_vs_sklearn.py
@@ -71,4 +72,4 @@ dist: $(STAMP)
 
 # The Gradescope autograder zips, one per exercise page, in dist/autograder/ (book/exercises/instructors.md).
 autograder: $(STAMP)
-	$(PY) -m autograder build-zip --out $(DIST)/autograder
+	$(PY) -m pca_to_vae_grader build-zip --out $(DIST)/autograder

@@ -1,17 +1,17 @@
 """The grader's commands: grade a saved notebook, build the Gradescope zips, list the pages.
 
-``python -m autograder grade PAGE SUBMISSION [--results FILE]``
+``python -m pca_to_vae_grader grade PAGE SUBMISSION [--results FILE]``
     grade a saved notebook (``.ipynb``, MyST ``.md`` or ``.py``) of page PAGE in the sandbox and print
     the points table; no clone of the repository needed.
-``python -m autograder build-zip [PAGE ...] [--out DIR] [--time-limit S]``
+``python -m pca_to_vae_grader build-zip [PAGE ...] [--out DIR] [--time-limit S]``
     build one Gradescope zip per exercise page (all pages without PAGE).
-``python -m autograder pages``
+``python -m pca_to_vae_grader pages``
     the exercise pages, one per line (the Makefile reads them).
 """
 import argparse
 import sys
 
-from autograder import pages
+from pca_to_vae_grader import pages
 
 
 def grade_command(page, submission, *, results=None, extra=()):
@@ -25,7 +25,7 @@ def grade_command(page, submission, *, results=None, extra=()):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pca_to_vae_grader", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     grade = commands.add_parser("grade", help="grade a saved notebook of an exercise page, in the sandbox")
     grade.add_argument("page", help=f"the exercise page: one of {', '.join(pages.PAGES)}")
@@ -48,7 +48,7 @@ def main(argv=None):
             parser.error(str(error))
         return grade_command(args.page, args.submission, results=args.results, extra=extra)
     else:
-        from autograder.gradescope import build_zip
+        from pca_to_vae_grader.gradescope import build_zip
 
         for page in args.pages or list(pages.PAGES):
             try:

@@ -10,7 +10,7 @@ patterns (the wrong sign, a constant factor, a constant offset).
 Messages never show a reference value to more digits than a student needs to see the size of the
 error: an expected entry to 2 significant digits, a difference to 1, so a submission cannot learn
 the reference values from its feedback (and the inputs that decide points change with every grading
-run, :func:`autograder.inputs.rng`). Complex numbers, non-numeric values and NaN or infinity where
+run, :func:`pca_to_vae_grader.inputs.rng`). Complex numbers, non-numeric values and NaN or infinity where
 the reference is finite are refused with a message.
 """
 import numpy as np

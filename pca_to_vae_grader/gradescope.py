@@ -1,4 +1,4 @@
-"""Build the Gradescope autograder zip for an exercise page: ``python -m autograder build-zip PAGE``.
+"""Build the Gradescope autograder zip for an exercise page: ``python -m pca_to_vae_grader build-zip PAGE``.
 
 Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once to build the image,
 and ``run_autograder`` for every submission, which must leave ``/autograder/results/results.json``.
@@ -12,8 +12,10 @@ that says why, with score 0, instead of grading unsandboxed.
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = ROOT / "tests" / "exercises"
+from pca_to_vae_grader import pages as registry
+
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
 
 SETUP = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, to build the autograder image. Everything is installed in a
@@ -63,32 +65,28 @@ done
 runuser -u "$SANDBOX_USER" -- "$PYTHON" -c "import numpy" >/dev/null 2>&1 ||
     refuse "the sandbox user $SANDBOX_USER cannot run $PYTHON with numpy (run chmod -R a+rX /autograder/venv in setup.sh)"
 cd /autograder/source
-"$PYTHON" -m pytest tests/exercises/test_{page}.py -p no:cacheprovider -q \\
+"$PYTHON" -m pytest {package}/tests/test_{page}.py -p no:cacheprovider -q \\
     --submission /autograder/submission --results "$RESULTS/results.json" \\
     --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USER"
 [ -s "$RESULTS/results.json" ] || refuse "the grader stopped before writing its results"
 """
 
 
-_SELF_TESTS = {"test_autograder", "test_sandbox"}  # the grader's own tests, not an exercise page's
-
-
 def pages():
-    """The exercise pages that have autograder tests, by name (``gaussians`` for test_gaussians.py)."""
-    return sorted(p.stem[len("test_"):] for p in EXERCISES.glob("test_*.py") if p.stem not in _SELF_TESTS)
+    """The exercise pages, by name (the registry, :mod:`pca_to_vae_grader.pages`)."""
+    return list(registry.PAGES)
 
 
 def _needs_torch(page):
-    text = (EXERCISES / f"test_{page}.py").read_text()
+    text = registry.page(page).tests.read_text()
     return "torch" in text or "nlgm" in text
 
 
 def _sources():
     """The files of the repository the grader needs, as (path on disk, path in the zip)."""
     files = [ROOT / name for name in ("pyproject.toml", "README.md", "LICENSE", "LICENSE-BOOK.md")]
-    for package in ("lgm", "nlgm", "autograder"):
+    for package in ("lgm", "nlgm", PACKAGE.name):  # the grader with every page's tests
         files += sorted(p for p in (ROOT / package).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    files += [EXERCISES / "__init__.py", EXERCISES / "conftest.py"]
     return [(f, f.relative_to(ROOT).as_posix()) for f in files if f.exists()]
 
 
@@ -111,11 +109,11 @@ def build_zip(page, out_dir, *, time_limit=10.0):
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, text in (
             ("setup.sh", SETUP.format(torch=TORCH if _needs_torch(page) else "")),
-            ("run_autograder", RUN.format(page=page, time_limit=time_limit)),
+            ("run_autograder", RUN.format(page=page, time_limit=time_limit, package=PACKAGE.name)),
         ):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
             archive.writestr(info, text)
-        for path, name in _sources() + [(EXERCISES / f"test_{page}.py", f"tests/exercises/test_{page}.py")]:
+        for path, name in _sources():
             archive.write(path, name)
     return target

@@ -2,7 +2,7 @@
 
 An exercise notebook starts with ::
 
-    from autograder import Checker
+    from pca_to_vae_grader import Checker
     check = Checker("gaussians")
 
 and each exercise ends with a cell ``check("kl_gauss")``, which runs that function's tests — the same
@@ -10,17 +10,17 @@ tests, points and hints as the graded run (Gradescope, the roll-up) — on the f
 notebook, and prints what passed, what failed and why. ``check()`` grades the whole page and prints the
 points table, ending with the line ``Score: X / Y``.
 
-The tests run in-process (pytest, with the grader's plugin, :mod:`autograder.plugin`), on the kernel's own
+The tests run in-process (pytest, with the grader's plugin, :mod:`pca_to_vae_grader.plugin`), on the kernel's own
 functions: no file is saved or read, so it works wherever the notebook runs (Colab, Binder, JupyterLab, VS
 Code), from any folder. Values cross between the tests and the student's functions as they do in the
-sandbox (:mod:`autograder.codec`: arrays, tensors, numbers, containers; copies both ways), and a reply
-becomes a value or a failure through the same code (:func:`autograder.student.outcome`), so a message
+sandbox (:mod:`pca_to_vae_grader.sandboxed.codec`: arrays, tensors, numbers, containers; copies both ways), and a reply
+becomes a value or a failure through the same code (:func:`pca_to_vae_grader.student.outcome`), so a message
 reads the same here and on Gradescope. Each test may run the student's code for ``time_limit`` seconds
 (on the kernel's main thread; elsewhere without a limit).
 
 This is feedback, not a grade: the student's kernel is theirs, and code that sets out to fool it can
 (import the package, change the tests' modules). Grades come from the sandboxed run
-(:class:`autograder.student.Student`), which reads the saved notebook and runs it as another user.
+(:class:`pca_to_vae_grader.student.Student`), which reads the saved notebook and runs it as another user.
 """
 import contextlib
 import io
@@ -31,8 +31,9 @@ import time
 import traceback
 import types
 
-from autograder import codec, pages
-from autograder.student import StudentFailure, outcome
+from pca_to_vae_grader import pages
+from pca_to_vae_grader.sandboxed import codec
+from pca_to_vae_grader.student import StudentFailure, outcome
 
 FEEDBACK_NOTE = ("(This check runs your functions in your own kernel, for feedback; your grade comes from the "
                  "grader, which runs your saved notebook in a sandbox.)")
@@ -87,7 +88,7 @@ class KernelStudent:
     def call(self, name, *args, **kwargs):
         """Call the namespace's ``name`` on copies of the arguments; return a copy of its value (as decoded
         by the sandboxed grader) or raise the same :class:`StudentFailure` the graded run would."""
-        from autograder.worker import call  # the sandbox's own call: the same statuses, the same checks
+        from pca_to_vae_grader.sandboxed.worker import call  # the sandbox's own call: the same statuses, the same checks
 
         function = self.namespace.get(name)
         caught = []
@@ -197,14 +198,14 @@ class Checker:
 
         Returns
         -------
-        autograder.results.Results
+        pca_to_vae_grader.results.Results
             The tests' outcomes (also printed); None where the tests could not run.
         """
         results = self.run(exercise)
         print("\n".join(self.report(results, exercise)))
 
     def run(self, exercise=None):
-        """The outcomes, as :class:`autograder.results.Results`, of the tests of ``exercise`` (or the page)."""
+        """The outcomes, as :class:`pca_to_vae_grader.results.Results`, of the tests of ``exercise`` (or the page)."""
         import pytest
 
         info = pages.page(self.page)

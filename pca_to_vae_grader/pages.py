@@ -1,15 +1,14 @@
 """The registry of exercise pages: the one list the grader, its zips, the Makefile and the tests read.
 
-Each page ``book/exercises/<page>.md`` has its tests in ``test_<page>.py`` beside this package's
-plugin, and asks for the functions listed here, each under the number of its exercise on the page
+Each page ``book/exercises/<page>.md`` has its tests in ``tests/test_<page>.py`` of this package, and asks for the functions listed here, each under the number of its exercise on the page
 (``tests/exercises/test_autograder.py`` checks this registry against the book). A test whose name
 starts with ``test_<function>`` grades that function.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1] / "tests" / "exercises"
-"""The folder of the pages' tests (``test_<page>.py``) and of the pytest plugin's conftest."""
+TESTS = Path(__file__).resolve().parent / "tests"
+"""The folder of the pages' tests (``test_<page>.py``), shipped with the package."""
 
 
 @dataclass(frozen=True)

@@ -1,42 +1,39 @@
-"""The autograder's pytest plugin: options, the ``student`` fixture, points, results.json, the table.
+"""The grader's pytest plugin: options, the ``student`` fixture, points, results.json, the table.
 
-Grade a submission::
+The pages' tests (``pca_to_vae_grader/tests/test_<page>.py``) load it from their ``conftest.py``. Grade a
+submission::
 
-    pytest tests/exercises/test_gaussians.py --submission gaussians.ipynb --results results.json
+    pytest .../pca_to_vae_grader/tests/test_gaussians.py --submission gaussians.ipynb --results results.json
 
-Without ``--submission`` the tests run against the reference solutions in ``solutions/<page>.py``.
-``--submission`` may also name a folder holding ``<page>.ipynb`` (or ``.md``, ``.py``) for each page.
-Each test is worth the points of its ``@pytest.mark.points(n)`` marker (1 without one). See
-``autograder/README.md``.
+(``python -m pca_to_vae_grader grade gaussians gaussians.ipynb`` finds the tests for you.) ``--submission``
+may also name a folder holding ``<page>.ipynb`` (or ``.md``, ``.py``) for each page. ``--solutions DIR``
+grades the reference solutions ``DIR/<page>.py`` instead, which may import the package (the repository's
+``tests/exercises/solutions``; they do not ship). Each test is worth the points of its
+``@pytest.mark.points(n)`` marker (1 without one), or what ``--course`` sets. See the package's README.md.
 """
 import os
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from autograder import inputs  # noqa: E402
-from autograder import pages  # noqa: E402
-from autograder.compare import GradingFailure  # noqa: E402
-from autograder.notebook import KernelStudent  # noqa: E402
-from autograder.results import Results, TestResult  # noqa: E402
-from autograder.sandbox import Limits, become_subreaper  # noqa: E402
-from autograder.student import Student  # noqa: E402
-from autograder.submission import SUFFIXES  # noqa: E402
-
-SOLUTIONS = Path(__file__).parent / "solutions"
+from pca_to_vae_grader import inputs, pages
+from pca_to_vae_grader.compare import GradingFailure
+from pca_to_vae_grader.notebook import KernelStudent
+from pca_to_vae_grader.results import Results, TestResult
+from pca_to_vae_grader.sandbox import Limits, become_subreaper
+from pca_to_vae_grader.sandboxed.submission import SUFFIXES
+from pca_to_vae_grader.student import Student
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("autograder")
     group.addoption("--submission", default=None,
                     help="the submission to grade: a .ipynb, MyST .md or .py file, or a folder of <page>.* files "
-                         "(default: the reference solutions)")
+                         "(or --solutions)")
+    group.addoption("--solutions", default=None,
+                    help="grade the reference solutions DIR/<page>.py instead of a submission (they may import the "
+                         "package; the repository's tests/exercises/solutions)")
     group.addoption("--results", default=None, help="write the scores to this file in Gradescope's results.json format")
     group.addoption("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test (all its calls together)")
     group.addoption("--load-time-limit", type=float, default=60.0,
@@ -63,7 +60,7 @@ def pytest_configure(config):
     inputs.set_run_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
     if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
         # Grading untrusted code without a sandbox user: orphans the submission leaves stay this
-        # process's children, so the grader finds and kills them (autograder.sandbox).
+        # process's children, so the grader finds and kills them (pca_to_vae_grader.sandbox).
         become_subreaper()
 
 
@@ -79,7 +76,10 @@ def _page(module):
 def _submission_path(config, page):
     given = _option(config, "submission")
     if given is None:
-        return SOLUTIONS / f"{page}.py"
+        solutions = _option(config, "solutions")
+        if solutions is None:
+            raise pytest.UsageError("give the submission to grade (--submission FILE or FOLDER), or --solutions DIR")
+        return Path(solutions) / f"{page}.py"
     path = Path(given)
     if not path.is_dir():
         return path
@@ -98,8 +98,8 @@ def _results(config):
 
 @pytest.fixture(scope="module")
 def student(request):
-    """The submission for this test module's page, running in its own process (see autograder.student);
-    in a check from a notebook (autograder.notebook), the functions of the notebook's own kernel."""
+    """The submission for this test module's page, running in its own process (see pca_to_vae_grader.student);
+    in a check from a notebook (pca_to_vae_grader.notebook), the functions of the notebook's own kernel."""
     config = request.config
     page = _page(request.module)
     kernel = getattr(config, "_autograder_kernel", None)
@@ -114,7 +114,7 @@ def student(request):
         load_time_limit=_option(config, "load_time_limit") or 60.0,
         user=_option(config, "sandbox_user"),
         limits=Limits(memory_mb=_option(config, "memory_limit") or Limits.memory_mb),
-        trusted=_option(config, "submission") is None,  # the reference solutions call the package
+        trusted=_option(config, "submission") is None,  # --solutions: the reference solutions call the package
         banned=getattr(request.module, "BANNED_MODULES", ()),  # e.g. torch on the derivation pages
     )
     yield submission
@@ -216,7 +216,7 @@ _UNCOLLECTED = []  # notes about test files that could not be collected (this gr
 
 
 def pytest_collectreport(report):
-    if report.failed and "exercises" in str(report.fspath):
+    if report.failed and Path(str(report.fspath)).name.startswith("test_"):
         # A test file that cannot be collected still leaves a valid results file that says so.
         _UNCOLLECTED.append(f"The grader could not collect {Path(str(report.fspath)).name}:\n{report.longreprtext[-2000:]}")
 

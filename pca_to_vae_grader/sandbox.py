@@ -3,7 +3,7 @@
 Each start of a worker gets a fresh temporary folder created by the grader (``mkdtemp``, which no
 other user can have prepared or swapped); with a sandbox user, only that new folder is handed to the
 user, through a file descriptor opened with ``O_NOFOLLOW`` (never a ``chown`` of a path, which a
-submission could have replaced by a link). The worker runs ``python -m autograder.worker`` from a
+submission could have replaced by a link). The worker runs ``python -m pca_to_vae_grader.sandboxed.worker`` from a
 private copy of the worker's modules (:func:`runtime`), so neither the repository nor the grader's
 files are on its path, with a minimal environment (never the grader's), and it sets its own resource
 limits before any student code runs (:class:`Limits`).
@@ -35,7 +35,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
 WORKER_MODULES = ("__init__.py", "worker.py", "codec.py", "submission.py", "guard.py")
-"""What the worker runs: copied into a private folder, away from the package and the tests."""
+"""What the worker runs (the ``sandboxed`` subpackage): copied into a private folder, away from the package and
+the tests."""
 BLOCKED_MODULES = ("lgm", "nlgm", "solutions", "mistakes", "tests", "conftest")
 
 _subreaper = False
@@ -81,13 +82,19 @@ def runtime():
     Returns
     -------
     str
-        The folder to put on the worker's ``PYTHONPATH`` (it holds ``autograder/``, nothing else).
+        The folder to put on the worker's ``PYTHONPATH`` (it holds ``pca_to_vae_grader/sandboxed/``, nothing
+        else).
     """
     folder = tempfile.mkdtemp(prefix="autograder-runtime-")
-    package = os.path.join(folder, "autograder")
+    top = os.path.join(folder, PACKAGE.name)
+    package = os.path.join(top, "sandboxed")
+    os.mkdir(top, 0o755)
     os.mkdir(package, 0o755)
+    with open(os.path.join(top, "__init__.py"), "w"):  # the package around it, empty: nothing else of the grader
+        pass
+    os.chmod(os.path.join(top, "__init__.py"), 0o644)
     for name in WORKER_MODULES:
-        shutil.copyfile(PACKAGE / name, os.path.join(package, name))
+        shutil.copyfile(PACKAGE / "sandboxed" / name, os.path.join(package, name))
         os.chmod(os.path.join(package, name), 0o644)
     os.chmod(folder, 0o755)
     return folder
@@ -98,7 +105,7 @@ def blocked_dirs():
     ``lgm`` and ``nlgm`` are installed."""
     import importlib.util
 
-    dirs = {str(ROOT / name) for name in ("lgm", "nlgm", "tests", "autograder")}
+    dirs = {str(ROOT / name) for name in ("lgm", "nlgm", "tests", PACKAGE.name)}
     for name in ("lgm", "nlgm"):
         try:
             spec = importlib.util.find_spec(name)
@@ -293,7 +300,7 @@ class Sandbox:
         env["AUTOGRADER_BLOCKED"] = "" if self.trusted else os.pathsep.join(self.blocked)
         env["AUTOGRADER_BLOCKED_MODULES"] = "" if self.trusted else ",".join(BLOCKED_MODULES)
         env["AUTOGRADER_BANNED_MODULES"] = "" if self.trusted else ",".join(self.banned)
-        argv = [sys.executable, "-s", "-m", "autograder.worker"]
+        argv = [sys.executable, "-s", "-m", f"{PACKAGE.name}.sandboxed.worker"]
         kwargs = dict(cwd=workdir, env=env, start_new_session=True)
         if self.ids is not None:
             kwargs.update(user=self.ids[0], group=self.ids[1], extra_groups=[])

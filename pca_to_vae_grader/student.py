@@ -1,7 +1,7 @@
 """The grader's side of a submission: a worker process that runs it, called with a time limit.
 
 ``Student(path)`` reads the submission's cells (without running them) and starts
-``python -m autograder.worker`` in its own process, in the sandbox of :mod:`autograder.sandbox`
+``python -m pca_to_vae_grader.sandboxed.worker`` in its own process, in the sandbox of :mod:`pca_to_vae_grader.sandbox`
 (a fresh folder, a minimal environment, resource limits, optionally an unprivileged user), with
 the submission's output read from a pipe (the first part kept, the rest dropped). ``student.gaussian_logpdf(X, mu, Sigma)`` sends the call to
 the worker and waits for the reply; all the calls of one test together may take at most
@@ -22,10 +22,10 @@ import threading
 import time
 from pathlib import Path
 
-from autograder import codec
-from autograder.compare import GradingFailure
-from autograder.sandbox import Limits, Sandbox
-from autograder.submission import SubmissionError, read_cells
+from pca_to_vae_grader.sandboxed import codec
+from pca_to_vae_grader.compare import GradingFailure
+from pca_to_vae_grader.sandbox import Limits, Sandbox
+from pca_to_vae_grader.sandboxed.submission import SubmissionError, read_cells
 
 MAX_REPLY = 64 * 2**20
 """The longest reply accepted, in characters (about 48 MB of array data)."""
@@ -50,7 +50,7 @@ class Student:
     user : str, optional
         Run the worker as this user (the grader must be root): on Gradescope the submission then
         cannot write the results file or the grader's files.
-    limits : autograder.sandbox.Limits, optional
+    limits : pca_to_vae_grader.sandbox.Limits, optional
         Memory, CPU time, processes, file size, kept output.
     trusted : bool
         The reference solutions, which may import the package (a submission may not).
@@ -269,7 +269,7 @@ def outcome(name, reply, *, problems=(), defined=None):
     """The value of a call of the submission's function ``name`` from the worker's reply, or its failure.
 
     The sandboxed grader (:class:`Student`) and the check in the student's own kernel
-    (:mod:`autograder.notebook`) both read replies here, so a failure reads the same in both.
+    (:mod:`pca_to_vae_grader.notebook`) both read replies here, so a failure reads the same in both.
 
     Raises
     ------

@@ -23,7 +23,7 @@ such as ``os.path.realpath``; reach its state through the frames of the error it
 library with ``ctypes``; use compiled code that opens files or processes without an audit event, such
 as torch's ``from_file`` and ``save`` or a fresh copy of a builtin module such as ``_signal``). What
 stops such code is the operating system: the sandbox user, file permissions, the resource limits and
-the grader killing every process of the sandbox after each worker (``autograder.sandbox``).
+the grader killing every process of the sandbox after each worker (``pca_to_vae_grader.sandbox``).
 """
 import os
 import sys

@@ -16,7 +16,7 @@ The notebook's in-kernel check (``from <this package> import Checker``, ``check 
 
 Shell escapes never run: IPython magics and ``!`` commands (also ``x = !ls``), cell magics such as
 ``%%bash``, and any statement that mentions ``get_ipython`` are removed; what is left is refused at
-run time by :mod:`autograder.guard` (``os.system``, ``subprocess``...).
+run time by :mod:`pca_to_vae_grader.sandboxed.guard` (``os.system``, ``subprocess``...).
 
 Reading a file never executes it: notebooks are parsed as JSON or MyST text and cells as Python
 syntax trees. What a submission makes the grader do while reading it is bounded too: a file larger
@@ -206,7 +206,7 @@ def definitions(cells):
     for number, tree in parsed:
         for statement in tree.body:
             if ("get_ipython" in _names(statement) and not isinstance(statement, _KEPT[2:])  # never run at load
-                    or _imports_grader(statement)):  # the notebook's own check (autograder.notebook)
+                    or _imports_grader(statement)):  # the notebook's own check (pca_to_vae_grader.notebook)
                 keep = False
                 tainted |= _targets(statement)
             elif isinstance(statement, _KEPT):

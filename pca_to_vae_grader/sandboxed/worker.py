@@ -1,8 +1,8 @@
-"""The process that runs a submission: ``python -m autograder.worker``. Student code runs only here.
+"""The process that runs a submission: ``python -m pca_to_vae_grader.sandboxed.worker``. Student code runs only here.
 
 Protocol: the grader writes one JSON message per line to the worker's standard input and reads one
-reply per line from its standard output (:mod:`autograder.codec`, no pickle). Before any student code
-runs, the worker sets its resource limits (``AUTOGRADER_LIMITS``), installs :mod:`autograder.guard`
+reply per line from its standard output (:mod:`pca_to_vae_grader.sandboxed.codec`, no pickle). Before any student code
+runs, the worker sets its resource limits (``AUTOGRADER_LIMITS``), installs :mod:`pca_to_vae_grader.sandboxed.guard`
 (no ``lgm``, ``nlgm`` or reference solutions, no other processes, no writing outside its folder),
 moves the protocol to private file descriptors and points file descriptors 0, 1, 2 (and
 ``sys.stdout``/``sys.stderr``) at the output pipe the grader gave it as standard error (the grader
@@ -14,7 +14,7 @@ raise its score beyond what its functions compute.
 
 Requests:
 ``{"op": "load", "cells": [...]}``
-    run the definitions of the cells (:func:`autograder.submission.definitions`);
+    run the definitions of the cells (:func:`pca_to_vae_grader.sandboxed.submission.definitions`);
     reply with the names defined and one line per statement that failed.
 ``{"op": "call", "name": ..., "args": [...], "kwargs": {...}}``
     call one function of the submission and reply with its return value or what went wrong.
@@ -24,8 +24,8 @@ import os
 import sys
 import traceback
 
-from autograder import codec, guard
-from autograder.submission import definitions
+from pca_to_vae_grader.sandboxed import codec, guard
+from pca_to_vae_grader.sandboxed.submission import definitions
 
 try:
     import resource

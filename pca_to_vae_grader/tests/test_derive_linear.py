@@ -15,12 +15,12 @@ import torch
 from scipy import linalg, optimize, stats
 
 import lgm
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
 from lgm.em import sample_covariance
 
 # Automatic or symbolic differentiation in the submission would do the derivation: the grader refuses
-# these imports on this page (autograder.guard, BANNED_MODULES), with a message that says why.
+# these imports on this page (pca_to_vae_grader.sandboxed.guard, BANNED_MODULES), with a message that says why.
 BANNED_MODULES = ("torch", "sympy", "jax", "autograd")
 
 # Numerical differentiation by the student (the page itself gives a finite-difference helper and the

@@ -12,13 +12,13 @@ import pytest
 import torch
 from scipy import stats
 
-from autograder.compare import check, check_array, check_tuple
+from pca_to_vae_grader.compare import check, check_array, check_tuple
 from lgm import kl_gaussians
 
 _dist = torch.distributions
 
 # torch's autograd and distributions (and symbolic differentiation) in the submission would do the
-# derivations: the grader refuses these imports on this page (autograder.guard), with a message that
+# derivations: the grader refuses these imports on this page (pca_to_vae_grader.sandboxed.guard), with a message that
 # says why. Numerical differentiation is not refused and the grader cannot tell it apart here: these
 # gradients are elementwise or row by row (a few evaluations of a cheap function), and a careful central
 # or complex-step difference reaches the 1e-8 tolerances. It needs the function to differentiate, which

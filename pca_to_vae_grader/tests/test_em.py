@@ -10,8 +10,8 @@ import pytest
 from scipy.special import log_softmax, logsumexp, softmax, xlogy
 
 import lgm
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
 
 
 def _elbo(log_joint, q):

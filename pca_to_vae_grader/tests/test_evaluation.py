@@ -14,8 +14,8 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import nlgm
-from autograder import inputs
-from autograder.compare import check, check_array
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array
 from lgm.linear_gaussian import log_likelihood, posterior
 
 

@@ -11,9 +11,9 @@ from scipy import stats
 from scipy.linalg import expm
 
 import lgm
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
-from autograder.inputs import spd_matrix
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
+from pca_to_vae_grader.inputs import spd_matrix
 
 LOG_2PI = np.log(2 * np.pi)
 

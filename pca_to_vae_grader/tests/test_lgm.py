@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy import linalg, stats
 
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
-from autograder.student import StudentFailure
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
+from pca_to_vae_grader.student import StudentFailure
 from lgm.em import em_step
 from lgm.linear_gaussian import complete_data_ml, log_likelihood, posterior
 from lgm.missing import impute

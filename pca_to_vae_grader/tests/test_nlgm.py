@@ -15,8 +15,8 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import logsumexp
 
-from autograder import inputs
-from autograder.compare import check, check_array
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array
 
 LOG_2PI = np.log(2 * np.pi)
 GRID = np.linspace(-10.0, 10.0, 4001)  # spacing h = 0.005

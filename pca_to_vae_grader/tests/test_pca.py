@@ -10,8 +10,8 @@ import pytest
 from scipy.linalg import subspace_angles
 
 import lgm
-from autograder import inputs
-from autograder.compare import check_array, check_subspace
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check_array, check_subspace
 
 
 def _data(rng, spectrum, N=400, mean=5.0):

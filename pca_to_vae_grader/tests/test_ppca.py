@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import lgm
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
 
 
 def _data(rng, N=300, d=6, K=2):

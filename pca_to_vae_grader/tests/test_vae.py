@@ -15,9 +15,9 @@ from scipy import stats
 from scipy.special import expit
 
 import nlgm
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
-from autograder.inputs import spd_matrix
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
+from pca_to_vae_grader.inputs import spd_matrix
 from lgm import kl_gaussians
 from lgm.linear_gaussian import log_likelihood, posterior
 

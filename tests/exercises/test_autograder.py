@@ -20,13 +20,15 @@ from pathlib import Path
 
 import pytest
 
-from autograder import codec
-from autograder.student import Student, StudentFailure
-from autograder.submission import definitions, read_cells
+from pca_to_vae_grader.sandboxed import codec
+from pca_to_vae_grader.student import Student, StudentFailure
+from pca_to_vae_grader.sandboxed.submission import definitions, read_cells
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 BOOK = ROOT / "book" / "exercises"
+TESTS = ROOT / "pca_to_vae_grader" / "tests"  # the pages' tests ship with the grader
+SOLUTIONS = HERE / "solutions"  # the reference solutions do not
 NOT_EXERCISES = {"index", "instructors"}
 PAGES = sorted(p.stem for p in BOOK.glob("*.md") if p.stem not in NOT_EXERCISES)
 
@@ -34,12 +36,11 @@ PAGES = sorted(p.stem for p in BOOK.glob("*.md") if p.stem not in NOT_EXERCISES)
 def grade(tmp, *args, submission=None, files=None, timeout=240):
     """Run the grader in a subprocess; return (results dict, completed process, seconds)."""
     results = Path(tmp) / "results.json"
-    files = files or [str(HERE / f"test_{page}.py") for page in PAGES if (HERE / f"test_{page}.py").exists()]
+    files = files or [str(TESTS / f"test_{page}.py") for page in PAGES if (TESTS / f"test_{page}.py").exists()]
     # Generous limits for a busy CI machine; a test's own "--time-limit" comes later and wins.
     command = [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                "--results", str(results), "--time-limit", "30", "--load-time-limit", "180", *args]
-    if submission is not None:
-        command += ["--submission", str(submission)]
+    command += ["--submission", str(submission)] if submission is not None else ["--solutions", str(SOLUTIONS)]
     start = time.monotonic()
     process = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
     elapsed = time.monotonic() - start
@@ -82,7 +83,7 @@ def _exercises(page):
 def test_every_page_has_tests_solutions_and_mistakes():
     assert PAGES, "no exercise pages found"
     for page in PAGES:
-        for path in (HERE / f"test_{page}.py", HERE / "solutions" / f"{page}.py", HERE / "mistakes" / f"{page}.py"):
+        for path in (TESTS / f"test_{page}.py", SOLUTIONS / f"{page}.py", HERE / "mistakes" / f"{page}.py"):
             assert path.exists(), f"exercise page {page}.md needs {path.relative_to(ROOT)}"
         assert len(_exercises(page)) >= 2, f"{page}.md should have at least two exercises (stubs)"
 
@@ -192,7 +193,7 @@ def test_hostile_submission_finishes_and_loses_only_its_own_points(tmp_path):
     submission = tmp_path / "hostile.py"
     submission.write_text(HOSTILE.format(forged=str(tmp_path / "results.json")))
     results, process, elapsed = grade(tmp_path, "--time-limit", "2", submission=submission,
-                                      files=[str(HERE / "test_gaussians.py")])
+                                      files=[str(TESTS / "test_gaussians.py")])
     by_function = {}
     for test in results["tests"]:
         function = next(f for f in ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss",
@@ -220,7 +221,7 @@ def test_a_sweep_finds_a_bug_that_only_some_draws_reach_and_names_a_seed_that_re
         "\n\ndef gaussian_logpdf(X, mu, Sigma):\n"
         "    value = _right(X, mu, Sigma)\n"
         "    return value + 1.0 if np.ravel(mu)[0] > 1.0 else value\n"))
-    files = [str(HERE / "test_gaussians.py")]
+    files = [str(TESTS / "test_gaussians.py")]
     swept, _, _ = grade(tmp_path, "-k", "gaussian_logpdf", "--seed", "5", "--sweep", "10", submission=submission,
                         files=files)
     failed = [t for t in swept["tests"] if t["score"] < t["max_score"]]
@@ -237,7 +238,7 @@ def test_crash_while_loading_fails_every_test_quickly(tmp_path):
     submission = tmp_path / "crash.py"
     submission.write_text("import os\n_ = os._exit(7)\n\ndef gaussian_logpdf(X, mu, Sigma):\n    return 0\n")
     results, process, elapsed = grade(tmp_path, "--time-limit", "2", "-k", "gaussian_logpdf", submission=submission,
-                                      files=[str(HERE / "test_gaussians.py")])
+                                      files=[str(TESTS / "test_gaussians.py")])
     assert results["score"] == 0 and results["tests"]
     assert all("exit code 7" in t["output"] for t in results["tests"])
     assert elapsed < 60
@@ -245,7 +246,7 @@ def test_crash_while_loading_fails_every_test_quickly(tmp_path):
 
 def test_missing_submission_gives_a_valid_results_file(tmp_path):
     results, _, _ = grade(tmp_path, "-k", "gaussian_mle", submission=tmp_path / "missing.ipynb",
-                          files=[str(HERE / "test_gaussians.py")])
+                          files=[str(TESTS / "test_gaussians.py")])
     assert results["score"] == 0 and results["tests"]
     assert all(t["status"] == "failed" and "could not read" in t["output"] for t in results["tests"])
 
@@ -322,13 +323,14 @@ def test_only_definitions_of_a_notebook_run():
 def test_gradescope_zip_holds_what_run_autograder_needs(tmp_path):
     import zipfile
 
-    from autograder.gradescope import build_zip
+    from pca_to_vae_grader.gradescope import build_zip
 
     archive = build_zip("gaussians", tmp_path / "dist")
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
-        assert {"setup.sh", "run_autograder", "tests/exercises/test_gaussians.py", "tests/exercises/conftest.py",
-                "autograder/worker.py", "lgm/__init__.py", "pyproject.toml"} <= names
+        assert {"setup.sh", "run_autograder", "pca_to_vae_grader/tests/test_gaussians.py",
+                "pca_to_vae_grader/tests/conftest.py", "pca_to_vae_grader/plugin.py",
+                "pca_to_vae_grader/sandboxed/worker.py", "lgm/__init__.py", "pyproject.toml"} <= names
         assert not any("solutions" in n or "mistakes" in n or "test_autograder" in n for n in names)
         assert z.getinfo("run_autograder").external_attr >> 16 & 0o111
         # Gradescope's layout, under tmp_path instead of /autograder.
@@ -355,7 +357,7 @@ def test_a_notebook_submission_is_graded(tmp_path):
     notebook = jupytext.read(BOOK / "gaussians.md")
     notebook.cells.append(new_code_cell((HERE / "hostile" / "honest_gaussians.py").read_text()))
     jupytext.write(notebook, tmp_path / "gaussians.ipynb", fmt="ipynb")
-    results, _, _ = grade(tmp_path, submission=tmp_path / "gaussians.ipynb", files=[str(HERE / "test_gaussians.py")])
+    results, _, _ = grade(tmp_path, submission=tmp_path / "gaussians.ipynb", files=[str(TESTS / "test_gaussians.py")])
     assert results["score"] == results["max_score"] > 0, results["output"]
 
 
@@ -381,7 +383,7 @@ def test_the_time_limit_is_per_test_not_per_call(tmp_path):
         "\n\nimport time\n_fast_step = gmm_em_step\n\n\ndef gmm_em_step(x, pi, mu, var):\n"
         "    time.sleep(0.2)\n    return _fast_step(x, pi, mu, var)\n"))
     results, _, _ = grade(tmp_path, "--time-limit", "2", "-k", "gmm_em_step", submission=submission,
-                          files=[str(HERE / "test_em.py")])
+                          files=[str(TESTS / "test_em.py")])
     outcome = {t["extra_data"]["test"]: t for t in results["tests"]}
     assert outcome["test_gmm_em_step_matches_reference[0]"]["status"] == "passed"
     assert "Time limit" in outcome["test_gmm_em_step_never_lowers_the_likelihood"]["output"]
@@ -392,7 +394,7 @@ def test_the_time_limit_is_per_test_not_per_call(tmp_path):
 
 
 def test_the_registry_lists_every_page_and_exercise_of_the_book_with_its_number():
-    from autograder import pages
+    from pca_to_vae_grader import pages
 
     assert list(pages.PAGES) and set(pages.PAGES) == set(PAGES)
     for name, page in pages.PAGES.items():
@@ -412,7 +414,7 @@ def _namespace(source):
 
 
 def test_the_check_in_the_kernel_runs_the_same_tests_points_and_hints():
-    from autograder.notebook import Checker
+    from pca_to_vae_grader.notebook import Checker
 
     honest = (HERE / "hostile" / "honest_gaussians.py").read_text()
     check = Checker("gaussians", _namespace(honest))
@@ -432,7 +434,7 @@ def test_the_check_in_the_kernel_runs_the_same_tests_points_and_hints():
 
 
 def test_the_check_in_the_kernel_says_what_a_failing_function_did(capsys):
-    from autograder.notebook import Checker
+    from pca_to_vae_grader.notebook import Checker
 
     namespace = _namespace("import numpy as np\n\ndef kl_gauss(m0, S0, m1, S1):\n    while True:\n        pass\n\n\n"
                            "def gaussian_mle(X):\n    raise NotImplementedError\n\n\n"
@@ -451,15 +453,15 @@ def test_the_check_in_the_kernel_says_what_a_failing_function_did(capsys):
 
 
 def test_the_graded_run_skips_the_notebooks_own_check():
-    cells = ["import numpy as np\nfrom autograder import Checker\ncheck = Checker('gaussians')",
-             "def f(x):\n    return x", "check('f')\ncheck()\nimport autograder.notebook as nb\ny = nb.Checker"]
+    cells = ["import numpy as np\nfrom pca_to_vae_grader import Checker\ncheck = Checker('gaussians')",
+             "def f(x):\n    return x", "check('f')\ncheck()\nimport pca_to_vae_grader.notebook as nb\ny = nb.Checker"]
     kept = [ast.unparse(module) for _, module in definitions(cells)[0]]
     assert kept == ["import numpy as np", "def f(x):\n    return x"]
 
 
 def test_a_saved_notebook_is_graded_from_a_terminal_in_any_folder(tmp_path):
     (tmp_path / "my notebook.py").write_text((HERE / "hostile" / "honest_gaussians.py").read_text())
-    process = subprocess.run([sys.executable, "-m", "autograder", "grade", "gaussians", "my notebook.py",
+    process = subprocess.run([sys.executable, "-m", "pca_to_vae_grader", "grade", "gaussians", "my notebook.py",
                               "--results", "r.json"], capture_output=True, text=True, cwd=tmp_path, timeout=240,
                              env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.compare import GradingFailure, check_array
-from autograder.student import Student, StudentFailure
+from pca_to_vae_grader.compare import GradingFailure, check_array
+from pca_to_vae_grader.student import Student, StudentFailure
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -89,7 +89,7 @@ def gaussian_mle(X):
 _TAMPER = """
 def gaussian_mle(X):  # append to the grader's files, found from the grader's working folder
     grader = os.readlink(f"/proc/{os.getppid()}/cwd")
-    with open(os.path.join(grader, "autograder", "compare.py"), "a") as stream:
+    with open(os.path.join(grader, "pca_to_vae_grader", "compare.py"), "a") as stream:
         stream.write("# tampered")
 """
 
@@ -151,12 +151,8 @@ def _zero(tests, text):
 def repo(tmp_path_factory):
     """A copy of the grader, the package and the page tests: what a hostile submission may try to change."""
     copy = tmp_path_factory.mktemp("repo")
-    for name in ("autograder", "lgm", "nlgm"):
+    for name in ("pca_to_vae_grader", "lgm", "nlgm"):  # the grader ships the pages' tests
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "tests" / "exercises").mkdir(parents=True)
-    for path in HERE.glob("*.py"):
-        if path.name not in ("test_autograder.py", "test_sandbox.py"):
-            shutil.copy(path, copy / "tests" / "exercises" / path.name)
     return copy
 
 
@@ -175,7 +171,7 @@ def grade_local(repo, tmp, submission_text, page, *args, name="submission.py", t
     pages = page if isinstance(page, list) else [page]
     results = Path(tmp) / "results.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    command = [sys.executable, "-m", "pytest", *(f"tests/exercises/test_{p}.py" for p in pages), "-q", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", *(f"pca_to_vae_grader/tests/test_{p}.py" for p in pages), "-q", "-p", "no:cacheprovider",
                "-p", "no:randomly", "--submission", str(submission), "--results", str(results),
                "--time-limit", "5", "--load-time-limit", "60", *args]
     start = time.monotonic()
@@ -212,7 +208,7 @@ def test_local_escape_forgery_and_resource_abuse_fail(repo, tmp_path):
 def test_local_python_level_attacks_are_refused(tmp_path):
     # The worker's guard: importing the package in any way, running other programs, writing the grader's
     # files. Each function returns what happened, as text.
-    target = ROOT / "autograder" / "compare.py"
+    target = ROOT / "pca_to_vae_grader" / "compare.py"
     before = target.read_bytes()
     submission = tmp_path / "tricks.py"
     submission.write_text(f'''
@@ -266,7 +262,7 @@ def tricks():
         del os.environ["AUTOGRADER_TEST_SECRET"]
     # A minimal environment of its own, a fresh folder, and neither the repository nor the grader on its path.
     assert "AUTOGRADER_TEST_SECRET" not in seen["keys"] and seen["home"] == seen["cwd"], seen
-    assert str(ROOT) not in seen["path"] and not any(p.startswith((str(ROOT / "tests"), str(ROOT / "autograder")))
+    assert str(ROOT) not in seen["path"] and not any(p.startswith((str(ROOT / "tests"), str(ROOT / "pca_to_vae_grader")))
                                                      for p in seen["path"]), seen["path"]
     assert not (tmp_path / "ipython.txt").exists()
     assert "allowed" not in outcome, outcome
@@ -389,7 +385,7 @@ def test_paths_cannot_reach_past_the_guard(tmp_path):
     # package's files and the grader's. Opening folders outside the working folder and leaving it are refused.
     # A str subclass whose methods lie makes os.path.realpath check another path than the system call opens.
     # And another process's files in /proc (the grader's memory) are none of the submission's business.
-    target = ROOT / "autograder" / "compare.py"
+    target = ROOT / "pca_to_vae_grader" / "compare.py"
     before = target.read_bytes()
     lgm_file = os.path.relpath(ROOT / "lgm" / "__init__.py", "/")
     (tmp_path / "folders.py").write_text(f'''
@@ -497,7 +493,7 @@ def test_harvested_expected_values_do_not_carry_over(repo, tmp_path):
 
 
 def test_inputs_change_with_every_run_and_a_seed_reproduces_them():
-    from autograder import inputs
+    from pca_to_vae_grader import inputs
 
     saved = inputs.run_seed()
     try:
@@ -584,12 +580,13 @@ def test_complex_returns_are_refused_not_truncated(tmp_path):
 
 
 def test_autograder_is_a_regular_package(tmp_path):
-    # A module named autograder.py later on the path no longer wins over the package.
-    (tmp_path / "autograder.py").write_text("raise SystemExit('the wrong autograder')\n")
-    code = f"import sys; sys.path.append({str(tmp_path)!r}); import autograder.compare; print(autograder.__file__)"
+    # A module named pca_to_vae_grader.py later on the path no longer wins over the package.
+    (tmp_path / "pca_to_vae_grader.py").write_text("raise SystemExit('the wrong grader')\n")
+    code = (f"import sys; sys.path.append({str(tmp_path)!r}); import pca_to_vae_grader.compare; "
+            "print(pca_to_vae_grader.__file__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert out.returncode == 0 and out.stdout.strip().endswith(os.path.join("autograder", "__init__.py")), out
+    assert out.returncode == 0 and out.stdout.strip().endswith(os.path.join("pca_to_vae_grader", "__init__.py")), out
 
 
 # -- Gradescope's layout, the submission as nobody -----------------------------------------------------
@@ -652,7 +649,7 @@ class GradescopeLayout:
     """/autograder as Gradescope makes it, under a temporary folder, graded by run_autograder as root."""
 
     def __init__(self, folder, page):
-        from autograder.gradescope import build_zip
+        from pca_to_vae_grader.gradescope import build_zip
 
         self.home = folder / "autograder"
         self.python, self.env = _world_python(folder)
@@ -707,7 +704,7 @@ def test_gradescope_honest_submission_full_marks_as_nobody(gradescope):
 @pytest.mark.slow
 def test_gradescope_hostile_submission_scores_only_its_work_as_nobody(gradescope):
     source = gradescope.home / "source"
-    grader_files = [source / "autograder" / "compare.py", source / "tests" / "exercises" / "conftest.py"]
+    grader_files = [source / "pca_to_vae_grader" / "compare.py", source / "pca_to_vae_grader" / "plugin.py"]
     before = _digest(source)
     results, elapsed, path, process = gradescope.grade(_hostile_gaussians(grader_files))
     functions = ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss", "lowrank_solve_logdet")
