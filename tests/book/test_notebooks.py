@@ -76,8 +76,9 @@ def test_setup_cell_installs_only_where_the_package_does_not_import():
     assert notebooks.setup_cell("import numpy as np", launch, "pca-to-vae") is None
     linear = notebooks.setup_cell("from lgm import PPCA", launch, "pca-to-vae").source
     nonlinear = notebooks.setup_cell("import torch", launch, "pca-to-vae").source
-    assert "import lgm\n" in linear and '"pca-to-vae @ git+https://github.com/o/r@main"' in linear
-    assert "import lgm, nlgm\n" in nonlinear and '"pca-to-vae[nlgm] @ git+https://github.com/o/r@main"' in nonlinear
+    assert "_missing(['lgm'])" in linear and '"pca-to-vae @ git+https://github.com/o/r@main"' in linear
+    assert "_missing(['lgm', 'nlgm', 'torch'])" in nonlinear
+    assert '"pca-to-vae[nlgm] @ git+https://github.com/o/r@main"' in nonlinear
     # IPython turns the indented %pip into a call, so the cell is valid Python in a kernel.
     compile(TransformerManager().transform_cell(nonlinear), "setup", "exec")
     # pip can read what the cell installs: this package, with an extra that pyproject.toml defines.
@@ -89,7 +90,34 @@ def test_setup_cell_installs_only_where_the_package_does_not_import():
     assert wanted.extras == {"nlgm"} and wanted.url == "git+https://github.com/o/r@main"
     # a page that imports dask (chapter 7) gets the optional extra that installs it
     with_dask = notebooks.setup_cell("import lgm\nimport dask.array as da", launch, "pca-to-vae").source
-    assert "import lgm, dask\n" in with_dask and '"pca-to-vae[dask] @ git+https://github.com/o/r@main"' in with_dask
+    assert "'dask.array'" in with_dask and '"pca-to-vae[dask] @ git+https://github.com/o/r@main"' in with_dask
+    # an exercise page imports the grader for its check cells: the grader extra
+    exercise = notebooks.setup_cell("import numpy\nfrom pca_to_vae_grader import Checker", launch, "pca-to-vae").source
+    assert "'pca_to_vae_grader'" in exercise and '"pca-to-vae[grader] @ git+https://github.com/o/r@main"' in exercise
+
+
+def _run_setup(source, installs):
+    """Run a set-up cell as IPython would, with %pip recorded instead of run."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    class Shell:
+        def run_line_magic(self, magic, line):
+            installs.append(f"%{magic} {line}")
+
+    exec(compile(TransformerManager().transform_cell(source), "setup", "exec"), {"get_ipython": Shell})
+
+
+def test_setup_cell_installs_what_is_missing_even_where_lgm_imports_and_stops_clearly_if_it_cannot():
+    launch = notebooks.Launch("https://github.com/o/r", "main", "notebooks")
+    source = notebooks.setup_cell("import lgm\nimport dask.array as da", launch, "pca-to-vae").source
+    installs = []
+    _run_setup(source, installs)  # lgm and dask import here: nothing to do
+    assert installs == []
+    # lgm imports but the page's extra does not (dask, on a machine with the wheel only): pip runs, and when
+    # the install does not bring it the notebook stops with one message that says what and how to fix it.
+    with pytest.raises(RuntimeError, match=r"could not install what this notebook needs \(pca-to-vae\[dask\]"):
+        _run_setup(source.replace("'dask.array'", "'dask.no_such_module'"), installs)
+    assert installs == ['%pip install --quiet "pca-to-vae[dask] @ git+https://github.com/o/r@main"']
 
 
 def test_launch_urls_follow_the_repository_setting():
