@@ -21,7 +21,7 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 
-.PHONY: book test quick bench clean autograder dist solutions sweep
+.PHONY: book test quick bench clean autograder dist solutions sweep answer-keys
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,14 @@ quick: $(STAMP)
 EXERCISE_PAGES = $(shell $(PY) -m pca_to_vae_grader pages)
 sweep: $(STAMP)
 	$(PY) -m pytest $(EXERCISE_PAGES:%=pca_to_vae_grader/tests/test_%.py) --solutions tests/exercises/solutions -p no:cacheprovider --sweep 100
+
+# The answer keys for instructors (tests/exercises/answer_keys: numpy/scipy, full marks, never the package),
+# graded as students' submissions under 20 seeds, then copied to $(DIST)/answer_keys to upload on Gradescope.
+answer-keys: $(STAMP)
+	$(PY) -m pytest $(EXERCISE_PAGES:%=pca_to_vae_grader/tests/test_%.py) --submission tests/exercises/answer_keys -p no:cacheprovider -q --sweep 20
+	mkdir -p $(DIST)/answer_keys
+	cp $(EXERCISE_PAGES:%=tests/exercises/answer_keys/%.py) $(DIST)/answer_keys/
+	@echo "Answer keys in $(DIST)/answer_keys: each scores full marks when uploaded as a submission"
 
 bench: $(STAMP)
 	$(PY) benchmarks/lgm_vs_sklearn.py

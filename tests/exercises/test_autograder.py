@@ -53,7 +53,9 @@ def gradings(tmp_path_factory):
     """The stubs, the solutions and the mistakes of all pages, graded in parallel."""
     # The reference solutions must score full marks under every draw of the inputs: each run of the
     # suite tries three consecutive seeds from a fresh one (make sweep tries 100).
-    runs = {"stubs": (BOOK, ()), "solutions": (None, ("--sweep", "3")), "mistakes": (HERE / "mistakes", ())}
+    # The answer keys (numpy/scipy, graded as a student's submission: the package refused) likewise.
+    runs = {"stubs": (BOOK, ()), "solutions": (None, ("--sweep", "3")), "mistakes": (HERE / "mistakes", ()),
+            "answer_keys": (HERE / "answer_keys", ("--sweep", "3"))}
     with ThreadPoolExecutor(len(runs)) as pool:
         futures = {kind: pool.submit(grade, tmp_path_factory.mktemp(kind), *args, submission=path)
                    for kind, (path, args) in runs.items()}
@@ -83,7 +85,8 @@ def _exercises(page):
 def test_every_page_has_tests_solutions_and_mistakes():
     assert PAGES, "no exercise pages found"
     for page in PAGES:
-        for path in (TESTS / f"test_{page}.py", SOLUTIONS / f"{page}.py", HERE / "mistakes" / f"{page}.py"):
+        for path in (TESTS / f"test_{page}.py", SOLUTIONS / f"{page}.py", HERE / "mistakes" / f"{page}.py",
+                     HERE / "answer_keys" / f"{page}.py"):
             assert path.exists(), f"exercise page {page}.md needs {path.relative_to(ROOT)}"
         assert len(_exercises(page)) >= 2, f"{page}.md should have at least two exercises (stubs)"
 
@@ -124,6 +127,23 @@ def test_solutions_score_full_marks(gradings, page):
     failed = [f"{t['name']}: {t['output']}" for t in tests if t["score"] != t["max_score"]]
     assert not failed, "\n".join(failed)
     assert all(t["max_score"] > 0 for t in tests)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_answer_keys_score_full_marks_through_the_sandbox_without_the_package(gradings, page):
+    # What an instructor uploads to check a Gradescope assignment end to end: a full-mark submission that
+    # a student could have written (numpy, scipy, torch where the page allows; never lgm or nlgm).
+    key = HERE / "answer_keys" / f"{page}.py"
+    imported = {alias.name.split(".")[0] for node in ast.walk(ast.parse(key.read_text()))
+                if isinstance(node, (ast.Import, ast.ImportFrom))
+                for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])}
+    assert not imported & {"lgm", "nlgm"}, f"{key.name} imports {imported & {'lgm', 'nlgm'}}"
+    tests = _tests(gradings["answer_keys"], page)
+    assert tests and all(t["max_score"] > 0 for t in tests)
+    failed = [f"{t['name']}: {t['output']}" for t in tests if t["score"] != t["max_score"]]
+    assert not failed, "\n".join(failed)
+    assert f"{page}: graded {page}.py" in gradings["answer_keys"]["output"]
+    assert "tried to import" not in gradings["answer_keys"]["output"]
 
 
 @pytest.mark.parametrize("page", PAGES)
