@@ -1,4 +1,4 @@
-"""The autograder of the book's exercises (see autograder/README.md and book/exercises/instructors.md).
+"""The grader of the book's exercises (see its README.md and book/exercises/instructors.md).
 
 In a notebook: ``check = Checker("gaussians")``, then ``check("kl_gauss")`` or ``check()``
 (:mod:`pca_to_vae_grader.notebook`). This file stays free of imports: the sandbox's worker imports the package too.

@@ -5,6 +5,9 @@
     the points table; no clone of the repository needed.
 ``python -m pca_to_vae_grader build-zip [PAGE ...] [--out DIR] [--time-limit S]``
     build one Gradescope zip per exercise page (all pages without PAGE).
+``python -m pca_to_vae_grader rollup SUBMISSIONS [--page PAGE ...] --out grades.csv [--course FILE] [--jobs N]``
+    grade a folder of submissions (a file or a folder per student) in parallel, in the sandbox, into one CSV
+    and a report of what could not be graded (:mod:`pca_to_vae_grader.rollup`).
 ``python -m pca_to_vae_grader pages``
     the exercise pages, one per line (the Makefile reads them).
 """
@@ -12,6 +15,7 @@ import argparse
 import sys
 
 from pca_to_vae_grader import pages
+from pca_to_vae_grader.course import Course
 
 
 def grade_command(page, submission, *, results=None, extra=()):
@@ -35,12 +39,34 @@ def main(argv=None):
     build.add_argument("pages", nargs="*", help=f"pages to build (default: all of {', '.join(pages.PAGES)})")
     build.add_argument("--out", default="dist/autograder", help="folder for the zips (default: dist/autograder)")
     build.add_argument("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test")
+    build.add_argument("--course", default=None, help="a course file (TOML): its pages, points and visibility")
+    roll = commands.add_parser("rollup", help="grade a folder of submissions into one CSV")
+    roll.add_argument("submissions", help="a folder: one file per student (any name), or one folder per student")
+    roll.add_argument("--page", action="append", default=None,
+                      help="a page to grade (repeat for several; default: the course's pages, or all)")
+    roll.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
+    roll.add_argument("--course", default=None, help="a course file (TOML): its pages, points and visibility")
+    roll.add_argument("--jobs", type=int, default=2, help="gradings at once (default: 2)")
+    roll.add_argument("--sandbox-user", default=None, help="run each submission as this user (needs root)")
+    roll.add_argument("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test")
     commands.add_parser("pages", help="list the exercise pages")
     args, extra = parser.parse_known_args(argv)
     if args.command != "grade" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "pages":
         print("\n".join(pages.PAGES))
+    elif args.command == "rollup":
+        from pca_to_vae_grader.rollup import rollup
+
+        try:
+            chosen = args.page or list((Course.read(args.course) if args.course else Course()).pages)
+            for page in chosen:
+                pages.page(page)
+            _, report = rollup(args.submissions, chosen, args.out, course=args.course, jobs=args.jobs,
+                               sandbox_user=args.sandbox_user, time_limit=args.time_limit)
+        except ValueError as error:
+            parser.error(str(error))
+        print("\n".join(report))
     elif args.command == "grade":
         try:
             pages.page(args.page)
@@ -50,9 +76,13 @@ def main(argv=None):
     else:
         from pca_to_vae_grader.gradescope import build_zip
 
-        for page in args.pages or list(pages.PAGES):
+        try:
+            course = Course.read(args.course) if args.course else Course()
+        except ValueError as error:
+            parser.error(str(error))
+        for page in args.pages or list(course.pages):
             try:
-                print(build_zip(page, args.out, time_limit=args.time_limit))
+                print(build_zip(page, args.out, time_limit=args.time_limit, course=args.course))
             except ValueError as error:
                 parser.error(str(error))
     return 0

@@ -3,8 +3,8 @@
 Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once to build the image,
 and ``run_autograder`` for every submission, which must leave ``/autograder/results/results.json``.
 The zip holds the package (``lgm``, ``nlgm``, installed by ``setup.sh`` in the virtual environment
-``/autograder/venv``, which ``run_autograder`` uses), the ``autograder`` folder
-and the page's tests — not the reference solutions, which the grader does not need.
+``/autograder/venv``, which ``run_autograder`` uses), the grader ``pca_to_vae_grader`` with the pages' tests,
+and the course file when one is given — not the reference solutions or the answer keys.
 ``run_autograder`` grades only inside the sandbox (the submission as the user ``nobody``, the
 grader's files and the results root's alone); when it cannot set that up it writes a results file
 that says why, with score 0, instead of grading unsandboxed.
@@ -67,7 +67,7 @@ runuser -u "$SANDBOX_USER" -- "$PYTHON" -c "import numpy" >/dev/null 2>&1 ||
 cd /autograder/source
 "$PYTHON" -m pytest {package}/tests/test_{page}.py -p no:cacheprovider -q \\
     --submission /autograder/submission --results "$RESULTS/results.json" \\
-    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USER"
+    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USER"{course_option}
 [ -s "$RESULTS/results.json" ] || refuse "the grader stopped before writing its results"
 """
 
@@ -90,7 +90,7 @@ def _sources():
     return [(f, f.relative_to(ROOT).as_posix()) for f in files if f.exists()]
 
 
-def build_zip(page, out_dir, *, time_limit=10.0):
+def build_zip(page, out_dir, *, time_limit=10.0, course=None):
     """Write ``<out_dir>/autograder-<page>.zip`` and return its path.
 
     Parameters
@@ -100,20 +100,28 @@ def build_zip(page, out_dir, *, time_limit=10.0):
     out_dir : str or Path
     time_limit : float
         Seconds the submission's code may run in one test (all its calls together).
+    course : str or Path, optional
+        A course file (:mod:`pca_to_vae_grader.course`): the zip grades with its points and visibility.
     """
     if page not in pages():
         raise ValueError(f"no autograder tests for page {page!r}; pages with tests: {', '.join(pages())}")
+    if course is not None:
+        from pca_to_vae_grader.course import Course
+
+        if not Course.read(course).includes(page):
+            raise ValueError(f"the course file {Path(course).name} does not list page {page!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"autograder-{page}.zip"
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, text in (
             ("setup.sh", SETUP.format(torch=TORCH if _needs_torch(page) else "")),
-            ("run_autograder", RUN.format(page=page, time_limit=time_limit, package=PACKAGE.name)),
+            ("run_autograder", RUN.format(page=page, time_limit=time_limit, package=PACKAGE.name,
+                                          course_option=" --course course.toml" if course else "")),
         ):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16
             archive.writestr(info, text)
-        for path, name in _sources():
+        for path, name in _sources() + ([(Path(course), "course.toml")] if course else []):
             archive.write(path, name)
     return target

@@ -142,7 +142,7 @@ class KernelStudent:
 def _traceback(error):
     """The frames of the student's code (not the grader's, not numpy's) where ``error`` happened."""
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if "site-packages" not in f.filename and "/autograder/" not in f.filename.replace("\\", "/")
+              if "site-packages" not in f.filename and "/pca_to_vae_grader/" not in f.filename.replace("\\", "/")
               and f.name != "recorded"]
     return "\n".join(f"  {f.filename}, line {f.lineno}, in {f.name}" for f in frames[-6:])
 

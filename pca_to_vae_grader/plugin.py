@@ -19,6 +19,7 @@ import pytest
 
 from pca_to_vae_grader import inputs, pages
 from pca_to_vae_grader.compare import GradingFailure
+from pca_to_vae_grader.course import Course
 from pca_to_vae_grader.notebook import KernelStudent
 from pca_to_vae_grader.results import Results, TestResult
 from pca_to_vae_grader.sandbox import Limits, become_subreaper
@@ -34,6 +35,9 @@ def pytest_addoption(parser):
     group.addoption("--solutions", default=None,
                     help="grade the reference solutions DIR/<page>.py instead of a submission (they may import the "
                          "package; the repository's tests/exercises/solutions)")
+    group.addoption("--course", default=None,
+                    help="a course file (TOML, see pca_to_vae_grader.course): which pages count, and per exercise "
+                         "its points and its visibility on Gradescope")
     group.addoption("--results", default=None, help="write the scores to this file in Gradescope's results.json format")
     group.addoption("--time-limit", type=float, default=10.0, help="seconds the submission's code may run in one test (all its calls together)")
     group.addoption("--load-time-limit", type=float, default=60.0,
@@ -56,6 +60,12 @@ def pytest_configure(config):
     global _UNCOLLECTED
     config._autograder_uncollected = _UNCOLLECTED = []  # a new list per run (a kernel checks many times)
     config.addinivalue_line("markers", "points(n): points an exercise test is worth in the autograder")
+    config._autograder_course = Course()
+    if _option(config, "course"):
+        try:
+            config._autograder_course = Course.read(_option(config, "course"))
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
     seed = _option(config, "seed")
     inputs.set_run_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
     if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
@@ -74,20 +84,34 @@ def _page(module):
 
 
 def _submission_path(config, page):
+    """The file to grade for ``page``, and None; or (None, why) when a folder holds several candidates.
+
+    In a folder: ``<page>.ipynb`` (``.md``, ``.py``); otherwise its only notebook, whatever its name; otherwise
+    its only ``.md`` or ``.py`` file.
+    """
+
     given = _option(config, "submission")
     if given is None:
         solutions = _option(config, "solutions")
         if solutions is None:
             raise pytest.UsageError("give the submission to grade (--submission FILE or FOLDER), or --solutions DIR")
-        return Path(solutions) / f"{page}.py"
+        return Path(solutions) / f"{page}.py", None
     path = Path(given)
     if not path.is_dir():
-        return path
+        return path, None
     named = [path / f"{page}{suffix}" for suffix in SUFFIXES if (path / f"{page}{suffix}").is_file()]
     if named:
-        return named[0]
-    candidates = [p for p in sorted(path.iterdir()) if p.suffix in SUFFIXES and p.is_file()]
-    return candidates[0] if len(candidates) == 1 else path / f"{page}.ipynb"
+        return named[0], None
+    candidates = [p for p in sorted(path.iterdir()) if p.suffix in SUFFIXES and p.is_file()
+                  and not p.name.startswith(".")]
+    for group in ([p for p in candidates if p.suffix == ".ipynb"], candidates):
+        if len(group) == 1:
+            return group[0], None
+    if not candidates:
+        return path / f"{page}.ipynb", None  # "no submission file at ..."
+    return None, (f"the upload holds {len(candidates)} files the grader could grade "
+                  f"({', '.join(p.name for p in candidates)}) and none is named {page}.ipynb (or {page}.md, "
+                  f"{page}.py): upload only your notebook, or name the one to grade {page}.ipynb")
 
 
 def _results(config):
@@ -107,9 +131,9 @@ def student(request):
         refused = ("lgm", "nlgm", *getattr(request.module, "BANNED_MODULES", ()))
         yield KernelStudent(kernel.namespace, time_limit=kernel.time_limit, refused=refused)
         return
-    path = _submission_path(config, page)
+    path, unclear = _submission_path(config, page)
     submission = Student(
-        path,
+        path or Path(_option(config, "submission")),
         time_limit=_option(config, "time_limit") or 10.0,
         load_time_limit=_option(config, "load_time_limit") or 60.0,
         user=_option(config, "sandbox_user"),
@@ -117,8 +141,13 @@ def student(request):
         trusted=_option(config, "submission") is None,  # --solutions: the reference solutions call the package
         banned=getattr(request.module, "BANNED_MODULES", ()),  # e.g. torch on the derivation pages
     )
+    if unclear:  # several candidates: grade none of them, and say why in every test and at the top
+        submission.problems[:] = [unclear]
     yield submission
     submission.close()
+    if unclear or not path.is_file():
+        _results(config).notes.append(f"{page}: nothing was graded: {unclear or f'no submission file {path.name}'}.")
+        return
     notes = [f"{page}: graded {path.name}; loading it took {submission.load_seconds:.2g} s "
              f"({submission.loads} load{'s' if submission.loads != 1 else ''}, budget {submission.load_time_limit:g} s)."]
     notes += [f"{page}: {problem}" for problem in submission.problems]
@@ -205,11 +234,13 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value if call.excinfo is not None else None
         output = (f"The test itself failed, not your code (please tell the instructor): {error!r}\n"
                   + report.longreprtext[-1500:])
-    page = _page(item.module)
+    page, function = _exercise(item)
     label = pages.describe(page, item.name, getattr(item, "function", None).__doc__ if hasattr(item, "function") else None)
-    _results(item.config).tests.append(
-        TestResult(name=item.name, page=page, max_score=_points(item), passed=report.passed, output=output, label=label)
-    )
+    config = item.config
+    points = _points(item) * getattr(config, "_autograder_scale", {}).get((page, function), 1.0)
+    _results(config).tests.append(TestResult(
+        name=item.name, page=page, max_score=points, passed=report.passed, output=output, label=label,
+        function=function or "", visibility=config._autograder_course.visibility(page, function)))
 
 
 _UNCOLLECTED = []  # notes about test files that could not be collected (this grading run)
@@ -222,7 +253,27 @@ def pytest_collectreport(report):
 
 
 def pytest_collection_modifyitems(config, items):
+    course = config._autograder_course
+    left_out = [item for item in items if _graded(item) and not course.includes(_page(item.module))]
+    if left_out:  # pages the course does not grade
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
+    # The course's points of an exercise are shared among its tests in the proportions of their markers.
+    markers = {}
+    for item in items:
+        if _graded(item):
+            key = _exercise(item)
+            markers[key] = markers.get(key, 0.0) + _points(item)
+    config._autograder_scale = {key: (course.points(*key) / total if course.points(*key) is not None and total else 1.0)
+                                for key, total in markers.items()}
     config._autograder_only = bool(items) and all(_graded(item) for item in items)
+
+
+def _exercise(item):
+    """(page, function) of a test: the function its name starts with (pca_to_vae_grader.pages)."""
+    page = _page(item.module)
+    info = pages.PAGES.get(page)
+    return page, info.exercise_of(item.name) if info else None
 
 
 def pytest_sessionfinish(session):

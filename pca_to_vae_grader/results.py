@@ -19,6 +19,8 @@ class TestResult:
     passed: bool = False
     output: str = ""
     label: str = ""  # as the book names it: "Exercise 2.2 (kl_gauss): matches reference [0]"
+    function: str = ""  # the exercise's function
+    visibility: str = "visible"  # Gradescope's: visible, hidden, after_due_date, after_published
 
     @property
     def score(self):
@@ -53,8 +55,8 @@ class Results:
                     "status": "passed" if t.passed else "failed",
                     "output": t.output,
                     "tags": [t.page],
-                    "extra_data": {"test": t.name},  # pytest's name of the test (-k NAME reruns it)
-                    "visibility": "visible",
+                    "extra_data": {"test": t.name, "function": t.function},  # pytest's name (-k NAME reruns it)
+                    "visibility": t.visibility,
                 }
                 for t in self.tests
             ],

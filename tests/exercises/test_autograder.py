@@ -427,6 +427,19 @@ def test_the_registry_lists_every_page_and_exercise_of_the_book_with_its_number(
         assert page.tests.is_file()
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_checks_each_exercise_in_the_notebook_and_says_it_is_feedback(page):
+    cells = read_cells(BOOK / f"{page}.md")
+    assert f'check = Checker("{page}")' in "\n".join(cells[:3]) and "from pca_to_vae_grader import Checker" in cells[1]
+    for function in _exercises(page):
+        defined = next(i for i, c in enumerate(cells) if f"def {function}(" in c)
+        checked = [i for i, c in enumerate(cells) if c.strip() == f'check("{function}")']
+        assert len(checked) == 1 and checked[0] > defined, f"{page}: no check(\"{function}\") cell after its stub"
+    assert cells[-1].strip() == "check()", f"{page}: the last cell must grade the page"
+    text = (BOOK / f"{page}.md").read_text()
+    assert "own kernel" in text and "sandbox" in text  # the page says the check is feedback, not the grade
+
+
 def _namespace(source):
     namespace = {"__name__": "__main__"}
     exec(compile(source, "<notebook>", "exec"), namespace)
@@ -488,3 +501,127 @@ def test_a_saved_notebook_is_graded_from_a_terminal_in_any_folder(tmp_path):
     assert process.stdout.rstrip().splitlines()[-2] == "Score: 24 / 24"
     results = json.loads((tmp_path / "r.json").read_text())
     assert results["score"] == 24 and results["tests"][0]["name"].startswith("Exercise 1.1 (gaussian_logpdf): ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Instructors: the course file, the roll-up of a class, Gradescope's uploads
+
+
+def _notebook(path, *sources):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.slow  # 33 gradings: about a minute on an idle 2-core machine
+def test_rollup_grades_a_class_of_mixed_submissions_into_the_right_csv(tmp_path):
+    import csv
+
+    from pca_to_vae_grader import pages
+    from pca_to_vae_grader.notebook import Checker
+    from pca_to_vae_grader.rollup import rollup
+
+    key = (HERE / "answer_keys" / "gaussians.py").read_text()
+    functions = list(pages.PAGES["gaussians"].exercises)
+    # Each exercise's points, from the in-kernel check of the answer key (another path than the roll-up's).
+    checked = Checker("gaussians", _namespace(key)).run()
+    best = {f: sum(t.max_score for t in checked.tests if t.function == f) for f in functions}
+    assert checked.score == checked.max_score == sum(best.values()) == 24
+    folder, expected = tmp_path / "class", {}
+    folder.mkdir()
+    stub = "\n\ndef {}(*args):\n    raise NotImplementedError\n"
+    loop = "\n\ndef {}(*args):\n    while True:\n        pass\n"
+    for i in range(6):  # honest, as .py, .ipynb and MyST .md, under any name
+        (folder / f"honest {i}.py").write_text(key)
+        expected[f"honest {i}"] = dict(best)
+    for i in range(3):
+        _notebook(folder / f"nb-{i}.ipynb", "import numpy as np", key, "print(gaussian_mle(np.ones((3, 2))))")
+        expected[f"nb-{i}"] = dict(best)
+    import jupytext
+
+    myst = jupytext.reads(key, fmt="py:percent")
+    jupytext.write(myst, folder / "myst.md", fmt="md:myst")
+    expected["myst"] = dict(best)
+    for i in range(3):  # a folder per student, with a notebook of any name (and a data file beside it)
+        (folder / f"team{i}").mkdir()
+        _notebook(folder / f"team{i}" / "Untitled (3).ipynb", key)
+        (folder / f"team{i}" / "notes.txt").write_text("not a submission")
+        expected[f"team{i}"] = dict(best)
+    for f in functions:  # one exercise left as the stub, one that never ends
+        (folder / f"stub-{f}.py").write_text(key + stub.format(f))
+        expected[f"stub-{f}"] = {**best, f: 0}
+    for f in functions[:2]:
+        (folder / f"loop-{f}.py").write_text(key + loop.format(f))
+        expected[f"loop-{f}"] = {**best, f: 0}
+    mistakes = (HERE / "mistakes" / "gaussians.py").read_text()
+    for i in range(3):  # the classic mistakes: fewer points on every exercise
+        (folder / f"mistakes{i}.py").write_text(mistakes)
+    broken = {"bad-json.ipynb": "{not json", "empty.py": "", "blank.ipynb": "", "syntax.py": "def f(:\n    pass\n",
+              "exits.py": "import os\n_ = os._exit(3)\n" + key, "stubs.md": (BOOK / "gaussians.md").read_text()}
+    for name, text in broken.items():
+        (folder / name).write_text(text)
+        expected[Path(name).stem] = {f: 0 for f in functions}
+    (folder / "nothing").mkdir()  # an empty folder
+    expected["nothing"] = {f: 0 for f in functions}
+    (folder / "two").mkdir()  # two notebooks, neither named gaussians.ipynb: none graded, and the report says so
+    _notebook(folder / "two" / "a.ipynb", key)
+    _notebook(folder / "two" / "b.ipynb", key)
+    expected["two"] = {f: 0 for f in functions}
+    students = len(expected) + 3
+    assert students >= 30
+
+    grades, report = rollup(folder, ["gaussians"], tmp_path / "grades.csv", jobs=2, time_limit=2)
+    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
+    assert len(rows) == students and {r["page"] for r in rows} == {"gaussians"}
+    by_student = {r["student"]: r for r in rows}
+    for student, points in expected.items():
+        row = by_student[student]
+        got = {f: float(row[f]) for f in functions}
+        assert got == points, (student, got, points)
+        assert float(row["total"]) == sum(points.values()) and float(row["max_score"]) == 24, row
+    for i in range(3):
+        row = by_student[f"mistakes{i}"]
+        assert all(float(row[f]) < best[f] for f in functions), row
+    text = (tmp_path / "grades-report.txt").read_text()
+    assert text.splitlines() == report
+    for student in ("bad-json", "blank", "two", "nothing"):
+        assert any(line.lstrip().startswith(f"{student} (") for line in report), (student, report)
+    assert "a.ipynb, b.ipynb" in text and "honest 0" not in text
+
+
+def test_course_file_sets_points_visibility_and_pages_and_the_zip_uses_it(tmp_path):
+    import zipfile
+
+    from pca_to_vae_grader.course import Course
+    from pca_to_vae_grader.gradescope import build_zip
+
+    course = tmp_path / "course.toml"
+    course.write_text('visibility = "after_due_date"\n[pages.gaussians.exercises.kl_gauss]\npoints = 10\n'
+                      'visibility = "hidden"\n[pages.gaussians.exercises.gaussian_mle]\npoints = 0\n')
+    results, _, _ = grade(tmp_path, "--course", str(course), submission=HERE / "answer_keys",
+                          files=[str(TESTS / "test_gaussians.py"), str(TESTS / "test_em.py")])
+    tests = results["tests"]
+    assert {t["tags"][0] for t in tests} == {"gaussians"}  # em is not in the course
+    kl = [t for t in tests if t["extra_data"]["function"] == "kl_gauss"]
+    # The course's 10 points, shared in the proportions of the markers (2, 2, 1).
+    assert [t["max_score"] for t in kl] == [4, 4, 2] and all(t["visibility"] == "hidden" for t in kl)
+    assert all(t["max_score"] == 0 for t in tests if t["extra_data"]["function"] == "gaussian_mle")
+    others = [t for t in tests if t["extra_data"]["function"] not in ("kl_gauss", "gaussian_mle")]
+    assert others and all(t["visibility"] == "after_due_date" for t in others)
+    assert results["score"] == results["max_score"] == 24 - 5 - 3 + 10
+    assert all(t["name"].startswith("Exercise ") for t in tests)
+    with zipfile.ZipFile(build_zip("gaussians", tmp_path / "dist", course=course)) as z:
+        assert z.read("course.toml") == course.read_bytes()
+        assert "--course course.toml" in z.read("run_autograder").decode()
+    with pytest.raises(ValueError, match="does not list page 'em'"):
+        build_zip("em", tmp_path / "dist", course=course)
+    for text, message in [('[pages.gaussian]\n', "no exercise page 'gaussian'"),
+                          ('[pages.gaussians.exercises.kl]\npoints = 1\n', "has no exercise 'kl'"),
+                          ('[pages.gaussians]\nvisibility = "later"\n', "not a Gradescope visibility"),
+                          ('[pages.gaussians.exercises.kl_gauss]\npoints = -1\n', "a number >= 0"),
+                          ('pages = 3\n', r"\[pages.<page>\] tables"), ("[pages.gaussians\n", "cannot read")]:
+        course.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            Course.read(course)
