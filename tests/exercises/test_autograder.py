@@ -57,7 +57,8 @@ def gradings(tmp_path_factory):
     runs = {"stubs": (BOOK, ()), "solutions": (None, ("--sweep", "3")), "mistakes": (HERE / "mistakes", ()),
             "answer_keys": (HERE / "answer_keys", ("--sweep", "3"))}
     with ThreadPoolExecutor(len(runs)) as pool:
-        futures = {kind: pool.submit(grade, tmp_path_factory.mktemp(kind), *args, submission=path)
+        # Every page, four gradings at once: minutes on a busy 2-core machine (each alone takes about 20 s of CPU).
+        futures = {kind: pool.submit(grade, tmp_path_factory.mktemp(kind), *args, submission=path, timeout=900)
                    for kind, (path, args) in runs.items()}
         return {kind: future.result()[0] for kind, future in futures.items()}
 
@@ -625,3 +626,20 @@ def test_course_file_sets_points_visibility_and_pages_and_the_zip_uses_it(tmp_pa
         course.write_text(text)
         with pytest.raises(ValueError, match=message):
             Course.read(course)
+
+
+def test_an_upload_is_its_only_notebook_whatever_its_name_and_several_candidates_are_named_not_graded(tmp_path):
+    key = (HERE / "answer_keys" / "gaussians.py").read_text()
+    one, two, out = tmp_path / "one", tmp_path / "two", tmp_path / "out"
+    one.mkdir(), two.mkdir(), out.mkdir()
+    _notebook(one / "Untitled (3).ipynb", key)
+    (one / "helper.py").write_text("x = 1\n")  # a notebook beside other files: the notebook is graded
+    results, _, _ = grade(out, "-k", "kl_gauss", submission=one, files=[str(TESTS / "test_gaussians.py")])
+    assert results["score"] == results["max_score"] > 0 and "graded Untitled (3).ipynb" in results["output"]
+    _notebook(two / "a.ipynb", key)
+    _notebook(two / "b.ipynb", key)
+    results, _, _ = grade(out, "-k", "kl_gauss", submission=two, files=[str(TESTS / "test_gaussians.py")])
+    assert results["score"] == 0 and "graded" not in results["output"].replace("nothing was graded", "")
+    assert "a.ipynb, b.ipynb" in results["output"]
+    assert all("a.ipynb, b.ipynb" in t["output"] and "name the one to grade gaussians.ipynb" in t["output"]
+               for t in results["tests"])
