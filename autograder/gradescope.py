@@ -12,6 +12,8 @@ that says why, with score 0, instead of grading unsandboxed.
 import zipfile
 from pathlib import Path
 
+from autograder.sandbox import UID_RANGE
+
 ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = ROOT / "tests" / "exercises"
 
@@ -35,12 +37,13 @@ TORCH = '/autograder/venv/bin/python -m pip install "torch==2.13.0" --index-url 
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; it must write /autograder/results/results.json.
-# The submission runs as the unprivileged user "nobody" (--sandbox-user): it cannot read the grader,
-# the tests or the package, nor write the results. If that sandbox cannot be set up, this script
+# The submission runs as an unprivileged user (--sandbox-user: a uid of SANDBOX_USERS that no other
+# grading on this machine holds): it cannot read the grader, the tests or the package, nor write the
+# results. If that sandbox cannot be set up, this script (or the grader, which checks before grading)
 # refuses to grade and says why in results.json, rather than run the submission unsandboxed.
 set -u
 PYTHON=/autograder/venv/bin/python  # made by setup.sh
-SANDBOX_USER=nobody
+SANDBOX_USERS={users}
 RESULTS=/autograder/results
 mkdir -p "$RESULTS"
 chown 0:0 "$RESULTS" 2>/dev/null
@@ -52,20 +55,20 @@ refuse() {{
     echo "autograder: refused to grade: $1" >&2
     exit 0
 }}
-[ "$(id -u)" = 0 ] || refuse "it must run as root to run the submission as the unprivileged user $SANDBOX_USER"
-id -u "$SANDBOX_USER" >/dev/null 2>&1 || refuse "the sandbox user $SANDBOX_USER does not exist"
+[ "$(id -u)" = 0 ] || refuse "it must run as root to run the submission as an unprivileged user"
 # The grader, the tests and the package (also where the venv installed it) are root's alone.
 chmod -R go-rwx /autograder/source
 for package in lgm nlgm; do
     folder=$(cd / && "$PYTHON" -c "import importlib.util, os; s = importlib.util.find_spec('$package'); print(os.path.dirname(s.origin) if s and s.origin else '')" 2>/dev/null)
     case "$folder" in /autograder/venv/*) chmod -R go-rwx "$folder" ;; esac
 done
-runuser -u "$SANDBOX_USER" -- "$PYTHON" -c "import numpy" >/dev/null 2>&1 ||
-    refuse "the sandbox user $SANDBOX_USER cannot run $PYTHON with numpy (run chmod -R a+rX /autograder/venv in setup.sh)"
 cd /autograder/source
-"$PYTHON" -m pytest tests/exercises/test_{page}.py -p no:cacheprovider -q \\
-    --submission /autograder/submission --results "$RESULTS/results.json" \\
-    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USER"
+# pytest's configuration is the grader's own: its ini file, its root folder, no conftest.py above it and
+# no cache, whatever a submission left in a folder above the submission or the results.
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 "$PYTHON" -m pytest tests/exercises/test_{page}.py -q \\
+    -c /autograder/source/pyproject.toml --rootdir /autograder/source --confcutdir /autograder/source \\
+    -p no:cacheprovider --submission /autograder/submission --results "$RESULTS/results.json" \\
+    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USERS"
 [ -s "$RESULTS/results.json" ] || refuse "the grader stopped before writing its results"
 """
 
@@ -111,7 +114,7 @@ def build_zip(page, out_dir, *, time_limit=10.0):
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, text in (
             ("setup.sh", SETUP.format(torch=TORCH if _needs_torch(page) else "")),
-            ("run_autograder", RUN.format(page=page, time_limit=time_limit)),
+            ("run_autograder", RUN.format(page=page, time_limit=time_limit, users=UID_RANGE)),
         ):
             info = zipfile.ZipInfo(name)
             info.external_attr = 0o755 << 16

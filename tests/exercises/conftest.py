@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 from autograder import inputs  # noqa: E402
 from autograder.compare import GradingFailure  # noqa: E402
 from autograder.results import Results, TestResult  # noqa: E402
-from autograder.sandbox import Limits, become_subreaper  # noqa: E402
+from autograder.sandbox import Limits, become_subreaper, check  # noqa: E402
 from autograder.student import Student  # noqa: E402
 from autograder.submission import SUFFIXES  # noqa: E402
 
@@ -56,6 +56,11 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     seed = _option(config, "seed")
     inputs.set_run_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
+    user = _option(config, "sandbox_user")
+    problem = check(user) if user is not None and _option(config, "submission") is not None else None
+    if problem:  # one message, before anything is graded (never "0 points" without a reason)
+        Results.refuse(_option(config, "results"), problem)
+        raise pytest.UsageError(f"autograder: refused to grade: {problem}")
     if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
         # Grading untrusted code without a sandbox user: orphans the submission leaves stay this
         # process's children, so the grader finds and kills them (autograder.sandbox).
