@@ -1,4 +1,4 @@
-"""The worker's sandbox, on the grader's side: its folders, its environment, its limits, and its end.
+"""The worker's sandbox, on the grader's side: its user, its folders, its environment, its limits, and its end.
 
 Each start of a worker gets a fresh temporary folder created by the grader (``mkdtemp``, which no
 other user can have prepared or swapped); with a sandbox user, only that new folder is handed to the
@@ -8,19 +8,32 @@ private copy of the worker's modules (:func:`runtime`), so neither the repositor
 files are on its path, with a minimal environment (never the grader's), and it sets its own resource
 limits before any student code runs (:class:`Limits`).
 
-After a worker, :func:`Sandbox.sweep` kills every process of the sandbox and waits until none is left:
+With a sandbox user (the grader runs as root; on Gradescope, and wherever a class is graded):
 
-- with a sandbox user (Gradescope): every process whose real, effective or saved user is that user
-  (``kill(-1)`` from a helper running as the user, then a scan of ``/proc`` until none remains), so a
-  process that left the worker's session (``setsid``, a double fork) goes too. Use a user that runs
-  nothing else, and grade one submission at a time per sandbox user;
-- without one (a laptop): the worker's session and process group, every process that carries the
-  worker's random token in its environment, and their descendants; and, when the grader is a
-  subreaper (:func:`become_subreaper`, in a grading run), every other child of the grader, which is
-  where an orphan that left the session ends up. A process that cleared its environment, left the
-  session and escaped the grader's process tree (``ctypes`` can do all three) is not found: local
-  grading without a sandbox user protects against accidents, not attacks. Where there is no
-  ``/proc`` (macOS), only the worker's process group is killed; on Windows, only the worker.
+- **One user per grading.** ``--sandbox-user`` names a user, a uid, or a range of uids (``UID_RANGE``
+  on Gradescope); each :class:`Sandbox` takes a uid of it that no other grading on this machine holds
+  (a lock in a folder of root's, :func:`claim_user`), so gradings at once never share a user, and
+  ending one user's processes never touches another grading.
+- **Its end, by root.** :func:`end_user` stops every process of that uid (SIGSTOP) until none runs,
+  then kills them all, as root: no process of the user can signal it, a fork bomb cannot outrun it, and
+  a process that left the worker's session goes too. It runs before each worker and after it, and
+  every wait has a time limit.
+- **What it cannot read.** The package, the tests, the grader, and the modules the page bans (torch on
+  the derivation pages) are closed to the worker by the kernel: each such folder gets a group of its
+  own (:func:`deny_gid`) without group permissions, and the worker runs in those groups, which it
+  cannot leave (:func:`close_to_group`; ``PR_SET_NO_NEW_PRIVS`` in the worker stops setuid programs).
+  Nothing changes for any other user.
+- **A check first.** Before any submission runs, the sandbox runs the worker's imports as that user
+  and checks that the closed folders stay closed; if not, :class:`SandboxError` says what cannot be
+  read and the fix (the grader then refuses to grade, with that one message).
+
+Without a sandbox user (a laptop), :meth:`Sandbox.sweep` kills the worker's session and process group,
+every process that carries the worker's random token in its environment, and their descendants; and,
+when the grader is a subreaper (:func:`become_subreaper`, in a grading run), every other child of the
+grader, which is where an orphan that left the session ends up. A process that cleared its
+environment, left the session and escaped the grader's process tree (``ctypes`` can do all three) is
+not found: local grading without a sandbox user protects against accidents, not attacks. Where there
+is no ``/proc`` (macOS), only the worker's process group is killed; on Windows, only the worker.
 """
 import json
 import os

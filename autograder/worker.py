@@ -2,7 +2,8 @@
 
 Protocol: the grader writes one JSON message per line to the worker's standard input and reads one
 reply per line from its standard output (:mod:`autograder.codec`, no pickle). Before any student code
-runs, the worker sets its resource limits (``AUTOGRADER_LIMITS``), installs :mod:`autograder.guard`
+runs, the worker forbids itself new privileges (no setuid program can give the sandbox user
+another user or group), sets its resource limits (``AUTOGRADER_LIMITS``), installs :mod:`autograder.guard`
 (no ``lgm``, ``nlgm`` or reference solutions, no other processes, no writing outside its folder),
 moves the protocol to private file descriptors and points file descriptors 0, 1, 2 (and
 ``sys.stdout``/``sys.stderr``) at the output pipe the grader gave it as standard error (the grader
