@@ -67,6 +67,7 @@ LOCKS = ("/run", tempfile.gettempdir())
 class SandboxError(RuntimeError):
     """The sandbox cannot be set up here: the message says what is wrong and how to fix it."""
 
+
 _subreaper = False
 _LIVE = set()  # the workers of every Sandbox of this process that are running: never an orphan to kill
 

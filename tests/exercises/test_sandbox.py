@@ -604,6 +604,17 @@ def test_autograder_is_a_regular_package(tmp_path):
 # -- Gradescope's layout, the submission as nobody -----------------------------------------------------
 
 
+def _open_temp():
+    """A temporary folder that every user may enter (the sandbox user must reach the layouts and the
+    grader's working folders): the usual one, unless it lies under a folder of mode 700 (a TMPDIR made by
+    mktemp -d), then /tmp or /var/tmp."""
+    for folder in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        real = Path(os.path.realpath(folder))
+        if real.is_dir() and all(p.stat().st_mode & 0o001 for p in [real, *real.parents]):
+            return str(real)
+    pytest.skip("no temporary folder that every user may enter (for the sandbox user)")
+
+
 def _nobody_can(test, path):
     return subprocess.run(["runuser", "-u", SANDBOX_USER, "--", "test", test, str(path)]).returncode == 0
 
@@ -682,7 +693,8 @@ class GradescopeLayout:
         submission.mkdir()
         (submission / name).write_text(text)
         environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        environment.update(self.env, **dict(env))
+        environment.update(self.env, TMPDIR=_open_temp())
+        environment.update(env)
         return subprocess.Popen(["bash", str(self.home / "run_autograder")], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True)
 
@@ -710,7 +722,7 @@ def gradescope():
         pytest.skip("the sandbox-user tests need root (CI runs as root): the grader drops to the user nobody")
     if shutil.which("runuser") is None:
         pytest.skip("runuser (util-linux) is needed to run as nobody")
-    folder = Path(tempfile.mkdtemp(prefix="autograder-layout-"))
+    folder = Path(tempfile.mkdtemp(prefix="autograder-layout-", dir=_open_temp()))
     folder.chmod(0o755)  # nobody must reach the venv; /autograder/source and results are closed by run_autograder
     try:
         yield GradescopeLayout(folder, "gaussians")
@@ -782,7 +794,7 @@ def _layout(parent, page, mode=0o755):
 @pytest.fixture
 def open_folder():
     """A folder that every user may enter (not pytest's tmp_path, under a folder of mode 700), for layouts."""
-    folder = Path(tempfile.mkdtemp(prefix="autograder-open-"))
+    folder = Path(tempfile.mkdtemp(prefix="autograder-open-", dir=_open_temp()))
     folder.chmod(0o755)
     try:
         yield folder
