@@ -10,8 +10,15 @@ channel itself, interpreter internals that start programs without an audit event
 (steps that return their inputs, bounds that are absurdly loose or ignore q, answers learned from an
 earlier run's feedback).
 
-The Gradescope tests run ``run_autograder`` from the zip as root with the submission as ``nobody``;
-they are skipped (with the reason) when the tests do not run as root.
+Issue 20's classes, each in Gradescope's layout: emptying the guard to import torch or the package
+(the operating system refuses them), a pytest configuration planted in a world-writable folder above the
+submission, a detached process that stops or kills every process of its user, output bombs and a forged
+load reply; and issue 15's: several hostile and honest gradings at once, and a grader that its sandbox
+user cannot reach (one clear refusal). The submissions' attack code is in ``hostile/``.
+
+The Gradescope tests run ``run_autograder`` from the zip as root with the submission as a sandbox user
+(a uid of ``autograder.sandbox.UID_RANGE``, one per grading); they are skipped (with the reason) when the
+tests do not run as root. Their layouts lie in a temporary folder that every user may enter.
 """
 import hashlib
 import json
