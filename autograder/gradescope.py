@@ -5,7 +5,7 @@ and ``run_autograder`` for every submission, which must leave ``/autograder/resu
 The zip holds the package (``lgm``, ``nlgm``, installed by ``setup.sh`` in the virtual environment
 ``/autograder/venv``, which ``run_autograder`` uses), the ``autograder`` folder
 and the page's tests — not the reference solutions, which the grader does not need.
-``run_autograder`` grades only inside the sandbox (the submission as the user ``nobody``, the
+``run_autograder`` grades only inside the sandbox (the submission as a sandbox user of its own, the
 grader's files and the results root's alone); when it cannot set that up it writes a results file
 that says why, with score 0, instead of grading unsandboxed.
 """
@@ -29,7 +29,7 @@ python3 -m venv /autograder/venv
 cd /autograder/source
 /autograder/venv/bin/python -m pip install --upgrade pip
 {torch}/autograder/venv/bin/python -m pip install . "pytest>=7.4" "jupytext>=1.16"
-# The submission runs as "nobody": it must be able to run this Python and import numpy, scipy, torch.
+# The submission runs as an unprivileged uid: it must be able to run this Python and import numpy, scipy, torch.
 chmod -R a+rX /autograder/venv
 """
 
