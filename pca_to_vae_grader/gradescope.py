@@ -5,7 +5,7 @@ and ``run_autograder`` for every submission, which must leave ``/autograder/resu
 The zip holds the package (``lgm``, ``nlgm``, installed by ``setup.sh`` in the virtual environment
 ``/autograder/venv``, which ``run_autograder`` uses), the grader ``pca_to_vae_grader`` with the pages' tests,
 and the course file when one is given — not the reference solutions or the answer keys.
-``run_autograder`` grades only inside the sandbox (the submission as the user ``nobody``, the
+``run_autograder`` grades only inside the sandbox (the submission as a sandbox user of its own, the
 grader's files and the results root's alone); when it cannot set that up it writes a results file
 that says why, with score 0, instead of grading unsandboxed.
 """
@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from pca_to_vae_grader import pages as registry
+from pca_to_vae_grader.sandbox import UID_RANGE
 
 PACKAGE = Path(__file__).resolve().parent
 ROOT = PACKAGE.parent
@@ -29,7 +30,7 @@ python3 -m venv /autograder/venv
 cd /autograder/source
 /autograder/venv/bin/python -m pip install --upgrade pip
 {torch}/autograder/venv/bin/python -m pip install . "pytest>=7.4" "jupytext>=1.16"
-# The submission runs as "nobody": it must be able to run this Python and import numpy, scipy, torch.
+# The submission runs as an unprivileged uid: it must be able to run this Python and import numpy, scipy, torch.
 chmod -R a+rX /autograder/venv
 """
 
@@ -37,12 +38,13 @@ TORCH = '/autograder/venv/bin/python -m pip install "torch==2.13.0" --index-url 
 
 RUN = """#!/usr/bin/env bash
 # Gradescope runs this for every submission; it must write /autograder/results/results.json.
-# The submission runs as the unprivileged user "nobody" (--sandbox-user): it cannot read the grader,
-# the tests or the package, nor write the results. If that sandbox cannot be set up, this script
+# The submission runs as an unprivileged user (--sandbox-user: a uid of SANDBOX_USERS that no other
+# grading on this machine holds): it cannot read the grader, the tests or the package, nor write the
+# results. If that sandbox cannot be set up, this script (or the grader, which checks before grading)
 # refuses to grade and says why in results.json, rather than run the submission unsandboxed.
 set -u
 PYTHON=/autograder/venv/bin/python  # made by setup.sh
-SANDBOX_USER=nobody
+SANDBOX_USERS={users}
 RESULTS=/autograder/results
 mkdir -p "$RESULTS"
 chown 0:0 "$RESULTS" 2>/dev/null
@@ -54,20 +56,21 @@ refuse() {{
     echo "autograder: refused to grade: $1" >&2
     exit 0
 }}
-[ "$(id -u)" = 0 ] || refuse "it must run as root to run the submission as the unprivileged user $SANDBOX_USER"
-id -u "$SANDBOX_USER" >/dev/null 2>&1 || refuse "the sandbox user $SANDBOX_USER does not exist"
+[ "$(id -u)" = 0 ] || refuse "it must run as root to run the submission as an unprivileged user"
 # The grader, the tests and the package (also where the venv installed it) are root's alone.
 chmod -R go-rwx /autograder/source
 for package in lgm nlgm; do
     folder=$(cd / && "$PYTHON" -c "import importlib.util, os; s = importlib.util.find_spec('$package'); print(os.path.dirname(s.origin) if s and s.origin else '')" 2>/dev/null)
     case "$folder" in /autograder/venv/*) chmod -R go-rwx "$folder" ;; esac
 done
-runuser -u "$SANDBOX_USER" -- "$PYTHON" -c "import numpy" >/dev/null 2>&1 ||
-    refuse "the sandbox user $SANDBOX_USER cannot run $PYTHON with numpy (run chmod -R a+rX /autograder/venv in setup.sh)"
 cd /autograder/source
-"$PYTHON" -m pytest {package}/tests/test_{page}.py -p no:cacheprovider -q \\
-    --submission /autograder/submission --results "$RESULTS/results.json" \\
-    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USER"{course_option}
+# pytest's configuration is the grader's own: its ini file, its root folder, its plugin named (no plugin
+# loaded by entry point), no conftest.py above it and no cache, whatever a submission left in a folder
+# above the submission or the results.
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 "$PYTHON" -m pytest {package}/tests/test_{page}.py -q \\
+    -c /autograder/source/pyproject.toml --rootdir /autograder/source --confcutdir /autograder/source \\
+    -p {package}.plugin -p no:cacheprovider --submission /autograder/submission --results "$RESULTS/results.json" \\
+    --time-limit {time_limit:g} --sandbox-user "$SANDBOX_USERS"{course_option}
 [ -s "$RESULTS/results.json" ] || refuse "the grader stopped before writing its results"
 """
 
@@ -116,7 +119,7 @@ def build_zip(page, out_dir, *, time_limit=10.0, course=None):
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, text in (
             ("setup.sh", SETUP.format(torch=TORCH if _needs_torch(page) else "")),
-            ("run_autograder", RUN.format(page=page, time_limit=time_limit, package=PACKAGE.name,
+            ("run_autograder", RUN.format(page=page, time_limit=time_limit, package=PACKAGE.name, users=UID_RANGE,
                                           course_option=" --course course.toml" if course else "")),
         ):
             info = zipfile.ZipInfo(name)

@@ -22,7 +22,7 @@ from pca_to_vae_grader.compare import GradingFailure
 from pca_to_vae_grader.course import Course
 from pca_to_vae_grader.notebook import KernelStudent
 from pca_to_vae_grader.results import Results, TestResult
-from pca_to_vae_grader.sandbox import Limits, become_subreaper
+from pca_to_vae_grader.sandbox import Limits, become_subreaper, check
 from pca_to_vae_grader.sandboxed.submission import SUFFIXES
 from pca_to_vae_grader.student import Student
 
@@ -68,6 +68,11 @@ def pytest_configure(config):
             raise pytest.UsageError(str(error)) from None
     seed = _option(config, "seed")
     inputs.set_run_seed(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
+    user = _option(config, "sandbox_user")
+    problem = check(user) if user is not None and _option(config, "submission") is not None else None
+    if problem:  # one message, before anything is graded (never "0 points" without a reason)
+        Results.refuse(_option(config, "results"), problem)
+        raise pytest.UsageError(f"autograder: refused to grade: {problem}")
     if _option(config, "submission") is not None and _option(config, "sandbox_user") is None:
         # Grading untrusted code without a sandbox user: orphans the submission leaves stay this
         # process's children, so the grader finds and kills them (pca_to_vae_grader.sandbox).

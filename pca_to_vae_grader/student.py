@@ -24,11 +24,20 @@ from pathlib import Path
 
 from pca_to_vae_grader.sandboxed import codec
 from pca_to_vae_grader.compare import GradingFailure
+from pca_to_vae_grader.results import from_submission
 from pca_to_vae_grader.sandbox import Limits, Sandbox
 from pca_to_vae_grader.sandboxed.submission import SubmissionError, read_cells
 
 MAX_REPLY = 64 * 2**20
 """The longest reply accepted, in characters (about 48 MB of array data)."""
+MAX_PROBLEMS = 21
+"""Load problems kept: the worker reports at most 20 and a count of the rest (a forged reply may send more)."""
+
+
+def _names(values, limit=200):
+    """The identifiers among ``values`` (a list a reply carries), at most ``limit`` of them."""
+    values = values if isinstance(values, list) else []
+    return [str(v) for v in values if isinstance(v, str) and v.isidentifier() and len(v) < 100][:limit]
 
 
 class StudentFailure(GradingFailure):
@@ -138,9 +147,13 @@ class Student:
             self.load_seconds += time.monotonic() - start
         if self.defined is None:  # report load problems once, not after every restart
             # .get and str: a reply the submission wrote itself (on the worker's reply channel) cannot break the grader
-            self.defined = [str(n) for n in reply.get("defined", [])]
-            self.imports = sorted(set(self.imports) | {str(n) for n in reply.get("imports", [])})
-            self.problems.extend(str(p) for p in reply.get("problems", []))
+            self.defined = _names(reply.get("defined"))
+            self.imports = sorted(set(self.imports) | set(_names(reply.get("imports"), 20)))
+            problems = reply.get("problems") if isinstance(reply.get("problems"), list) else []
+            self.problems.extend("while loading, your code reported:\n" + from_submission(p, 500)
+                                 for p in problems[:MAX_PROBLEMS])
+            if len(problems) > MAX_PROBLEMS:
+                self.problems.append(f"and {len(problems) - MAX_PROBLEMS} more problems (not kept)")
 
     @staticmethod
     def _drain(stream, kept, cap):
@@ -175,7 +188,10 @@ class Student:
         if os.name != "posix":
             process.kill()
         self.left_behind += self._sandbox.sweep([process.pid])
-        process.wait()
+        try:
+            process.wait(timeout=10)  # killed already: only a process stuck in the kernel would take longer
+        except subprocess.TimeoutExpired:
+            pass
         for stream in (process.stdin, process.stdout, process.stderr):
             try:
                 stream.close()
@@ -261,7 +277,7 @@ class Student:
                                   f" (each test may run your code for {self.time_limit:g} s in all)")
         finally:
             self._budget = max(self._budget - (time.monotonic() - start), 0.0)
-        self.imports = sorted(set(self.imports) | {str(n) for n in reply.get("imports", [])})
+        self.imports = sorted(set(self.imports) | set(_names(reply.get("imports"), 20)))
         return outcome(name, reply, problems=self.problems, defined=self.defined)
 
 
@@ -269,7 +285,9 @@ def outcome(name, reply, *, problems=(), defined=None):
     """The value of a call of the submission's function ``name`` from the worker's reply, or its failure.
 
     The sandboxed grader (:class:`Student`) and the check in the student's own kernel
-    (:mod:`pca_to_vae_grader.notebook`) both read replies here, so a failure reads the same in both.
+    (:mod:`pca_to_vae_grader.notebook`) both read replies here, so a failure reads the same in both:
+    the submission's own text (its error message, its traceback) capped and quoted with ``"> "``
+    (:func:`pca_to_vae_grader.results.from_submission`), and at most 3 load notes per test.
 
     Raises
     ------
@@ -289,7 +307,7 @@ def outcome(name, reply, *, problems=(), defined=None):
                 "them: find where a negative number enters, do not drop the imaginary part.")
         return value
     if status == "missing":
-        hint = "".join(f"\n  {p}" for p in problems)
+        hint = _load_notes(problems)
         raise StudentFailure(
             f"Your submission does not define a function named {name}. Keep the name and the "
             "arguments of the stub exactly as given."
@@ -298,17 +316,24 @@ def outcome(name, reply, *, problems=(), defined=None):
         )
     if status == "not-implemented":
         raise StudentFailure(f"{name} still raises NotImplementedError: replace the stub's body with your code.")
-    error = str(reply.get("error", f"an unknown reply {str(status)[:100]!r}"))[:2100]
+    raw = str(reply.get("error", f"an unknown reply {str(status)[:100]!r}"))
+    error = from_submission(raw, 2100)
     if status == "bad-return":
-        raise StudentFailure(f"{name} returned something the grader cannot compare: {error}.")
-    trace = f"\nWhere (innermost last):\n{str(reply['traceback'])[:2000]}" if reply.get("traceback") else ""
-    if error.startswith("SystemExit"):
+        raise StudentFailure(f"{name} returned something the grader cannot compare:\n{error}")
+    trace = f"\nWhere (innermost last):\n{from_submission(reply['traceback'], 2000)}" if reply.get("traceback") else ""
+    if raw.startswith("SystemExit"):
         trace += "\nA graded function must return its result, not call sys.exit(), exit() or quit()."
-    if error.startswith("NameError") and problems:  # e.g. a module whose import the grader refused
-        trace += "\nWhile loading your submission the grader noted:" + "".join(f"\n  {p}" for p in problems)
-    raise StudentFailure(f"{name} raised {error}{trace}")
+    if raw.startswith("NameError") and problems:  # e.g. a module whose import the grader refused
+        trace += "\nWhile loading your submission the grader noted:" + _load_notes(problems)
+    raise StudentFailure(f"{name} raised an error:\n{error}{trace}")
 
 
+def _load_notes(problems, shown=3):
+    """The first load problems, for a test's message (all of them are listed once, at the top)."""
+    text = "".join(f"\n  {p}" for p in problems[:shown])
+    if len(problems) > shown:
+        text += f"\n  ... {len(problems) - shown} more, listed once at the top of the results"
+    return text
 
 
 def _has_complex(value, depth=0):

@@ -22,8 +22,9 @@ submission's own process, so code that sets out to get past it can (replace a fu
 such as ``os.path.realpath``; reach its state through the frames of the error it raises; call the C
 library with ``ctypes``; use compiled code that opens files or processes without an audit event, such
 as torch's ``from_file`` and ``save`` or a fresh copy of a builtin module such as ``_signal``). What
-stops such code is the operating system: the sandbox user, file permissions, the resource limits and
-the grader killing every process of the sandbox after each worker (``pca_to_vae_grader.sandbox``).
+stops such code is the operating system: the sandbox user, file permissions (the folders of the package,
+the grader and the page's banned modules are closed to the worker's groups), the resource limits and the
+grader ending every process of the sandbox user before and after each worker (``pca_to_vae_grader.sandbox``).
 """
 import os
 import sys

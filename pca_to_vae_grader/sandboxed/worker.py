@@ -1,8 +1,10 @@
 """The process that runs a submission: ``python -m pca_to_vae_grader.sandboxed.worker``. Student code runs only here.
 
 Protocol: the grader writes one JSON message per line to the worker's standard input and reads one
-reply per line from its standard output (:mod:`pca_to_vae_grader.sandboxed.codec`, no pickle). Before any student code
-runs, the worker sets its resource limits (``AUTOGRADER_LIMITS``), installs :mod:`pca_to_vae_grader.sandboxed.guard`
+reply per line from its standard output (:mod:`pca_to_vae_grader.sandboxed.codec`, no pickle). Before any
+student code runs, the worker forbids itself new privileges (no setuid program can give the sandbox user
+another user or group), sets its resource limits (``AUTOGRADER_LIMITS``), installs
+:mod:`pca_to_vae_grader.sandboxed.guard`
 (no ``lgm``, ``nlgm`` or reference solutions, no other processes, no writing outside its folder),
 moves the protocol to private file descriptors and points file descriptors 0, 1, 2 (and
 ``sys.stdout``/``sys.stderr``) at the output pipe the grader gave it as standard error (the grader
@@ -77,14 +79,23 @@ def set_limits(text):
             resource.setrlimit(_LIMITS[name], (value, value))
 
 
+MAX_PROBLEMS = 20
+"""Load problems reported one by one; the rest are counted."""
+
+
 def load(namespace, cells):
     statements, problems = definitions(cells)
+    failed = 0
     for number, module in statements:
         try:
             exec(compile(module, f"<cell {number}>", "exec"), namespace)
         except BaseException as error:  # noqa: B036 - SystemExit and KeyboardInterrupt included
-            line = module.body[0].lineno
-            problems.append(f"code cell {number}, line {line} raised {_describe(error)}; the grader skipped it")
+            failed += 1
+            if failed <= MAX_PROBLEMS:
+                line = module.body[0].lineno
+                problems.append(f"code cell {number}, line {line} raised {_describe(error)}; the grader skipped it")
+    if failed > MAX_PROBLEMS:
+        problems.append(f"{failed - MAX_PROBLEMS} more statements raised errors; the grader skipped them too")
     defined = sorted(k for k, v in namespace.items() if callable(v) and getattr(v, "__module__", None) == "submission")
     return {"status": "ok", "defined": defined, "problems": problems, "imports": list(_RULES.refused)}
 
@@ -119,7 +130,7 @@ def _locations(names):
     for name in names:
         try:
             spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError, AttributeError):
+        except (ImportError, ValueError, AttributeError, OSError):  # OSError: a folder closed to the sandbox
             continue
         if spec is None:
             continue
@@ -130,8 +141,21 @@ def _locations(names):
     return found
 
 
+def no_new_privileges():
+    """From now on no program this process or its children run gains privileges (a setuid program such as
+    ``newgrp`` or ``su`` cannot give the sandbox user back a group or another user; Linux only)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        except (OSError, AttributeError):
+            pass
+
+
 def main():
     global _RULES
+    no_new_privileges()
     set_limits(os.environ.pop("AUTOGRADER_LIMITS", ""))
     blocked = [d for d in os.environ.pop("AUTOGRADER_BLOCKED", "").split(os.pathsep) if d]
     modules = [m for m in os.environ.pop("AUTOGRADER_BLOCKED_MODULES", "").split(",") if m]
