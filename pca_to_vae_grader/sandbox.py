@@ -132,7 +132,8 @@ def runtime():
 
 def blocked_dirs():
     """The folders a submission may not read: the repository's package, tests and grader (the pages' tests
-    are in it), and wherever ``lgm``, ``nlgm`` and the grader are installed."""
+    are in it), and wherever ``lgm``, ``nlgm`` and the grader are installed; those that exist (a Gradescope
+    zip has no ``tests`` folder)."""
     import importlib.util
 
     dirs = {str(ROOT / name) for name in ("lgm", "nlgm", "tests", PACKAGE.name)}
@@ -143,7 +144,7 @@ def blocked_dirs():
             spec = None
         if spec is not None and spec.submodule_search_locations:
             dirs.update(str(Path(p).resolve()) for p in spec.submodule_search_locations)
-    return sorted(dirs)
+    return sorted(d for d in dirs if os.path.isdir(d))
 
 
 def user_ids(user):

@@ -841,7 +841,7 @@ def iwae_logw_grads(log_w):
 """
     derive = _layout(open_folder / "derive", "derive_nonlinear")
     results, _, _, process = derive.grade(torch_attack)
-    used = [t for t in results["tests"] if t["name"].startswith(("test_kl_diag_gaussians", "test_iwae_logw_grads"))]
+    used = [t for t in results["tests"] if t["extra_data"]["function"] in ("kl_diag_gaussians", "iwae_logw_grads")]
     assert len(used) >= 4 and results["score"] == 0, [(t["name"], t["score"], t["output"][:300]) for t in used]
     assert all("Passed" not in t["output"] for t in used), used
     package_attack = _source("honest_gaussians.py", "unban.py") + """
@@ -851,7 +851,7 @@ def gaussian_logpdf(X, mu, Sigma):
     return lgm.gaussian_logpdf(X, mu, Sigma)
 """
     results, _, _, _ = gradescope.grade(package_attack)
-    tests = [t for t in results["tests"] if t["name"].startswith("test_gaussian_logpdf")]
+    tests = [t for t in results["tests"] if t["extra_data"]["function"] == "gaussian_logpdf"]
     assert tests and all(t["score"] == 0 for t in tests), [(t["name"], t["output"][:300]) for t in tests]
     assert results["score"] == results["max_score"] - sum(t["max_score"] for t in tests)
     assert not _sandbox_processes()
@@ -933,6 +933,6 @@ def test_gradescope_gradings_at_once_never_touch_each_other(open_folder):
     graded = [layout.finish(process, start, timeout=240) for layout, process in zip(layouts, processes)]
     for results, _, _, process in (graded[1], graded[3]):
         assert results["score"] == results["max_score"] > 0, (results["output"], process.stderr[-2000:])
-    mle = [t for t in graded[2][0]["tests"] if t["name"].startswith("test_gaussian_mle")]
+    mle = [t for t in graded[2][0]["tests"] if t["extra_data"]["function"] == "gaussian_mle"]
     assert graded[2][0]["score"] == graded[2][0]["max_score"] - sum(t["max_score"] for t in mle)
     assert not _sandbox_processes() and not _marked_processes()
