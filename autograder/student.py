@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from autograder import codec
+from autograder import audit, codec
 from autograder.compare import GradingFailure
 from autograder.sandbox import Limits, Sandbox
 from autograder.submission import SubmissionError, read_cells
@@ -84,6 +84,8 @@ class Student:
         except SubmissionError as error:
             self._cells = None
             self.problems.append(str(error))
+        # A page that bans modules (the derivation pages) also refuses numerical stand-ins, read from the source here.
+        self._refused = audit.refusals(self._cells) if self._banned and self._cells and not trusted else {}
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -249,6 +251,8 @@ class Student:
             The function is missing, still raises NotImplementedError, raised an error, returned
             something that is not numbers, ran past the time limit, or ended the process.
         """
+        if name in self._refused or "*" in self._refused:
+            raise StudentFailure(self._refused.get(name) or self._refused["*"])
         if self._process is not None and self._process.poll() is not None:
             self._kill()
         if self._process is None:
