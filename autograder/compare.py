@@ -203,16 +203,22 @@ def _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes, low_preci
 
 
 @contextmanager
-def hint_on_failure(symptom, hint):
-    """Add ``hint`` (what a teacher would say) to a failure of the block whose message contains ``symptom``.
+def hint_on_failure(symptoms, hint):
+    """Add ``hint`` (what a teacher would say) to a failure of the block whose message contains a symptom.
 
-    For failures the submission's own call reports, such as ``"MemoryError"`` for a d x d matrix where
-    the exercise needs a K x K one.
+    For failures the submission's own call reports, such as ``("MemoryError", "Time limit")`` for a d x d
+    matrix where the exercise needs a K x K one.
+
+    Parameters
+    ----------
+    symptoms : str or tuple of str
+    hint : str
     """
+    symptoms = (symptoms,) if isinstance(symptoms, str) else tuple(symptoms)
     try:
         yield
     except GradingFailure as failure:
-        if symptom not in str(failure):
+        if not any(symptom in str(failure) for symptom in symptoms):
             raise
         raise type(failure)(f"{failure}\nHint: {hint}") from None
 

@@ -212,6 +212,9 @@ def _check_stationary(x, R, pi, mu, var, what):
     Each gradient is compared with the size of the terms it sums (so ~1e-16 is rounding): a derived
     maximiser leaves ~1e-15 of that scale, one found numerically (with differences or an optimiser) ~1e-9.
     """
+    pi, mu = as_array(pi, f"pi from {what}"), as_array(mu, f"mu from {what}")
+    check(pi.shape == mu.shape == (R.shape[1],) and np.all(pi > 0) and np.all(np.isfinite(mu)) and var > 0,
+          f"{what} must return pi and mu of shape ({R.shape[1]},), pi positive, and a positive var.")
     p, m, v = (_t(a).requires_grad_() for a in (pi, mu, var))
     x_t, R_t = _t(x)[:, None], _t(R)
     Q = torch.sum(R_t * (torch.log(p) - 0.5 * torch.log(2 * np.pi * v) - 0.5 * (x_t - m) ** 2 / v))
@@ -221,9 +224,9 @@ def _check_stationary(x, R, pi, mu, var, what):
                   "var": torch.sum(R_t * (1 + (x_t - m) ** 2 / v)).item() / (2 * v.item())}
     slopes = {"pi": np.ptp(p.grad.numpy()), "mu": np.abs(m.grad.numpy()).max(), "var": abs(v.grad.item())}
     for name, slope in slopes.items():
-        check(slope <= EXACT * scales[name], f"{what}: Q is not at its maximum along {name}: autograd's gradient of Q "
-              f"there is {slope / scales[name]:.1e} of the size of its terms (a derived maximiser leaves rounding, about "
-              f"1e-15; at most {EXACT:g} is accepted). Check your {name} against the stationarity condition of Q: a "
+        check(slope <= EXACT * scales[name], f"{what}: Q is not at its maximum along {name}: autograd's gradient of "
+              f"Q there is {slope / scales[name]:.1e} of the size of its terms (a derived maximiser leaves rounding, "
+              f"about 1e-15; at most {EXACT:g} is accepted). Check your {name} against the stationarity condition of Q: a "
               "maximiser found numerically, with differences or an optimiser, is not accurate enough; derive it.")
 
 
@@ -483,9 +486,11 @@ def test_estep_moments_large_d_needs_the_K_by_K_form(student, rng):
     A, D, mu = rng.normal(size=(d, K)) / np.sqrt(d), rng.uniform(0.2, 1.5, size=d), rng.normal(size=d)
     X = mu + rng.normal(size=(N, K)) @ A.T + rng.normal(size=(N, d)) * np.sqrt(D)
     means, cov = posterior(X - mu, A, D)
-    with hint_on_failure("MemoryError", "A d x d matrix (the covariance of x, or its inverse) does not fit in memory "
-                         "at d = 30000: turn the posterior into the K x K form with the Woodbury identity, so that only "
-                         "K x K matrices are inverted and nothing d x d is formed (D is diagonal: divide by it)."):
+    with hint_on_failure(("MemoryError", "Time limit"),
+                         "A d x d matrix (the covariance of x, or its inverse) takes 7.2 GB at d = 30000, more than "
+                         "the grader's memory, and hours to solve: turn the posterior into the K x K form with the "
+                         "Woodbury identity, so that only K x K matrices are inverted and nothing d x d is formed (D is "
+                         "diagonal: divide by it)."):
         got_means, got_second = check_tuple(student.estep_moments(X, mu, A, D), 2, "estep_moments(X, mu, A, D)",
                                             ("means", "second"))
     what = f"(N={N}, d={d}, K={K}), compared with the posterior in its K x K form"

@@ -105,9 +105,10 @@ def test_lgm_posterior_large_d(student):
     rng = inputs.rng(4)
     X, A, D = _model(rng, 4, 20_000, 3)
     expected_means, expected_cov = posterior(X, A, D)
-    with hint_on_failure("MemoryError", "A d x d matrix does not fit in memory at d = 20000 (3.2 GB): use the K x K form. With the Woodbury "
-                         "identity the posterior needs only (I + A^T D^{-1} A)^{-1}, a K x K inverse, and D is diagonal: "
-                         "divide by it, never form diag(D) or A A^T + D."):
+    with hint_on_failure(("MemoryError", "Time limit"),
+                         "A d x d matrix at d = 20000 takes 3.2 GB and minutes to invert: use the K x K form. With "
+                         "the Woodbury identity the posterior needs only (I + A^T D^{-1} A)^{-1}, a K x K inverse, and "
+                         "D is diagonal: divide by it, never form diag(D) or A A^T + D."):
         means, cov = check_tuple(student.lgm_posterior(X, A, D), 2, "lgm_posterior(X, A, D)", ("means", "cov"))
     check_array(means, expected_means, "means from lgm_posterior with d = 20000, K = 3", rtol=1e-8, atol=1e-10)
     check_array(cov, expected_cov, "cov from lgm_posterior with d = 20000, K = 3", rtol=1e-8, atol=1e-12)
@@ -165,12 +166,14 @@ def test_lgm_loglik_large_d(student):
     rng = inputs.rng(14)
     X, A, D = _model(rng, 4, 20_000, 3)
     expected = log_likelihood(X, A, D)
-    with hint_on_failure("MemoryError", "A d x d matrix does not fit in memory at d = 20000 (3.2 GB): use the "
-                         "determinant lemma, log|C| = log|D| + log|I + A^T D^{-1} A|, and the Woodbury identity for the "
-                         "quadratic form, so that only K x K matrices are formed."), \
+    with hint_on_failure(("MemoryError", "Time limit"),
+                         "A d x d matrix at d = 20000 takes 3.2 GB and minutes to factor: use the determinant lemma, "
+                         "log|C| = log|D| + log|I + A^T D^{-1} A|, and the Woodbury identity for the quadratic form, so "
+                         "that only K x K matrices are formed."), \
             hint_on_failure("NaN or infinity", "log|C| is a sum of 20000 terms here, in the thousands: det(C) "
-                            "underflows to 0 (or overflows) in float64 and log(det(C)) is infinite. Compute the log-determinant as a sum of logs (the determinant lemma "
-                            "with np.linalg.slogdet for the K x K part), never det itself."):
+                            "underflows to 0 (or overflows) in float64 and log(det(C)) is infinite. Compute the "
+                            "log-determinant as a sum of logs (the determinant lemma, with np.linalg.slogdet for the "
+                            "K x K part), never det itself."):
         check_array(student.lgm_loglik(X, A, D), expected, "lgm_loglik(X, A, D) with d = 20000, K = 3",
                     rtol=1e-8, atol=1e-6, mistakes=_loglik_mistakes(X, A, D))
 
