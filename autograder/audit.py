@@ -87,16 +87,32 @@ def _is_complex_dtype(text):
         return False
 
 
+def _name_reason(name):
+    """Why a name (of a function, attribute or module part) is refused, or None."""
+    if name in REFUSED_NAMES:
+        return REFUSED_NAMES[name]
+    if name.startswith("roots_") or name.endswith(("_roots", "gauss")):  # Gaussian quadrature's nodes
+        return REFUSED_MODULES["numpy.polynomial"]
+    if name in ("trapz", "trapezoid", "simpson", "romb"):
+        return REFUSED_MODULES["scipy.integrate"]
+    return None
+
+
 def _module_reason(module):
     for name, reason in REFUSED_MODULES.items():
         if module == name or module.startswith(name + "."):
             return reason
-    return None
+    return next((reason for part in module.split(".") if (reason := _name_reason(part))), None)
 
 
-def _findings(node, local=False):
-    """(thing, line, reason) for each refused construct in ``node`` (a statement)."""
+def _findings(node, bound=frozenset()):
+    """(thing, line, reason) for each refused construct in ``node`` (a statement).
+
+    A name is refused by itself only where it is not the submission's own (``bound``: its top-level
+    names, whose bindings are audited where they are made) nor local to ``node``.
+    """
     found = []
+    own = set(bound) | _locals(node)
     for child in ast.walk(node):
         line = getattr(child, "lineno", getattr(node, "lineno", 0))
         if isinstance(child, ast.Constant):
@@ -106,16 +122,16 @@ def _findings(node, local=False):
                 text = child.value.strip()
                 if _is_complex_dtype(text):
                     found.append((f"the complex dtype {text!r}", line, _COMPLEX))
-                elif text in REFUSED_NAMES or _module_reason(text):
-                    found.append((f"the name {text!r} in a string", line, REFUSED_NAMES.get(text) or _module_reason(text)))
-        elif isinstance(child, ast.Name):
-            if child.id in REFUSED_NAMES:
-                found.append((f"{child.id!r}", line, REFUSED_NAMES[child.id]))
+                elif _name_reason(text) or _module_reason(text):
+                    found.append((f"the name {text!r} in a string", line, _name_reason(text) or _module_reason(text)))
+        elif isinstance(child, ast.Name) and child.id not in own:
+            if _name_reason(child.id):
+                found.append((f"{child.id!r}", line, _name_reason(child.id)))
             elif child.id.startswith("__") and child.id != "__name__":
                 found.append((f"{child.id!r}", line, _DYNAMIC))
         elif isinstance(child, ast.Attribute):
-            if child.attr in REFUSED_NAMES:
-                found.append((f"'.{child.attr}'", line, REFUSED_NAMES[child.attr]))
+            if _name_reason(child.attr):
+                found.append((f"'.{child.attr}'", line, _name_reason(child.attr)))
             elif child.attr.startswith("__"):
                 found.append((f"'.{child.attr}'", line, _DYNAMIC))
         elif isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in ("getattr", "setattr",
@@ -132,7 +148,7 @@ def _findings(node, local=False):
             module = child.module or ""
             for alias in child.names:
                 reason = _module_reason(module) or _module_reason(f"{module}.{alias.name}")
-                reason = reason or REFUSED_NAMES.get(alias.name)
+                reason = reason or _name_reason(alias.name)
                 if alias.name == "*":
                     reason = reason or _DYNAMIC
                 if reason:
@@ -168,15 +184,20 @@ _LOADING = (ast.FunctionDef, ast.AsyncFunctionDef)
 _HIDING = {_DYNAMIC} | {REFUSED_MODULES[m] for m in ("importlib", "sys", "builtins", "inspect", "gc", "ctypes", "operator")}
 
 
+def _locals(node):
+    """The names a statement binds for itself: parameters and assignments inside it, less ``global`` ones."""
+    declared = {name for n in ast.walk(node) if isinstance(n, ast.Global) for name in n.names}
+    local = {n.arg for n in ast.walk(node) if isinstance(n, ast.arg)}
+    local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return local - declared
+
+
 def _reads(node):
     """The names ``node`` reads from the top level: those it loads, less its own parameters and locals."""
     loaded = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
         return loaded
-    declared = {name for n in ast.walk(node) if isinstance(n, ast.Global) for name in n.names}
-    local = {a.arg for n in ast.walk(node) if isinstance(n, ast.arg) for a in [n]}
-    local |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    return loaded - (local - declared)
+    return loaded - _locals(node)
 
 
 def refusals(cells):
@@ -210,7 +231,7 @@ def refusals(cells):
         todo = [(number, part, None)]
         while todo:
             number, part, where = todo.pop()
-            found = _findings(part)
+            found = _findings(part, bindings.keys())
             if found:
                 thing, line, reason = found[0]
                 return thing, number, line, reason, where

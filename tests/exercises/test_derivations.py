@@ -98,3 +98,72 @@ def test_deriving_nothing_earns_at_most_a_tenth_of_a_derivation_page(tmp_path, p
                               files=[str(HERE / f"test_{page}.py")], timeout=900)
         earned = [(t["name"], t["score"]) for t in results["tests"] if t["score"]]
         assert results["score"] <= 0.1 * results["max_score"], (seed, results["score"], results["max_score"], earned)
+
+
+# -- the audit itself (autograder.audit): what it refuses, and that honest code passes -----------------
+
+EVASIONS = {
+    "complex literal": "def f(x):\n    return (x + 1e-20j).imag\n",
+    "complex dtype by name": "import numpy as np\ndef f(x):\n    return np.zeros(3, dtype=np.complex128)\n",
+    "complex dtype by string": "import numpy as np\ndef f(x):\n    return np.asarray(x).astype('c16')\n",
+    "complex through a helper": "def _h(x):\n    return complex(x, 1e-20)\ndef f(x):\n    return _h(x).imag\n",
+    "complex through an alias": "_step = 1e-20j\ndef f(x):\n    return (x + _step).imag\n",
+    "emath": "import numpy as np\ndef f(x):\n    return np.emath.sqrt(-x)\n",
+    "optimize imported in the function": "def f(x):\n    from scipy.optimize import minimize\n    return minimize(abs, x).x\n",
+    "optimize through scipy": "import scipy.optimize\nimport scipy\ndef f(x):\n    return scipy.optimize.brentq(abs, 0, 1)\n",
+    "optimize renamed": "from scipy import optimize as o\ndef f(x):\n    return o.minimize(abs, x).x\n",
+    "star import": "from scipy.optimize import *\ndef f(x):\n    return x\n",
+    "Gauss-Hermite": "import numpy as np\ndef f(x):\n    return np.polynomial.hermite.hermgauss(10)[0]\n",
+    "Gauss-Hermite from scipy.special": "from scipy.special import roots_hermitenorm\ndef f(x):\n    return x\nf = lambda x: roots_hermitenorm(5)\n",
+    "fft renamed": "import numpy.fft as F\ndef f(x):\n    return F.ifft(x).real\n",
+    "Gauss-Legendre": "import numpy as np\ndef f(x):\n    return np.polynomial.legendre.leggauss(8)\n",
+    "Gauss-Legendre from scipy.special": "from scipy import special\ndef f(x):\n    return special.roots_legendre(8)\n",
+    "trapezoid rule": "import numpy as np\ndef f(x):\n    return np.trapezoid(x)\n",
+    "quadrature": "from scipy import integrate\ndef f(x):\n    return integrate.quad(abs, 0, x)[0]\n",
+    "the answer's own law": "from scipy import stats\ndef f(x, s):\n    return stats.johnsonsu(0, 1, scale=s).logpdf(x)\n",
+    "scikit-learn": "from sklearn.decomposition import PCA\ndef f(X, K):\n    return PCA(K).fit(X).noise_variance_\n",
+    "getattr with a computed name": "import numpy as np\ndef f(x):\n    return getattr(np, 'compl' + 'ex128')(x)\n",
+    "globals in a class body": "def g(x):\n    return x\nclass C:\n    globals()['f'] = g\n",
+    "a default that reaches globals": "def keep(fn):\n    return fn\n@keep\ndef f(x, y=globals()):\n    return x\n",
+    "sys.modules": "import sys\ndef f(x):\n    return sys.modules['scipy'].optimize.minimize\n",
+    "a global rebinding": "def f(x):\n    return x\ndef g():\n    global f\n    f = lambda x: (x + 1j).imag\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EVASIONS))
+def test_the_audit_refuses_numerical_stand_ins_and_hidden_names(name):
+    from autograder.audit import refusals
+
+    refused = refusals([EVASIONS[name]])
+    assert "f" in refused or "*" in refused, (name, refused)
+    assert "On this page the grader refuses" in (refused.get("f") or refused["*"])
+
+
+def test_the_audit_passes_honest_code_and_the_pages_own_notebooks():
+    from autograder.audit import refusals
+    from autograder.submission import read_cells
+
+    for page in PAGES:
+        stubs = refusals(read_cells(HERE.parents[1] / "book" / "exercises" / f"{page}.md"))
+        honest = refusals(read_cells(HOSTILE / f"honest_{page}.py"))
+        mistakes = refusals(read_cells(HERE / "mistakes" / f"{page}.py"))
+        for name in _graded(page):
+            assert name not in stubs and name not in honest and name not in mistakes, (page, name)
+    # A local variable named like a refused module, a docstring that mentions one, eigh and slogdet: fine.
+    assert not refusals(['import numpy as np\n\ndef f(S):\n    """No optimize here."""\n    optimize = 2\n'
+                         '    return np.linalg.eigh(S)[0].sum() + np.linalg.slogdet(S)[1] + optimize\n'])
+
+
+def _graded(page):
+    import ast
+
+    from autograder.submission import read_cells
+
+    names = []
+    for source in read_cells(HERE.parents[1] / "book" / "exercises" / f"{page}.md"):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        names += [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and "NotImplementedError" in ast.unparse(n)]
+    return names

@@ -254,9 +254,10 @@ def test_gmm_shared_var_mstep_maximises_Q(student, rng, N, K):
 def test_gmm_shared_var_mstep_large_K(student, rng):
     # A numerical optimiser on Q (as the page's self-check runs) meets the small cases' 1e-5 but not their
     # stationarity check. Here it cannot finish either: with K = 150 components and N = 8000 points, Q has
-    # 301 parameters and one evaluation of it takes ~10 ms, so BFGS with difference gradients needs ~6 s per
-    # step, and an optimiser run one component at a time (which finished K = 60, N = 4000 in about 1.2 s)
-    # some 150 one-dimensional searches per sweep, while the derived maximiser is a few weighted sums. Too
+    # 301 parameters and one evaluation of it takes tens of milliseconds (64 ms measured on a busy 2-core
+    # machine), so BFGS with difference gradients (~600 evaluations) needs ~40 s per step, and an optimiser
+    # run one component at a time (which finished the former K = 60, N = 4000 case in about 1.2 s) ~10
+    # evaluations per component, over a minute per sweep; the derived maximiser is a few weighted sums. Too
     # large for the test's own optimiser too, so the test checks the definition of a maximiser (see
     # _check_stationary) with autograd's exact gradient.
     N, K = 8000, 150
