@@ -100,6 +100,16 @@ def test_deriving_nothing_earns_at_most_a_tenth_of_a_derivation_page(tmp_path, p
         assert results["score"] <= 0.1 * results["max_score"], (seed, results["score"], results["max_score"], earned)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_honest_derivations_in_numpy_earn_full_marks_under_every_draw(tmp_path, page):
+    # The tolerances and sizes that refuse numerical stand-ins must not refuse an honest formula's rounding.
+    results, _, _ = grade(tmp_path, "--sweep", "5", "--time-limit", "10", submission=HOSTILE / f"honest_{page}.py",
+                          files=[str(HERE / f"test_{page}.py")], timeout=900)
+    failed = [(t["name"], t["output"][:500]) for t in results["tests"] if t["score"] < t["max_score"]]
+    assert not failed and results["score"] == results["max_score"] > 0, failed
+
+
 # -- the audit itself (autograder.audit): what it refuses, and that honest code passes -----------------
 
 EVASIONS = {
