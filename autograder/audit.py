@@ -26,6 +26,7 @@ method by hand (central differences, a Newton iteration), which the tests answer
 it runs out of time and tolerances it cannot meet.
 """
 import ast
+import re
 
 import numpy as np
 
@@ -76,6 +77,7 @@ REFUSED_NAMES = {
     "eval": _DYNAMIC, "exec": _DYNAMIC, "compile": _DYNAMIC, "__import__": _DYNAMIC, "globals": _DYNAMIC,
     "locals": _DYNAMIC, "vars": _DYNAMIC, "breakpoint": _DYNAMIC, "attrgetter": _DYNAMIC, "methodcaller": _DYNAMIC,
 }
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 MESSAGE = ("On this page the grader refuses {thing} in {function} (cell {cell}, line {line}{via}): {reason}. The "
            "exercise asks for the formula you derive on paper; write it with numpy.")
 
@@ -118,7 +120,7 @@ def _findings(node, bound=frozenset()):
         if isinstance(child, ast.Constant):
             if isinstance(child.value, complex):
                 found.append((f"the complex literal {child.value!r}", line, _COMPLEX))
-            elif isinstance(child.value, str):
+            elif isinstance(child.value, str) and _IDENTIFIER.match(child.value.strip()):  # not prose (docstrings)
                 text = child.value.strip()
                 if _is_complex_dtype(text):
                     found.append((f"the complex dtype {text!r}", line, _COMPLEX))

@@ -160,7 +160,7 @@ def test_the_audit_passes_honest_code_and_the_pages_own_notebooks():
         for name in _graded(page):
             assert name not in stubs and name not in honest and name not in mistakes, (page, name)
     # A local variable named like a refused module, a docstring that mentions one, eigh and slogdet: fine.
-    assert not refusals(['import numpy as np\n\ndef f(S):\n    """No optimize here."""\n    optimize = 2\n'
+    assert not refusals(['import numpy as np\n\ndef f(S):\n    """Derived on paper: no scipy.optimize here."""\n    optimize = 2\n'
                          '    return np.linalg.eigh(S)[0].sum() + np.linalg.slogdet(S)[1] + optimize\n'])
 
 
