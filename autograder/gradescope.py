@@ -70,7 +70,7 @@ cd /autograder/source
 """
 
 
-_SELF_TESTS = {"test_autograder", "test_sandbox"}  # the grader's own tests, not an exercise page's
+_SELF_TESTS = {"test_autograder", "test_sandbox", "test_derivations", "test_fair_grading"}  # the grader's own tests
 
 
 def pages():
