@@ -2,12 +2,13 @@
 
 The page states each quantity and asks for a derivation, not a transcription, so no test compares
 with a formula the page gives. Every expected value comes from an independent computation:
-central finite differences of the log-likelihood (gradients), scipy.optimize run on the objective
-itself (maximisers), scikit-learn's PCA reconstruction (the PCA error), brute-force conditioning of
-the (K + d)-dimensional joint Gaussian (posterior moments), and least squares (the M-step's A).
-The inputs are drawn afresh on every run (``rng`` below, from the run's seed; ``--seed`` reproduces a
-run), so a value copied from a run or a
-formula fitted to a few inputs does not pass. Tolerances are stated at each test.
+autograd of the log-likelihood in float64 (gradients), scipy.optimize run on the objective itself and
+refined by Newton's method, or autograd's gradient of the objective at the answer (maximisers),
+scikit-learn's PCA reconstruction (the PCA error), brute-force conditioning of the (K + d)-dimensional
+joint Gaussian (posterior moments), least squares (the M-step's A) and the root of autograd's
+derivative (its sigma^2). The inputs are drawn afresh on every run (``rng`` below, from the run's
+seed; ``--seed`` reproduces a run), so a value copied from a run or a formula fitted to a few inputs
+does not pass. Tolerances are stated at each test.
 """
 import numpy as np
 import pytest
