@@ -13,6 +13,8 @@ the reference values from its feedback (and the inputs that decide points change
 run, :func:`pca_to_vae_grader.inputs.rng`). Complex numbers, non-numeric values and NaN or infinity where
 the reference is finite are refused with a message.
 """
+from contextlib import contextmanager
+
 import numpy as np
 
 
@@ -44,6 +46,14 @@ def as_array(value, what):
     if array.dtype.kind not in "biuf":
         raise GradingFailure(f"{what} returned an array of {array.dtype} values, not an array of numbers.")
     return array.astype(float)
+
+
+def as_number(value, what):
+    """``value`` as a float when it is one number in any form (1.5, np.float32, a 0-d or 1-element array, [1.5])."""
+    array = as_array(value, what)
+    if array.size != 1:
+        raise GradingFailure(f"{what} must be a single number; it has shape {array.shape}.")
+    return float(array.reshape(()))
 
 
 def check_tuple(value, length, what, names):
@@ -126,8 +136,11 @@ def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
     ndarray
         ``got`` as an array, for further checks.
     """
+    low_precision = _low_precision(got)
     got = as_array(got, what)
     expected = np.asarray(expected, dtype=float)
+    if expected.ndim == 0 and got.size == 1:
+        got = got.reshape(())  # a number asked for: 1.5, np.float64(1.5), np.array(1.5), [1.5] are all that number
     if got.shape != expected.shape:
         raise GradingFailure(
             f"{what} has the wrong shape: expected {expected.shape}, got {got.shape}.{_shape_hint(got, expected)}"
@@ -149,10 +162,22 @@ def check_array(got, expected, what, *, rtol=1e-8, atol=1e-10, mistakes=()):
     if not wrong.any():
         return got
     with np.errstate(all="ignore"):  # the message handles infinities and NaN itself
-        _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes)
+        _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes, low_precision)
 
 
-def _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes):
+def _low_precision(value):
+    """The name of ``value``'s floating-point type when it keeps fewer digits than float64 (float32, float16)."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(value).dtype
+        except (TypeError, ValueError):
+            return None
+    name = str(dtype).replace("torch.", "")
+    return name if name in ("float32", "float16", "bfloat16", "half") else None
+
+
+def _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes, low_precision=None):
     """Raise the teaching message of :func:`check_array` for the entries marked ``wrong``."""
     order = np.argsort(-np.where(wrong, np.where(np.isnan(diff), np.inf, diff), -1), axis=None)  # NaN first
     index = np.array(np.unravel_index(order, got.shape)).T if got.ndim else np.zeros((1, 0), dtype=int)
@@ -170,7 +195,32 @@ def _fail(got, expected, wrong, diff, tol, what, rtol, atol, mistakes):
         pattern = _generic_pattern(got, expected, rtol, atol)
         if pattern:
             message.append("Hint: " + pattern)
+    if low_precision:
+        message.append(f"Note: you returned {low_precision} values, which keep about "
+                       f"{7 if low_precision == 'float32' else 3} significant digits; compute in float64 "
+                       "(numpy's default) to meet the tolerance.")
     raise GradingFailure("\n".join(message))
+
+
+@contextmanager
+def hint_on_failure(symptoms, hint):
+    """Add ``hint`` (what a teacher would say) to a failure of the block whose message contains a symptom.
+
+    For failures the submission's own call reports, such as ``("MemoryError", "Time limit")`` for a d x d
+    matrix where the exercise needs a K x K one.
+
+    Parameters
+    ----------
+    symptoms : str or tuple of str
+    hint : str
+    """
+    symptoms = (symptoms,) if isinstance(symptoms, str) else tuple(symptoms)
+    try:
+        yield
+    except GradingFailure as failure:
+        if not any(symptom in str(failure) for symptom in symptoms):
+            raise
+        raise type(failure)(f"{failure}\nHint: {hint}") from None
 
 
 def check(condition, message):

@@ -22,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from pca_to_vae_grader import audit
 from pca_to_vae_grader.sandboxed import codec
 from pca_to_vae_grader.compare import GradingFailure
 from pca_to_vae_grader.results import from_submission
@@ -93,6 +94,8 @@ class Student:
         except SubmissionError as error:
             self._cells = None
             self.problems.append(str(error))
+        # A page that bans modules (the derivation pages) also refuses numerical stand-ins, read from the source here.
+        self._refused = audit.refusals(self._cells) if self._banned and self._cells and not trusted else {}
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -265,6 +268,8 @@ class Student:
             The function is missing, still raises NotImplementedError, raised an error, returned
             something that is not numbers, ran past the time limit, or ended the process.
         """
+        if name in self._refused or "*" in self._refused:
+            raise StudentFailure(self._refused.get(name) or self._refused["*"])
         if self._process is not None and self._process.poll() is not None:
             self._kill()
         if self._process is None:

@@ -21,13 +21,13 @@ class CodecError(ValueError):
 
 
 def _encode_array(array):
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array)  # keeps a 0-d array 0-d (np.ascontiguousarray would make it shape (1,))
     if array.dtype.kind not in _KINDS:
         raise CodecError(f"an array of dtype {array.dtype} (only numeric arrays can be graded)")
     return {
         "dtype": array.dtype.str,
         "shape": list(array.shape),
-        "data": base64.b64encode(array.tobytes()).decode("ascii"),
+        "data": base64.b64encode(array.tobytes(order="C")).decode("ascii"),
     }
 
 

@@ -2,12 +2,13 @@
 
 The page states each quantity and asks for a derivation, not a transcription, so no test compares
 with a formula the page gives. Every expected value comes from an independent computation:
-central finite differences of the log-likelihood (gradients), scipy.optimize run on the objective
-itself (maximisers), scikit-learn's PCA reconstruction (the PCA error), brute-force conditioning of
-the (K + d)-dimensional joint Gaussian (posterior moments), and least squares (the M-step's A).
-The inputs are drawn afresh on every run (``rng`` below, from the run's seed; ``--seed`` reproduces a
-run), so a value copied from a run or a
-formula fitted to a few inputs does not pass. Tolerances are stated at each test.
+autograd of the log-likelihood in float64 (gradients), scipy.optimize run on the objective itself and
+refined by Newton's method, or autograd's gradient of the objective at the answer (maximisers),
+scikit-learn's PCA reconstruction (the PCA error), brute-force conditioning of the (K + d)-dimensional
+joint Gaussian (posterior moments), least squares (the M-step's A) and the root of autograd's
+derivative (its sigma^2). The inputs are drawn afresh on every run (``rng`` below, from the run's
+seed; ``--seed`` reproduces a run), so a value copied from a run or a formula fitted to a few inputs
+does not pass. Tolerances are stated at each test.
 """
 import numpy as np
 import pytest
@@ -16,38 +17,38 @@ from scipy import linalg, optimize, stats
 
 import lgm
 from pca_to_vae_grader import inputs
-from pca_to_vae_grader.compare import check, check_array, check_tuple
+from pca_to_vae_grader.compare import as_array, as_number, check, check_array, check_tuple, hint_on_failure
 from lgm.em import sample_covariance
+from lgm.linear_gaussian import posterior
 
 # Automatic or symbolic differentiation in the submission would do the derivation: the grader refuses
-# these imports on this page (pca_to_vae_grader.sandboxed.guard, BANNED_MODULES), with a message that says why.
-BANNED_MODULES = ("torch", "sympy", "jax", "autograd")
+# these imports on this page (pca_to_vae_grader.sandboxed.guard, BANNED_MODULES), with a message that says why. Because the
+# page bans modules, the grader also reads the submission's source before it runs (pca_to_vae_grader.audit) and
+# refuses, in a graded function and in every helper it reaches, complex numbers (the complex-step trick),
+# optimisers (scipy.optimize) and scikit-learn.
+BANNED_MODULES = ("torch", "sympy", "jax", "autograd", "sklearn", "numdifftools", "mpmath")
 
-# Numerical differentiation by the student (the page itself gives a finite-difference helper and the
-# log-likelihoods, for the self-checks) is not refused, and at small d it meets the tolerances below.
-# The grader tells it apart by size: each gradient exercise has a d = 200 case that the derived formula
-# computes in milliseconds and that finite differences, 2 evaluations per entry of a 200 x 200 or
-# 200 x 20 matrix, each a 200 x 200 log-determinant and solve, cannot finish within the time limit
-# (10 s; about 4 minutes here). Finite differences would be too slow for the test's own reference there
-# too, so the large cases compare with torch's autograd of the same log-likelihood (float64, exact to
-# rounding).
+# What the audit cannot see, a numerical method written by hand (the page itself gives a finite-difference
+# helper for the self-checks), the tests refuse in two ways:
+# - precision: every reference is exact (autograd of the log-likelihood in float64; a maximiser checked by
+#   autograd's gradient at the answer, or polished by Newton's method with autograd's Hessian), and the
+#   tolerance is 1e-11 of the value's scale (EXACT). A derived formula meets it with a wide margin (its
+#   rounding is ~1e-15 on these well-conditioned inputs); a central difference with step h is off by
+#   ~eps |f| / h + h^2 |f^(3)| / 6, 1e-10 of the scale at best, and a maximiser found with such gradients
+#   no closer.
+# - size: each gradient, maximiser and E-step exercise has a case that a derived formula computes in
+#   milliseconds and a numerical method cannot finish within the time limit (10 s): a derivative by
+#   differences costs one log-likelihood per entry of a 300 x 300 or 300 x 30 matrix (2 to 20 ms each, so
+#   minutes), an optimiser hundreds of objective values per step, and conditioning the joint Gaussian
+#   of (z, x) a d x d matrix that does not fit in memory at d = 30000.
+# tests/exercises/test_derivations.py grades a submission that derives nothing, with library tools and with
+# hand-written ones: it must earn at most 10% of the page.
+EXACT = 1e-11
 
 
-def _numerical_gradient(f, M):
-    """Central differences of the scalar f at M, step 1e-5 relative to each entry.
-
-    Truncation error ~ h^2 |f'''| and rounding ~ 1e-16 |f| / h: with |f| ~ 1e2-1e3 both stay
-    below ~1e-7 of the gradient's scale, so the tests compare with rtol = atol = 1e-5 (relative to
-    the largest entry). The classic mistakes differ by factors of order 1.
-    """
-    M = np.array(M, dtype=float)
-    G = np.zeros_like(M)
-    for i in np.ndindex(M.shape):
-        h = 1e-5 * max(1.0, abs(M[i]))
-        E = np.zeros_like(M)
-        E[i] = h
-        G[i] = (f(M + E) - f(M - E)) / (2 * h)
-    return G
+def _exact(expected, rtol=EXACT):
+    """The tolerance for an exact formula: ``rtol`` relative to each entry and to the largest one."""
+    return dict(rtol=rtol, atol=rtol * max(1.0, float(np.abs(expected).max(initial=0.0))))
 
 
 def _autograd(f, *arrays):
@@ -57,10 +58,6 @@ def _autograd(f, *arrays):
     return [t.grad.numpy() for t in tensors]
 
 
-def _gradient_tolerance(expected):
-    return dict(rtol=1e-5, atol=1e-5 * max(1.0, np.abs(expected).max()))
-
-
 # ---------------------------------------------------------------------------------------------
 # gaussian_loglik_grads(X, mu, Sigma) -> (grad_mu (d,), grad_Sigma (d, d))
 
@@ -68,13 +65,6 @@ def _gradient_tolerance(expected):
 def _gauss_case(rng, N, d):
     X = rng.normal(size=(N, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d)
     return X, rng.normal(size=d), inputs.spd_matrix(rng, d)
-
-
-def _gauss_loglik(X, mu, Sigma):
-    """sum_n log N(x_n; mu, Sigma) by its definition, for any invertible Sigma (not symmetrised)."""
-    R = X - mu
-    sign, logdet = np.linalg.slogdet(Sigma)
-    return -0.5 * (len(X) * (X.shape[1] * np.log(2 * np.pi) + logdet) + np.sum(R * np.linalg.solve(Sigma, R.T).T))
 
 
 def _gauss_mistakes(X, mu, Sigma):
@@ -94,29 +84,30 @@ def _gauss_mistakes(X, mu, Sigma):
     return mu_hints, Sigma_hints
 
 
-# Points: the small cases (which finite differences also pass) 1 each, the d = 200 case the most.
+# Points: the small cases 1 each, the d = 300 case the most.
 @pytest.mark.points(1)
-@pytest.mark.parametrize("N, d", [(20, 3), (7, 1)])
+@pytest.mark.parametrize("N, d", [(20, 3), (7, 2)])
 def test_gaussian_loglik_grads_mu(student, rng, N, d):
     X, mu, Sigma = _gauss_case(rng, N, d)
-    expected = _numerical_gradient(lambda m: _gauss_loglik(X, m, Sigma), mu)
+    expected = _autograd(_gauss_loglik_torch(X), mu, Sigma)[0]
     grad_mu, _ = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2, "gaussian_loglik_grads(X, mu, Sigma)",
                              ("grad_mu", "grad_Sigma"))
-    check_array(grad_mu, expected, f"grad_mu from gaussian_loglik_grads (N={N}, d={d}), compared with finite "
-                "differences of the log-likelihood", **_gradient_tolerance(expected),
-                mistakes=_gauss_mistakes(X, mu, Sigma)[0])
+    check_array(grad_mu, expected, f"grad_mu from gaussian_loglik_grads (N={N}, d={d}), compared with autograd of "
+                "the log-likelihood", **_exact(expected), mistakes=_gauss_mistakes(X, mu, Sigma)[0])
 
 
 @pytest.mark.points(1)
-@pytest.mark.parametrize("N, d", [(20, 3), (7, 1)])
+@pytest.mark.parametrize("N, d", [(20, 3), (7, 2)])
 def test_gaussian_loglik_grads_Sigma(student, rng, N, d):
     X, mu, Sigma = _gauss_case(rng, N, d)
-    assert np.isclose(_gauss_loglik(X, mu, Sigma), stats.multivariate_normal(mu, Sigma).logpdf(X).sum())
-    expected = _numerical_gradient(lambda S: _gauss_loglik(X, mu, S), Sigma)
+    loglik = _gauss_loglik_torch(X)
+    assert np.isclose(loglik(torch.as_tensor(mu), torch.as_tensor(Sigma)).item(),
+                      stats.multivariate_normal(mu, Sigma).logpdf(X).sum())
+    expected = _autograd(loglik, mu, Sigma)[1]
     _, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2,
                                 "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
-    check_array(grad_Sigma, expected, f"grad_Sigma from gaussian_loglik_grads (N={N}, d={d}), compared with finite "
-                "differences of the log-likelihood in each entry of Sigma", **_gradient_tolerance(expected),
+    check_array(grad_Sigma, expected, f"grad_Sigma from gaussian_loglik_grads (N={N}, d={d}), compared with autograd "
+                "of the log-likelihood in each entry of Sigma", **_exact(expected),
                 mistakes=_gauss_mistakes(X, mu, Sigma)[1])
 
 
@@ -134,24 +125,25 @@ def _gauss_loglik_torch(X):
 
 @pytest.mark.points(6)
 def test_gaussian_loglik_grads_large_d(student, rng):
-    # d = 200: finite differences of the log-likelihood cannot finish in time (see BANNED_MODULES).
-    # Exact formula vs autograd: rounding of 200 x 200 solves with condition ~6, ~1e-12; 1e-8.
-    X, mu, Sigma = _gauss_case(rng, 400, 200)
+    # d = 300: differences of the log-likelihood (90000 entries of Sigma) cannot finish in time (see
+    # EXACT). Exact formula vs autograd: rounding of 300 x 300 solves with condition ~6, ~1e-13; 1e-10.
+    X, mu, Sigma = _gauss_case(rng, 600, 300)
     ref_mu, ref_Sigma = _autograd(_gauss_loglik_torch(X), mu, Sigma)
     grad_mu, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2,
                                       "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
     mu_hints, Sigma_hints = _gauss_mistakes(X, mu, Sigma)
-    check_array(grad_mu, ref_mu, "grad_mu from gaussian_loglik_grads with N=400, d=200, compared with autograd",
-                rtol=1e-8, atol=1e-8 * np.abs(ref_mu).max(), mistakes=mu_hints)
-    check_array(grad_Sigma, ref_Sigma, "grad_Sigma from gaussian_loglik_grads with N=400, d=200 (a derived formula "
+    check_array(grad_mu, ref_mu, "grad_mu from gaussian_loglik_grads with N=600, d=300, compared with autograd",
+                **_exact(ref_mu, 1e-10), mistakes=mu_hints)
+    check_array(grad_Sigma, ref_Sigma, "grad_Sigma from gaussian_loglik_grads with N=600, d=300 (a derived formula "
                 "takes milliseconds; differentiating numerically entry by entry does not finish in time), compared "
-                "with autograd", rtol=1e-8, atol=1e-8 * np.abs(ref_Sigma).max(), mistakes=Sigma_hints)
+                "with autograd", **_exact(ref_Sigma, 1e-10), mistakes=Sigma_hints)
 
 
 @pytest.mark.points(1)
 def test_gaussian_loglik_grads_vanish_at_the_mle(student, rng):
     # At the sample mean and the sample covariance (normalised by N) the likelihood is maximal:
-    # both gradients are zero up to rounding (1e-8 of the scale N * ||Sigma^{-1}||). The data's
+    # both gradients are zero up to rounding (1e-11 of the scale N * ||Sigma^{-1}||: a formula's rounding is
+    # ~1e-15 of it, a finite difference's ~1e-9). The data's
     # covariance has eigenvalues in [0.5, 3], so Sigma is well conditioned (a product of two normal
     # matrices, as before, gave condition numbers up to ~1e6 in about 8% of draws).
     X = rng.normal(size=(50, 4)) @ np.linalg.cholesky(inputs.spd_matrix(rng, 4)).T + rng.normal(size=4)
@@ -160,16 +152,16 @@ def test_gaussian_loglik_grads_vanish_at_the_mle(student, rng):
     grad_mu, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu, Sigma), 2,
                                       "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
     scale = len(X) * np.abs(np.linalg.inv(Sigma)).max()
-    check_array(grad_mu, np.zeros(4), "grad_mu at the maximum-likelihood (mu, Sigma)", rtol=0, atol=1e-8 * scale)
+    check_array(grad_mu, np.zeros(4), "grad_mu at the maximum-likelihood (mu, Sigma)", rtol=0, atol=EXACT * scale)
     check_array(grad_Sigma, np.zeros((4, 4)), "grad_Sigma at the maximum-likelihood (mu, Sigma), which must vanish",
-                rtol=0, atol=1e-8 * scale, mistakes=_gauss_mistakes(X, mu, Sigma)[1])
+                rtol=0, atol=EXACT * scale, mistakes=_gauss_mistakes(X, mu, Sigma)[1])
     # Zeros alone prove nothing (a function that returns zeros passes): away from the maximum the
     # gradient must be the exact one (autograd; tolerance as in the small tests above).
     mu_off, Sigma_off = mu + rng.normal(scale=0.5, size=4), 1.3 * Sigma
     expected = _autograd(_gauss_loglik_torch(X), mu_off, Sigma_off)[1]
     _, grad_Sigma = check_tuple(student.gaussian_loglik_grads(X, mu_off, Sigma_off), 2,
                                 "gaussian_loglik_grads(X, mu, Sigma)", ("grad_mu", "grad_Sigma"))
-    check_array(grad_Sigma, expected, "grad_Sigma away from the maximum", **_gradient_tolerance(expected),
+    check_array(grad_Sigma, expected, "grad_Sigma away from the maximum", **_exact(expected),
                 mistakes=_gauss_mistakes(X, mu_off, Sigma_off)[1])
 
 
@@ -213,7 +205,37 @@ def _gmm_mistakes(x, R):
              ("divide by N K instead of N (each point's responsibilities already sum to 1)", var / len(Nk))])
 
 
-# Points: the small cases (which a numerical optimiser also passes) 1 each, the K = 60 case the most.
+def _check_stationary(x, R, pi, mu, var, what):
+    """Q is at its maximum: autograd's exact gradient of Q vanishes in mu and v, and is constant in pi.
+
+    Q is concave in (pi, mu) and unimodal in v, so its stationary point in the simplex is the
+    maximiser; at an interior maximiser the gradient in pi is the Lagrange multiplier times (1, ..., 1).
+    Each gradient is compared with the size of the terms it sums (so ~1e-16 is rounding): a derived
+    maximiser leaves ~1e-15 of that scale, one found numerically (with differences or an optimiser) ~1e-9.
+    """
+    pi, mu = as_array(pi, f"pi from {what}"), as_array(mu, f"mu from {what}")
+    check(pi.shape == mu.shape == (R.shape[1],) and np.all(pi > 0) and np.all(np.isfinite(mu)) and var > 0,
+          f"{what} must return pi and mu of shape ({R.shape[1]},), pi positive, and a positive var.")
+    p, m, v = (_t(a).requires_grad_() for a in (pi, mu, var))
+    x_t, R_t = _t(x)[:, None], _t(R)
+    Q = torch.sum(R_t * (torch.log(p) - 0.5 * torch.log(2 * np.pi * v) - 0.5 * (x_t - m) ** 2 / v))
+    Q.backward()
+    with torch.no_grad():
+        scales = {"pi": (R_t / p).sum(0).max().item(), "mu": (R_t * torch.abs(x_t - m)).sum(0).max().item() / v.item(),
+                  "var": torch.sum(R_t * (1 + (x_t - m) ** 2 / v)).item() / (2 * v.item())}
+    slopes = {"pi": np.ptp(p.grad.numpy()), "mu": np.abs(m.grad.numpy()).max(), "var": abs(v.grad.item())}
+    for name, slope in slopes.items():
+        check(slope <= EXACT * scales[name], f"{what}: Q is not at its maximum along {name}: autograd's gradient of "
+              f"Q there is {slope / scales[name]:.1e} of the size of its terms (a derived maximiser leaves rounding, "
+              f"about 1e-15; at most {EXACT:g} is accepted). Check your {name} against the stationarity condition of Q: a "
+              "maximiser found numerically, with differences or an optimiser, is not accurate enough; derive it.")
+
+
+def _t(a):
+    return torch.tensor(np.asarray(a, dtype=float), dtype=torch.float64)
+
+
+# Points: the small cases 1 each, the large case the most.
 @pytest.mark.points(1)
 @pytest.mark.parametrize("N, K", [(60, 3), (25, 2)])
 def test_gmm_shared_var_mstep_maximises_Q(student, rng, N, K):
@@ -225,61 +247,45 @@ def test_gmm_shared_var_mstep_maximises_Q(student, rng, N, K):
     what = f"(N={N}, K={K}), compared with scipy.optimize's maximiser of Q"
     check_array(pi, pi_opt, f"pi from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-6, mistakes=hints[0])
     check_array(mu, mu_opt, f"mu from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-5, mistakes=hints[1])
-    check_array(var, var_opt, f"var from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-8, mistakes=hints[2])
-
-
-def _negative_Q_along(x, R, pi, mu, var):
-    """-Q(pi + t a, mu + t b, var e^{t c}) as a function of t, for a direction (a, b, c) with sum(a) = 0."""
-    def f(t, a, b, c):
-        p, m, v = pi + t * a, mu + t * b, var * np.exp(t * c)
-        return -np.sum(R * (np.log(p) - 0.5 * np.log(2 * np.pi * v) - 0.5 * (x[:, None] - m) ** 2 / v))
-    return f
+    var = check_array(var, var_opt, f"var from gmm_shared_var_mstep {what}", rtol=1e-5, atol=1e-8, mistakes=hints[2])
+    _check_stationary(x, R, pi, mu, var, f"gmm_shared_var_mstep(x, R) with N={N}, K={K}")
 
 
 @pytest.mark.points(4)
 def test_gmm_shared_var_mstep_large_K(student, rng):
-    # Running a numerical optimiser on Q (as the page's self-check does) passes the small cases above.
-    # With K = 60 components and N = 4000 points it cannot finish in the time limit (10 s): BFGS on
-    # 121 parameters with a finite-difference gradient needs ~120 evaluations of Q (each ~5 ms) per
-    # step and many steps, while the derived maximiser is a few weighted sums. Too large for the test's
-    # own optimiser as well, so the test checks the definition of a maximiser instead: pi in the
-    # simplex, and Q stationary along random feasible directions (central differences of Q, step
-    # 1e-5; Q is concave in (pi, mu) and unimodal in v, so its stationary point is the maximiser).
-    # At the maximiser the slope is ~1e-6 (rounding of Q ~ 1e4 over the step); the classic mistakes
-    # give slopes of order 1 to N.
-    N, K = 4000, 60
+    # A numerical optimiser on Q (as the page's self-check runs) meets the small cases' 1e-5 but not their
+    # stationarity check. Here it cannot finish either: with K = 150 components and N = 8000 points, Q has
+    # 301 parameters and one evaluation of it takes tens of milliseconds (64 ms measured on a busy 2-core
+    # machine), so BFGS with difference gradients (~600 evaluations) needs ~40 s per step, and an optimiser
+    # run one component at a time (which finished the former K = 60, N = 4000 case in about 1.2 s) ~10
+    # evaluations per component, over a minute per sweep; the derived maximiser is a few weighted sums. Too
+    # large for the test's own optimiser too, so the test checks the definition of a maximiser (see
+    # _check_stationary) with autograd's exact gradient.
+    N, K = 8000, 150
     x, R = _gmm_case(rng, N, K)
     pi, mu, var = check_tuple(student.gmm_shared_var_mstep(x, R), 3, "gmm_shared_var_mstep(x, R)", ("pi", "mu", "var"))
-    pi, mu, var = (np.asarray(v, dtype=float) for v in (pi, mu, var))
-    check(pi.shape == (K,) and mu.shape == (K,) and var.shape == () and np.all(pi > 0) and np.isfinite(var)
-          and var > 0 and abs(pi.sum() - 1) < 1e-10 and np.all(np.isfinite(mu)),
-          f"gmm_shared_var_mstep(x, R) with N={N}, K={K} must return pi of shape ({K},) with positive entries that "
-          f"sum to 1, mu of shape ({K},) and a positive var.")
-    f = _negative_Q_along(x, R, pi, mu, var)
-    h = 1e-5
-    for name, direction in [("pi", 0), ("mu", 1), ("var", 2)]:
-        a = rng.normal(size=K) * pi if direction == 0 else np.zeros(K)
-        a -= a.sum() * pi  # sum(a) = 0: stay in the simplex
-        b = rng.normal(size=K) if direction == 1 else np.zeros(K)
-        c = 1.0 if direction == 2 else 0.0
-        slope = (f(h, a, b, c) - f(-h, a, b, c)) / (2 * h)
-        check(abs(slope) < 1e-3, f"gmm_shared_var_mstep(x, R) with N={N}, K={K} (a derived maximiser takes "
-              f"milliseconds here; a numerical optimiser does not finish in time): Q is not at its maximum along "
-              f"{name}, it changes with slope {slope:.2g} there. Check your {name} against the stationarity "
-              "condition of Q.")
+    what = f"gmm_shared_var_mstep(x, R) with N={N}, K={K}"
+    pi, mu, var = as_array(pi, f"pi from {what}"), as_array(mu, f"mu from {what}"), as_number(var, f"var from {what}")
+    check(pi.shape == (K,) and mu.shape == (K,) and np.all(pi > 0) and np.isfinite(var) and var > 0
+          and abs(pi.sum() - 1) < 1e-10 and np.all(np.isfinite(mu)),
+          f"{what} must return pi of shape ({K},) with positive entries that sum to 1, mu of shape ({K},) and a "
+          "positive var.")
+    _check_stationary(x, R, pi, mu, var, f"{what} (a derived maximiser takes milliseconds here; a numerical "
+                      "optimiser does not finish in time)")
 
 
 @pytest.mark.points(1)
 def test_gmm_shared_var_mstep_hard_labels(student, rng):
     # One-hot responsibilities: the complete-data ML, the pooled within-class variance, which the
-    # test computes by brute force over the classes (1e-10: float64 sums).
+    # test computes by brute force over the classes (EXACT: float64 sums agree to ~1e-15).
     labels = np.r_[0, 1, 2, rng.integers(0, 3, size=37)]
     x = rng.normal(size=40) + 4 * labels
     R = np.eye(3)[labels]
     pooled = sum(np.sum((x[labels == k] - x[labels == k].mean()) ** 2) for k in range(3)) / 40
-    _, _, var = check_tuple(student.gmm_shared_var_mstep(x, R), 3, "gmm_shared_var_mstep(x, R)", ("pi", "mu", "var"))
-    check_array(var, pooled, "var from gmm_shared_var_mstep with one-hot responsibilities (the pooled within-class "
-                "variance)", rtol=1e-10, atol=1e-12, mistakes=_gmm_mistakes(x, R)[2])
+    pi, mu, var = check_tuple(student.gmm_shared_var_mstep(x, R), 3, "gmm_shared_var_mstep(x, R)", ("pi", "mu", "var"))
+    var = check_array(var, pooled, "var from gmm_shared_var_mstep with one-hot responsibilities (the pooled "
+                      "within-class variance)", rtol=EXACT, atol=1e-14, mistakes=_gmm_mistakes(x, R)[2])
+    _check_stationary(x, R, pi, mu, var, "gmm_shared_var_mstep(x, R) with one-hot responsibilities")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,28 +357,37 @@ def _ppca_case(rng, d, K):
             return S, W
 
 
-def _ppca_optimum(S, W):
+def _ppca_optimum(S, W, polish=False):
     """Maximise the likelihood over B (K x K) and log sigma^2 numerically, from B = I, sigma^2 = 1.
 
     L-BFGS with the exact gradient (torch's autograd of the same likelihood, float64): on these
     well-scaled problems it reaches sigma^2 to ~1e-8 relative in a few dozen iterations, in well
-    under a second at d = 200, K = 20 (401 variables).
+    under a second at d = 200, K = 20 (401 variables). With ``polish`` (small K), Newton steps with
+    autograd's exact Hessian follow (least squares: the likelihood does not change when B turns into
+    B Q for an orthogonal Q, so the Hessian is singular along those directions); Newton converges
+    quadratically, to ~1e-15 relative.
     """
     d, K = W.shape
     S_t, W_t, I_t = torch.tensor(S), torch.tensor(W), torch.eye(d, dtype=torch.float64)
 
-    def negative_loglik(theta):
-        theta = torch.tensor(theta, requires_grad=True)
+    def value(theta):
         B = theta[:-1].reshape(K, K)
         C = W_t @ B @ B.T @ W_t.T + torch.exp(theta[-1]) * I_t
-        value = 0.5 * (torch.linalg.slogdet(C)[1] + torch.trace(torch.linalg.solve(C, S_t)))
-        value.backward()
-        return value.item(), theta.grad.numpy().copy()
+        return 0.5 * (torch.linalg.slogdet(C)[1] + torch.trace(torch.linalg.solve(C, S_t)))
+
+    def negative_loglik(theta):
+        theta = torch.tensor(theta, requires_grad=True)
+        f = value(theta)
+        f.backward()
+        return f.item(), theta.grad.numpy().copy()
 
     start = np.r_[np.eye(K).ravel(), 0.0]
-    result = optimize.minimize(negative_loglik, start, jac=True, method="L-BFGS-B",
-                               options={"maxiter": 10_000, "ftol": 0.0, "gtol": 1e-12, "maxcor": 30})
-    return np.exp(result.x[-1])
+    theta = optimize.minimize(negative_loglik, start, jac=True, method="L-BFGS-B",
+                              options={"maxiter": 10_000, "ftol": 0.0, "gtol": 1e-12, "maxcor": 30}).x
+    for _ in range(6 if polish else 0):
+        hessian = torch.autograd.functional.hessian(value, torch.tensor(theta)).numpy()
+        theta = theta - np.linalg.lstsq(hessian, negative_loglik(theta)[1], rcond=1e-10)[0]
+    return np.exp(theta[-1])
 
 
 def _ppca_mistakes(S, W):
@@ -385,8 +400,7 @@ def _ppca_mistakes(S, W):
             ("forget to divide the variance outside span(W) by d - K", outside)]
 
 
-# Points: the small cases 1 each (a numerical maximisation of the likelihood over (B, log sigma^2),
-# as in the page's self-check, also passes them), the d = 200 case the most: there B has 400 entries,
+# Points: the small cases 1 each, the d = 200 case the most: there B has 400 entries,
 # and an optimiser with finite-difference gradients needs ~800 likelihoods of a 200 x 200 matrix per
 # step and dozens of steps, well past the time limit (10 s), while the derived formula takes
 # milliseconds. The test's own optimiser uses autograd's exact gradient instead (see _ppca_optimum).
@@ -394,10 +408,12 @@ def _ppca_mistakes(S, W):
 @pytest.mark.parametrize("d, K", [(5, 2), (4, 1)])
 def test_ppca_sigma2_maximises_the_likelihood(student, rng, d, K):
     S, W = _ppca_case(rng, d, K)
-    expected = _ppca_optimum(S, W)
-    # L-BFGS reaches the optimum's sigma^2 to ~1e-8 relative on these small, well-scaled problems.
+    expected = _ppca_optimum(S, W, polish=True)
+    # Newton's polish reaches the optimum's sigma^2 to ~1e-15 relative; a maximiser found numerically
+    # (difference gradients) stops near 1e-9, a derived formula's rounding is ~1e-15.
     check_array(student.ppca_sigma2(S, W), expected, f"ppca_sigma2(S, W) for d={d}, K={K}, compared with "
-                "scipy.optimize's maximiser of the likelihood", rtol=1e-5, atol=1e-8, mistakes=_ppca_mistakes(S, W))
+                "the maximiser of the likelihood (scipy.optimize, then Newton's method with autograd's Hessian)",
+                rtol=EXACT, atol=1e-14, mistakes=_ppca_mistakes(S, W))
 
 
 @pytest.mark.points(4)
@@ -412,13 +428,13 @@ def test_ppca_sigma2_large_d(student, rng):
 @pytest.mark.points(1)
 def test_ppca_sigma2_principal_subspace(student, rng):
     # With W the top K eigenvectors, the answer is the PPCA maximum likelihood of chapter 5
-    # (lgm.ppca_ml, itself tested against scikit-learn in tests/lgm); 1e-8 relative.
+    # (lgm.ppca_ml, itself tested against scikit-learn in tests/lgm); EXACT relative.
     d, K = 6, 2
     S, _ = _ppca_case(rng, d, K)
     W = np.linalg.eigh(S)[1][:, ::-1][:, :K]
     _, expected = lgm.ppca_ml(S, K)
     check_array(student.ppca_sigma2(S, W), expected, "ppca_sigma2(S, W) with W the top two eigenvectors of S",
-                rtol=1e-8, atol=1e-12, mistakes=_ppca_mistakes(S, W))
+                rtol=EXACT, atol=1e-14, mistakes=_ppca_mistakes(S, W))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,7 +461,9 @@ def _estep_mistakes(X, mu, A, D):
     return mean_hints, second_hints
 
 
-@pytest.mark.points(3)
+# Points: the small cases 1 each (conditioning the joint Gaussian as the test does, with a d x d matrix,
+# passes them: that is half the derivation), the d = 30000 case, which needs the K x K form, the most.
+@pytest.mark.points(1)
 @pytest.mark.parametrize("N, d, K", [(10, 5, 2), (4, 3, 3), (6, 7, 1)])
 def test_estep_moments_match_joint_conditioning(student, rng, N, d, K):
     A, D, mu = rng.normal(size=(d, K)), rng.uniform(0.2, 1.5, size=d), rng.normal(size=d)
@@ -461,12 +479,43 @@ def test_estep_moments_match_joint_conditioning(student, rng, N, d, K):
                 rtol=1e-8, atol=1e-10, mistakes=second_hints)
 
 
+@pytest.mark.points(6)
+def test_estep_moments_large_d_needs_the_K_by_K_form(student, rng):
+    # d = 30000: the covariance of x (d x d) would take 7.2 GB, more than the worker's memory (6 GiB), and a
+    # d x d solve hours; the K x K form costs O(N d K + d K^2). The reference is the package's posterior in
+    # that form (lgm.linear_gaussian.posterior, tested against the joint conditioning in tests/lgm).
+    N, d, K = 4, 30_000, 3
+    A, D, mu = rng.normal(size=(d, K)) / np.sqrt(d), rng.uniform(0.2, 1.5, size=d), rng.normal(size=d)
+    X = mu + rng.normal(size=(N, K)) @ A.T + rng.normal(size=(N, d)) * np.sqrt(D)
+    means, cov = posterior(X - mu, A, D)
+    with hint_on_failure(("MemoryError", "Time limit"),
+                         "A d x d matrix (the covariance of x, or its inverse) takes 7.2 GB at d = 30000, more than "
+                         "the grader's memory, and hours to solve: turn the posterior into the K x K form with the "
+                         "Woodbury identity, so that only K x K matrices are inverted and nothing d x d is formed (D is "
+                         "diagonal: divide by it)."):
+        got_means, got_second = check_tuple(student.estep_moments(X, mu, A, D), 2, "estep_moments(X, mu, A, D)",
+                                            ("means", "second"))
+    what = f"(N={N}, d={d}, K={K}), compared with the posterior in its K x K form"
+    # K x K algebra on well-conditioned matrices: 1e-8 relative.
+    check_array(got_means, means, f"means from estep_moments {what}", rtol=1e-8, atol=1e-10)
+    check_array(got_second, cov + means[:, :, None] * means[:, None, :], f"second from estep_moments {what}",
+                rtol=1e-8, atol=1e-10)
+
+
 # ---------------------------------------------------------------------------------------------
 # lgm_loglik_grads(X, A, D) -> (grad_A (d, K), grad_D (d,))
 
 
-def _lgm_loglik(X, A, D):
-    return stats.multivariate_normal(np.zeros(X.shape[1]), A @ A.T + np.diag(D)).logpdf(X).sum()
+def _lgm_loglik_torch(X):
+    """sum_n log N(x_n; 0, A A^T + diag(D)) as a torch function of (A, D)."""
+    Xt = torch.as_tensor(X)
+
+    def loglik(A, D):
+        C = A @ A.T + torch.diag(D)
+        return -0.5 * (len(X) * (X.shape[1] * np.log(2 * np.pi) + torch.linalg.slogdet(C)[1])
+                       + torch.sum(Xt * torch.linalg.solve(C, Xt.T).T))
+
+    return loglik
 
 
 def _lgm_case(rng, N, d, K):
@@ -490,48 +539,44 @@ def _lgm_mistakes(X, A, D):
     return A_hints, D_hints
 
 
-# Points: the small cases (which finite differences also pass) 1 each, the d = 200 case the most.
+# Points: the small cases 1 each, the d = 300 case the most.
 @pytest.mark.points(1)
 @pytest.mark.parametrize("N, d, K", [(50, 5, 2), (20, 3, 1)])
 def test_lgm_loglik_grads_A(student, rng, N, d, K):
     X, A, D = _lgm_case(rng, N, d, K)
-    expected = _numerical_gradient(lambda M: _lgm_loglik(X, M, D), A)
+    loglik = _lgm_loglik_torch(X)
+    assert np.isclose(loglik(torch.as_tensor(A), torch.as_tensor(D)).item(),
+                      stats.multivariate_normal(np.zeros(d), A @ A.T + np.diag(D)).logpdf(X).sum())
+    expected = _autograd(loglik, A, D)[0]
     grad_A, _ = check_tuple(student.lgm_loglik_grads(X, A, D), 2, "lgm_loglik_grads(X, A, D)", ("grad_A", "grad_D"))
-    check_array(grad_A, expected, f"grad_A from lgm_loglik_grads (N={N}, d={d}, K={K}), compared with finite "
-                "differences of the log-likelihood", **_gradient_tolerance(expected), mistakes=_lgm_mistakes(X, A, D)[0])
+    check_array(grad_A, expected, f"grad_A from lgm_loglik_grads (N={N}, d={d}, K={K}), compared with autograd of "
+                "the log-likelihood", **_exact(expected), mistakes=_lgm_mistakes(X, A, D)[0])
 
 
 @pytest.mark.points(1)
 @pytest.mark.parametrize("N, d, K", [(50, 5, 2), (20, 3, 1)])
 def test_lgm_loglik_grads_D(student, rng, N, d, K):
     X, A, D = _lgm_case(rng, N, d, K)
-    expected = _numerical_gradient(lambda v: _lgm_loglik(X, A, v), D)
+    expected = _autograd(_lgm_loglik_torch(X), A, D)[1]
     _, grad_D = check_tuple(student.lgm_loglik_grads(X, A, D), 2, "lgm_loglik_grads(X, A, D)", ("grad_A", "grad_D"))
-    check_array(grad_D, expected, f"grad_D from lgm_loglik_grads (N={N}, d={d}, K={K}), compared with finite "
-                "differences of the log-likelihood", **_gradient_tolerance(expected), mistakes=_lgm_mistakes(X, A, D)[1])
+    check_array(grad_D, expected, f"grad_D from lgm_loglik_grads (N={N}, d={d}, K={K}), compared with autograd of "
+                "the log-likelihood", **_exact(expected), mistakes=_lgm_mistakes(X, A, D)[1])
 
 
 @pytest.mark.points(6)
 def test_lgm_loglik_grads_large_d(student, rng):
-    # d = 200, K = 20: finite differences in the 4000 entries of A cannot finish in time (see
-    # BANNED_MODULES). Exact formula vs autograd: rounding of 200 x 200 solves, ~1e-11; 1e-8.
-    X, A, D = _lgm_case(rng, 1000, 200, 20)
-    Xt = torch.as_tensor(X)
-
-    def loglik(A, D):
-        C = A @ A.T + torch.diag(D)
-        return -0.5 * (len(X) * (X.shape[1] * np.log(2 * np.pi) + torch.linalg.slogdet(C)[1])
-                       + torch.sum(Xt * torch.linalg.solve(C, Xt.T).T))
-
-    ref_A, ref_D = _autograd(loglik, A, D)
+    # d = 300, K = 30: differences in the 9000 entries of A cannot finish in time (see EXACT). Exact
+    # formula vs autograd: rounding of 300 x 300 solves, ~1e-12; 1e-10.
+    X, A, D = _lgm_case(rng, 1000, 300, 30)
+    ref_A, ref_D = _autograd(_lgm_loglik_torch(X), A, D)
     grad_A, grad_D = check_tuple(student.lgm_loglik_grads(X, A, D), 2, "lgm_loglik_grads(X, A, D)",
                                  ("grad_A", "grad_D"))
     A_hints, D_hints = _lgm_mistakes(X, A, D)
-    check_array(grad_A, ref_A, "grad_A from lgm_loglik_grads with N=1000, d=200, K=20 (a derived formula takes "
+    check_array(grad_A, ref_A, "grad_A from lgm_loglik_grads with N=1000, d=300, K=30 (a derived formula takes "
                 "milliseconds; differentiating numerically entry by entry does not finish in time), compared with "
-                "autograd", rtol=1e-8, atol=1e-8 * np.abs(ref_A).max(), mistakes=A_hints)
-    check_array(grad_D, ref_D, "grad_D from lgm_loglik_grads with N=1000, d=200, K=20, compared with autograd",
-                rtol=1e-8, atol=1e-8 * np.abs(ref_D).max(), mistakes=D_hints)
+                "autograd", **_exact(ref_A, 1e-10), mistakes=A_hints)
+    check_array(grad_D, ref_D, "grad_D from lgm_loglik_grads with N=1000, d=300, K=30, compared with autograd",
+                **_exact(ref_D, 1e-10), mistakes=D_hints)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,15 +584,24 @@ def test_lgm_loglik_grads_large_d(student, rng):
 
 
 def _mcem_reference(X, Z):
-    """A by least squares on the N J pairs; sigma^2 by maximising the completed log-likelihood at that A."""
+    """A by least squares on the N J pairs; sigma^2 maximises the completed log-likelihood at that A.
+
+    The maximiser in s = log sigma^2 is the root of the log-likelihood's derivative, taken exactly by
+    autograd (torch.distributions.Normal) and found by Brent's method to 1e-15 in s: the root of an
+    exact derivative is exact to rounding, where a search on the values of the flat log-likelihood
+    stops near 1e-8.
+    """
     J, N, K = Z.shape
     Zs, Xs = Z.reshape(J * N, K), np.tile(X, (J, 1))
     A = np.linalg.lstsq(Zs, Xs, rcond=None)[0].T
-    residual = Xs - Zs @ A.T
-    # The completed log-likelihood in s = log sigma^2, maximised by a bounded scalar search (xatol 1e-12).
-    f = lambda s: -np.sum(stats.norm(0, np.exp(s / 2)).logpdf(residual))
-    s = optimize.minimize_scalar(f, bounds=(-20, 20), method="bounded", options={"xatol": 1e-12}).x
-    return A, np.exp(s)
+    residual = torch.as_tensor(Xs - Zs @ A.T)
+
+    def slope(s):
+        s = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+        torch.distributions.Normal(0.0, torch.exp(s / 2)).log_prob(residual).sum().backward()
+        return s.grad.item()
+
+    return A, np.exp(optimize.brentq(slope, -30.0, 30.0, xtol=1e-15, rtol=4 * np.finfo(float).eps))
 
 
 def _mcem_mistakes(X, Z):
@@ -562,8 +616,8 @@ def _mcem_mistakes(X, Z):
     return A_hints, s_hints
 
 
-# A scalar search for sigma^2 at the least-squares A (as the reference does) also passes, at any size:
-# A by least squares on the N J pairs is the derivation's content; the exercise's point is counting.
+# A by least squares on the N J pairs is the derivation's content; the exercise's point is counting, which
+# a numerical search for sigma^2 at the least-squares A would skip: it does not reach the tolerance.
 @pytest.mark.points(3)
 @pytest.mark.parametrize("J, N, d, K", [(4, 30, 5, 2), (1, 20, 3, 1), (10, 8, 4, 3)])
 def test_mcem_isotropic_mstep_maximises_completed_loglik(student, rng, J, N, d, K):
@@ -574,7 +628,8 @@ def test_mcem_isotropic_mstep_maximises_completed_loglik(student, rng, J, N, d, 
     what = f"(J={J}, N={N}, d={d}, K={K})"
     check_array(got_A, A, f"A from mcem_isotropic_mstep {what}, compared with least squares on the N J pairs",
                 rtol=1e-8, atol=1e-10, mistakes=A_hints)
-    # sigma^2 from a scalar search: rounding in the flat log-likelihood near its maximum limits it to
-    # ~1e-8 relative; 1e-6.
-    check_array(got_s, sigma2, f"sigma2 from mcem_isotropic_mstep {what}, compared with scipy.optimize's maximiser",
-                rtol=1e-6, atol=1e-12, mistakes=s_hints)
+    # sigma^2 exact to ~1e-15 (see _mcem_reference); a derived formula's rounding is ~1e-15 too, a search
+    # for the maximum of the log-likelihood by its values stops near 1e-8, one with difference derivatives
+    # between 1e-12 and 1e-10 (a one-dimensional problem): 1e-13.
+    check_array(got_s, sigma2, f"sigma2 from mcem_isotropic_mstep {what}, compared with the root of autograd's "
+                "derivative of the completed log-likelihood", rtol=1e-13, atol=1e-15, mistakes=s_hints)

@@ -151,6 +151,16 @@ def test_is_log_likelihood_exact_with_true_posterior(student):
     check_array(student.is_log_likelihood(X, A, D, mu, logvar, eps), log_likelihood(X, A, D),
                 "is_log_likelihood with the exact posterior as proposal (S = 3), which must equal log p(x)",
                 rtol=1e-8, atol=1e-8, mistakes=_is_mistakes(X, A, D, mu, logvar, eps))
+    # An estimator uses what it is given: with a proposal that is not the posterior (wider by e^0.5 in
+    # each coordinate) the same samples give another estimate, below log p(x) on average. Returning
+    # log p(x) itself, whatever the proposal, passes the check above and not this one.
+    wider = logvar + 0.5
+    check_array(student.is_log_likelihood(X, A, D, mu, wider, eps), _is_reference(X, A, D, mu, wider, eps),
+                "is_log_likelihood with a proposal wider than the posterior (S = 3): the estimate must follow the "
+                "proposal and the samples it is given", rtol=1e-8, atol=1e-8,
+                mistakes=_is_mistakes(X, A, D, mu, wider, eps) + [
+                    ("return log p(x) whatever the proposal: the estimator must use the proposal and the samples",
+                     log_likelihood(X, A, D))])
 
 
 def _three_se_case(rng):
@@ -178,3 +188,8 @@ def test_is_log_likelihood_within_three_standard_errors(student):
     check(np.all(np.abs(got - exact) < 3 * se),
           f"is_log_likelihood is {np.round(np.abs(got - exact) / se, 1)} standard errors from the exact log p(x); "
           "a correct estimate is within 3.")
+    # Within 3 standard errors is not enough (log p(x) itself is within 0): it must be this sample's
+    # estimate, which differs from log p(x) by its own Monte Carlo error.
+    check_array(got, _is_reference(X, A, D, mu, logvar, eps), "is_log_likelihood with S = 2000, compared with the "
+                "estimate of these samples", rtol=1e-8, atol=1e-8, mistakes=_is_mistakes(X, A, D, mu, logvar, eps) + [
+                    ("return log p(x) itself: the estimator must use the proposal and the samples it is given", exact)])

@@ -12,7 +12,7 @@ from scipy.linalg import expm
 
 import lgm
 from pca_to_vae_grader import inputs
-from pca_to_vae_grader.compare import check, check_array, check_tuple
+from pca_to_vae_grader.compare import as_number, check, check_array, check_tuple, hint_on_failure
 from pca_to_vae_grader.inputs import spd_matrix
 
 LOG_2PI = np.log(2 * np.pi)
@@ -52,8 +52,10 @@ def test_gaussian_logpdf_matches_scipy(student, seed):
 
 @pytest.mark.points(1)
 def test_gaussian_logpdf_one_feature_one_sample(student):
-    X, mu, Sigma = np.array([[1.5]]), np.array([0.5]), np.array([[4.0]])
-    expected = stats.norm(0.5, 2.0).logpdf([1.5])
+    rng = inputs.rng(2)  # drawn anew in every run, like every input that decides points
+    x, m, s = rng.normal(scale=2.0), rng.normal(), rng.uniform(0.5, 3.0)
+    X, mu, Sigma = np.array([[x]]), np.array([m]), np.array([[s**2]])
+    expected = stats.norm(m, s).logpdf([x])
     check_array(student.gaussian_logpdf(X, mu, Sigma), expected, "gaussian_logpdf for d = 1 and N = 1",
                 rtol=1e-10, atol=1e-12, mistakes=_logpdf_mistakes(X, mu, Sigma))
 
@@ -69,9 +71,11 @@ def test_gaussian_logpdf_ill_conditioned(student):
     mu, Sigma = rng.normal(size=d), spd_matrix(rng, d, condition=1e10)
     X = rng.multivariate_normal(mu, Sigma, size=5, method="cholesky")
     expected = lgm.gaussian_logpdf(X, mu, Sigma)
-    got = check_array(student.gaussian_logpdf(X, mu, Sigma), expected,
-                      "gaussian_logpdf(X, mu, Sigma) with condition number 1e10 and d = 80", rtol=1e-6, atol=1e-6)
-    check(np.all(np.isfinite(got)), "Use a Cholesky factor (or np.linalg.slogdet) for log|Sigma|.")
+    with hint_on_failure("NaN or infinity", "det(Sigma) is about 1e-400 here, below the smallest float64, so "
+                         "np.linalg.det returns 0 and log(det(Sigma)) is -inf. Compute log|Sigma| without the determinant "
+                         "itself: np.linalg.slogdet(Sigma)[1], or 2 * sum(log(diag(L))) with L the Cholesky factor."):
+        check_array(student.gaussian_logpdf(X, mu, Sigma), expected,
+                    "gaussian_logpdf(X, mu, Sigma) with condition number 1e10 and d = 80", rtol=1e-6, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,6 +109,15 @@ def test_gaussian_mle_maximises_likelihood(student):
     check(np.allclose(Sigma, Sigma.T) and np.linalg.eigvalsh(Sigma).min() > 0,
           "The Sigma returned by gaussian_mle must be symmetric positive definite.")
     best = lgm.gaussian_logpdf(X, mu, Sigma).sum()
+    # Along Sigma's own scale first: a covariance normalised by N - 1 is larger than the MLE by N / (N - 1)
+    # (2.5% here), and Sigma / 1.01 then raises the log-likelihood by about d / 2 * 0.015, far above the
+    # 1e-9 allowed; random moves of Sigma rarely point that way.
+    for c in (0.99, 1.01):
+        other = lgm.gaussian_logpdf(X, mu, c * Sigma).sum()
+        check(best >= other - 1e-9,
+              f"The log-likelihood at your (mu, Sigma) is {best:.6f}, but ({c:g} Sigma) reaches {other:.6f}: your "
+              "Sigma is not the maximum along its own scale. The maximum-likelihood covariance divides by N, not by "
+              "N - 1 (np.cov's default).")
     L = np.linalg.cholesky(Sigma)
     for _ in range(20):  # the log-likelihood at the MLE is at least that at nearby parameters
         # Sigma moved in every direction, smaller as well as larger (L expm(F) L^T with F symmetric): a
@@ -195,7 +208,7 @@ def test_kl_gauss_zero_for_equal_and_positive_otherwise(student):
                 rtol=0, atol=1e-10)
     for _ in range(5):
         m0, m1, S0, S1 = rng.normal(size=3), rng.normal(size=3), spd_matrix(rng, 3), spd_matrix(rng, 3)
-        kl = float(np.asarray(student.kl_gauss(m0, S0, m1, S1)))
+        kl = as_number(student.kl_gauss(m0, S0, m1, S1), "kl_gauss(m0, S0, m1, S1)")
         check(kl > 0, f"kl_gauss returned {kl:.6g} for two different Gaussians; a KL divergence is never negative "
                       "and is zero only for equal distributions. Check the sign of each term.")
         # Positive is not enough (any constant is): the value must be the KL divergence.

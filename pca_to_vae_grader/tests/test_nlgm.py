@@ -88,11 +88,13 @@ def test_nlgm_logpx_quad_linear_decoder_matches_closed_form(student, sigma2, see
 
 @pytest.mark.points(1)
 def test_nlgm_logpx_quad_one_dimensional_data(student):
-    # d = 1, N = 1: x = 2 z + e with e ~ N(0, 0.5), so x ~ N(0, 4.5).
-    x, f_grid = np.array([[1.3]]), 2.0 * GRID[:, None]
-    expected = stats.norm(0, np.sqrt(4.5)).logpdf([1.3])
-    check_array(student.nlgm_logpx_quad(f_grid, x, 0.5, GRID), expected, "nlgm_logpx_quad for d = 1, N = 1",
-                rtol=0, atol=1e-6, mistakes=_quad_mistakes(f_grid, x, 0.5, GRID))
+    # d = 1, N = 1: x = a z + e with e ~ N(0, v), so x ~ N(0, a^2 + v).
+    rng = inputs.rng(11)
+    a, v = rng.uniform(1.0, 3.0), rng.uniform(0.3, 1.0)
+    x, f_grid = np.array([[rng.normal(scale=np.sqrt(a**2 + v))]]), a * GRID[:, None]
+    expected = stats.norm(0, np.sqrt(a**2 + v)).logpdf(x[0])
+    check_array(student.nlgm_logpx_quad(f_grid, x, v, GRID), expected, "nlgm_logpx_quad for d = 1, N = 1",
+                rtol=0, atol=1e-6, mistakes=_quad_mistakes(f_grid, x, v, GRID))
 
 
 @pytest.mark.points(2)
@@ -112,7 +114,7 @@ def test_nlgm_logpx_quad_small_noise_stays_finite(student):
     # N(x; f(z_g), sigma2 I) is below exp(-1000), which is 0 in float64, so exp-then-log gives -inf;
     # logsumexp is exact.
     f_grid = _spiral(GRID)
-    z = np.array([-0.5, 0.4, 1.1])
+    z = np.array([-0.5, 0.4, 1.1]) + inputs.rng(13).uniform(-0.05, 0.05, size=3)  # drawn anew in every run
     x = _spiral(z) + 0.5
     expected = np.array([_log_marginal(_spiral, xn, 1e-4) for xn in x])  # about -1089, -170, -1270
     got = check_array(student.nlgm_logpx_quad(f_grid, x, 1e-4, GRID), expected,
@@ -168,6 +170,7 @@ def test_sigma2_mle_zero_gradient_of_loss(student):
 
 @pytest.mark.points(1)
 def test_sigma2_mle_single_pair(student):
-    X, FZ = np.array([[1.0, 2.0, 0.0, -1.0]]), np.array([[0.5, 2.5, 1.0, -1.0]])
-    check_array(student.sigma2_mle(X, FZ), (0.25 + 0.25 + 1.0) / 4, "sigma2_mle for one pair (M = 1, d = 4)",
-                rtol=1e-12, atol=1e-14, mistakes=_sigma2_mistakes(X, FZ))
+    rng = inputs.rng(14)
+    X, FZ = rng.normal(size=(1, 4)), rng.normal(size=(1, 4))
+    check_array(student.sigma2_mle(X, FZ), sum((X[0, i] - FZ[0, i]) ** 2 for i in range(4)) / 4,
+                "sigma2_mle for one pair (M = 1, d = 4)", rtol=1e-12, atol=1e-14, mistakes=_sigma2_mistakes(X, FZ))
