@@ -459,8 +459,9 @@ def test_the_check_in_the_kernel_runs_the_same_tests_points_and_hints():
     wrong = Checker("gaussians", _namespace(honest + "\n\ndef gaussian_mle(X):\n    return X.mean(0), np.cov(X.T)\n"))
     one = wrong.run("gaussian_mle")
     assert {t.label.split(":")[0] for t in one.tests} == {"Exercise 1.2 (gaussian_mle)"}
-    assert 0 < one.score < one.max_score == 3
-    assert any("divide by N - 1" in t.output for t in one.tests if not t.passed)
+    # The N - 1 covariance fails both of its tests (its maximum is checked along Sigma's own scale), each with a hint.
+    assert one.score == 0 and one.max_score == 3 and len(one.tests) == 2
+    assert all("N - 1" in t.output for t in one.tests) and any("divide by N - 1" in t.output for t in one.tests)
     whole = wrong.run()
     lines = wrong.report(whole)
     assert whole.score <= 22 and lines[-1] == f"Score: {whole.score:g} / 24" and any("own kernel" in ln for ln in lines)
