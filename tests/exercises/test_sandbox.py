@@ -68,16 +68,18 @@ def _sandbox_processes():
 
 
 def _processes_of(uids):
+    """The live processes of ``uids``. A zombie is dead already: an orphan's waits for init to collect it,
+    which some inits (a container's) do only seconds later."""
     uids = {uids} if isinstance(uids, int) else set(uids)
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/status", "rb") as stream:
-                    for line in stream:
-                        if line.startswith(b"Uid:") and uids & {int(u) for u in line.split()[1:4]}:
-                            found.append(int(name))
-            except OSError:
+                    fields = dict(line.split(b":", 1) for line in stream.read().splitlines() if b":" in line)
+                if fields[b"State"].split()[0] not in (b"Z", b"X") and uids & {int(u) for u in fields[b"Uid"].split()[:3]}:
+                    found.append(int(name))
+            except (OSError, KeyError, IndexError, ValueError):
                 pass
     return found
 
