@@ -21,7 +21,7 @@ export OMP_NUM_THREADS ?= 2
 export MKL_NUM_THREADS ?= 2
 export OPENBLAS_NUM_THREADS ?= 2
 
-.PHONY: book test quick bench clean autograder dist solutions sweep
+.PHONY: book test quick bench clean autograder dist solutions sweep answer-keys
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,9 +50,18 @@ quick: $(STAMP)
 
 # The exercise tests and their reference solutions under 100 consecutive random seeds (about 5 minutes):
 # run it after writing or changing a test; a failure names the --seed that reproduces it.
-EXERCISE_PAGES = $(filter-out index instructors,$(basename $(notdir $(wildcard book/exercises/*.md))))
+# The pages come from the grader's registry (pca_to_vae_grader/pages.py), as for the zips and the tests.
+EXERCISE_PAGES = $(shell $(PY) -m pca_to_vae_grader pages)
 sweep: $(STAMP)
-	$(PY) -m pytest $(EXERCISE_PAGES:%=tests/exercises/test_%.py) -p no:cacheprovider --sweep 100
+	$(PY) -m pytest $(EXERCISE_PAGES:%=pca_to_vae_grader/tests/test_%.py) --solutions tests/exercises/solutions -p no:cacheprovider --sweep 100
+
+# The answer keys for instructors (tests/exercises/answer_keys: numpy/scipy, full marks, never the package),
+# graded as students' submissions under 20 seeds, then copied to $(DIST)/answer_keys to upload on Gradescope.
+answer-keys: $(STAMP)
+	$(PY) -m pytest $(EXERCISE_PAGES:%=pca_to_vae_grader/tests/test_%.py) --submission tests/exercises/answer_keys -p no:cacheprovider -q --sweep 20
+	mkdir -p $(DIST)/answer_keys
+	cp $(EXERCISE_PAGES:%=tests/exercises/answer_keys/%.py) $(DIST)/answer_keys/
+	@echo "Answer keys in $(DIST)/answer_keys: each scores full marks when uploaded as a submission"
 
 bench: $(STAMP)
 	$(PY) benchmarks/lgm_vs_sklearn.py
@@ -71,4 +80,4 @@ dist: $(STAMP)
 
 # The Gradescope autograder zips, one per exercise page, in dist/autograder/ (book/exercises/instructors.md).
 autograder: $(STAMP)
-	$(PY) -m autograder build-zip --out $(DIST)/autograder
+	$(PY) -m pca_to_vae_grader build-zip --out $(DIST)/autograder

@@ -68,6 +68,8 @@ def fresh_venv(dist, tmp_path_factory):
     alone = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
                            cwd=tmp_path_factory.mktemp("empty"), env=_clean_env())
     subprocess.run([*pip, *COLAB_PACKAGES], check=True, env=_clean_env())
+    # the grader of the exercises, as the exercise notebooks' set-up cell installs it on Colab
+    subprocess.run([*pip, f"{wheel}[grader]"], check=True, env=_clean_env())
     return SimpleNamespace(path=venv, python=python, alone=alone)
 
 

@@ -89,6 +89,13 @@ def test_make_dist_builds_a_wheel_and_an_sdist_with_both_packages(dist):
     # setuptools would add tests/test_packaging.py alone, which cannot run without the repository
     assert not any(n.startswith("tests/") for n in in_sdist), sorted(in_sdist)
     assert not any(n.startswith(("tests/", "book/", "autograder/")) for n in in_wheel)
+    # The grader ships with every page's tests (pip install "pca-to-vae[grader]"); the reference solutions,
+    # the classic mistakes and the hostile submissions do not (students install the wheel).
+    from pca_to_vae_grader import pages
+
+    shipped = {"pca_to_vae_grader/plugin.py", "pca_to_vae_grader/sandboxed/worker.py", "pca_to_vae_grader/README.md"}
+    assert shipped | {f"pca_to_vae_grader/tests/test_{page}.py" for page in pages.PAGES} <= in_wheel
+    assert not any(word in n for n in in_wheel for word in ("solutions", "mistakes", "hostile", "answer_keys"))
 
 
 @pytest.mark.slow

@@ -25,9 +25,10 @@ document links become the page's title, and both are links to the page of the we
 repository's GitHub Pages site, derived from the same repository URL), citations become "Author (year)", list tables become Markdown tables, admonitions become block
 quotes and dropdowns collapsed ``<details>`` blocks. Cell tags stay (``raises-exception`` keeps
 its meaning for Jupyter), and the ``hide-*``/``remove-*`` tags also collapse the cell's input or
-output in JupyterLab. A page whose code imports ``lgm``, ``nlgm`` or ``torch`` starts with a
-setup cell that does nothing where the package imports and otherwise ``%pip install``s it from
-the repository, so a notebook runs wherever it is opened.
+output in JupyterLab. A page whose code imports ``lgm``, ``nlgm``, ``torch``, ``dask`` or the grader
+starts with a setup cell that does nothing where every module the page needs imports and otherwise
+``%pip install``s the package with the page's extras from the repository (and stops the notebook
+with one clear message if that fails), so a notebook runs wherever it is opened.
 """
 import os
 import posixpath
@@ -278,12 +279,29 @@ def plain_markdown(text, docname, book):
 
 
 SETUP = '''\
-# Setup: makes the book's package ({modules}) importable. Where it is installed already (a clone's
-# .venv, Binder) this does nothing; elsewhere (Colab) it installs it once, with pip.
-try:
-    import {modules}
-except ImportError:
+# Setup: makes what this page needs importable ({modules}). Where it is installed already (a clone's
+# .venv, Binder) this does nothing; elsewhere (Colab) it installs it once, with pip, and stops here
+# with one clear message if that fails.
+import importlib, importlib.util
+
+def _missing(modules):
+    importlib.invalidate_caches()
+    missing = []
+    for name in modules:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ImportError:  # its parent package is missing
+            found = False
+        missing += [] if found else [name]
+    return missing
+
+if _missing({names!r}):
     %pip install --quiet "{requirement}"
+    if _missing({names!r}):
+        raise RuntimeError(
+            "The set-up could not install what this notebook needs ({requirement_short}; pip's message is above), so "
+            "the cells below cannot run. Check the internet connection (Colab: Runtime > Restart session, then "
+            "run this cell again), or install it yourself: pip install \\"{requirement}\\"")
 '''
 
 #: Cell tags of the book, and how JupyterLab shows such a cell: input or output collapsed.
@@ -293,19 +311,31 @@ HIDDEN = {"hide-input": ("source_hidden",), "remove-input": ("source_hidden",),
 
 
 def setup_cell(code, launch, package):
-    """The first cell of a page whose ``code`` needs the package, or None."""
+    """The first cell of a page whose ``code`` needs the package (or its grader), or None.
+
+    It checks every module the page needs, not only ``lgm``: where ``lgm`` imports but the page's extra
+    (dask for chapter 7, the grader for the exercises) is missing, it installs the extra too.
+    """
     imports = set(re.findall(r"^\s*(?:from|import)\s+(\w+)", code, re.M))
-    if not imports & {"lgm", "nlgm", "torch"}:
+    if not imports & {"lgm", "nlgm", "torch", "dask", GRADER}:
         return None
-    nonlinear = bool(imports & {"nlgm", "torch"})
-    # the optional extras the page's imports need (pyproject.toml defines them)
-    extras = [extra for extra, needed in (("nlgm", nonlinear), ("dask", "dask" in imports)) if needed]
-    modules = ", ".join(["lgm", *extras])
-    wanted = f"[{','.join(extras)}]" if extras else ""
+    # the optional extras the page's imports need (pyproject.toml defines them), and a module each brings
+    extras = [(extra, module) for extra, module, needed in (
+        ("nlgm", "torch", bool(imports & {"nlgm", "torch"})), ("dask", "dask.array", "dask" in imports),
+        ("grader", "pytest", GRADER in imports)) if needed]
+    names = ["lgm", *(["nlgm"] if extras and extras[0][0] == "nlgm" else []), *(m for _, m in extras),
+             *([GRADER] if GRADER in imports else [])]
+    modules = ", ".join(dict.fromkeys(n.split(".")[0] for n in names))
+    wanted = f"[{','.join(e for e, _ in extras)}]" if extras else ""
     requirement = f"{package}{wanted} @ git+{launch.repository_url}@{launch.branch}"
-    cell = nbformat.v4.new_code_cell(SETUP.format(modules=modules, requirement=requirement))
+    cell = nbformat.v4.new_code_cell(SETUP.format(modules=modules, names=list(dict.fromkeys(names)),
+                                                  requirement=requirement, requirement_short=f"{package}{wanted}"))
     cell.metadata["tags"] = ["setup"]
     return cell
+
+
+GRADER = "pca_to_vae_grader"
+"""The grader's package: an exercise page imports it for its check cells (the ``grader`` extra)."""
 
 
 def page_notebook(docname, book, launch, package):
@@ -346,7 +376,7 @@ BINDER_REQUIREMENTS = """\
 # Binder installs these before it opens the notebooks (written by book/_ext/notebooks.py).
 --extra-index-url https://download.pytorch.org/whl/cpu
 torch==2.13.0+cpu
-{package}[nlgm,dask] @ git+{repository}@{branch}
+{package}[nlgm,dask,grader] @ git+{repository}@{branch}
 """
 
 NOTEBOOKS_README = """\

@@ -4,6 +4,7 @@ The fast tests convert MyST snippets and build launch URLs; the slow one takes n
 built site into an empty folder and executes them in a fresh virtual environment that has the
 built wheel and what Colab ships, nothing of this repository.
 """
+import ast
 import importlib.util
 import inspect
 import json
@@ -109,8 +110,9 @@ def test_setup_cell_installs_only_where_the_package_does_not_import():
     assert notebooks.setup_cell("import numpy as np", launch, "pca-to-vae") is None
     linear = notebooks.setup_cell("from lgm import PPCA", launch, "pca-to-vae").source
     nonlinear = notebooks.setup_cell("import torch", launch, "pca-to-vae").source
-    assert "import lgm\n" in linear and '"pca-to-vae @ git+https://github.com/o/r@main"' in linear
-    assert "import lgm, nlgm\n" in nonlinear and '"pca-to-vae[nlgm] @ git+https://github.com/o/r@main"' in nonlinear
+    assert "_missing(['lgm'])" in linear and '"pca-to-vae @ git+https://github.com/o/r@main"' in linear
+    assert "_missing(['lgm', 'nlgm', 'torch'])" in nonlinear
+    assert '"pca-to-vae[nlgm] @ git+https://github.com/o/r@main"' in nonlinear
     # IPython turns the indented %pip into a call, so the cell is valid Python in a kernel.
     compile(TransformerManager().transform_cell(nonlinear), "setup", "exec")
     # pip can read what the cell installs: this package, with an extra that pyproject.toml defines.
@@ -122,7 +124,34 @@ def test_setup_cell_installs_only_where_the_package_does_not_import():
     assert wanted.extras == {"nlgm"} and wanted.url == "git+https://github.com/o/r@main"
     # a page that imports dask (chapter 7) gets the optional extra that installs it
     with_dask = notebooks.setup_cell("import lgm\nimport dask.array as da", launch, "pca-to-vae").source
-    assert "import lgm, dask\n" in with_dask and '"pca-to-vae[dask] @ git+https://github.com/o/r@main"' in with_dask
+    assert "'dask.array'" in with_dask and '"pca-to-vae[dask] @ git+https://github.com/o/r@main"' in with_dask
+    # an exercise page imports the grader for its check cells: the grader extra
+    exercise = notebooks.setup_cell("import numpy\nfrom pca_to_vae_grader import Checker", launch, "pca-to-vae").source
+    assert "'pca_to_vae_grader'" in exercise and '"pca-to-vae[grader] @ git+https://github.com/o/r@main"' in exercise
+
+
+def _run_setup(source, installs):
+    """Run a set-up cell as IPython would, with %pip recorded instead of run."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    class Shell:
+        def run_line_magic(self, magic, line):
+            installs.append(f"%{magic} {line}")
+
+    exec(compile(TransformerManager().transform_cell(source), "setup", "exec"), {"get_ipython": Shell})
+
+
+def test_setup_cell_installs_what_is_missing_even_where_lgm_imports_and_stops_clearly_if_it_cannot():
+    launch = notebooks.Launch("https://github.com/o/r", "main", "notebooks")
+    source = notebooks.setup_cell("import lgm\nimport dask.array as da", launch, "pca-to-vae").source
+    installs = []
+    _run_setup(source, installs)  # lgm and dask import here: nothing to do
+    assert installs == []
+    # lgm imports but the page's extra does not (dask, on a machine with the wheel only): pip runs, and when
+    # the install does not bring it the notebook stops with one message that says what and how to fix it.
+    with pytest.raises(RuntimeError, match=r"could not install what this notebook needs \(pca-to-vae\[dask\]"):
+        _run_setup(source.replace("'dask.array'", "'dask.no_such_module'"), installs)
+    assert installs == ['%pip install --quiet "pca-to-vae[dask] @ git+https://github.com/o/r@main"']
 
 
 def test_launch_urls_follow_the_repository_setting():
@@ -190,3 +219,89 @@ def test_downloaded_notebooks_run_unchanged_with_only_the_wheel(built_book, fres
             assert setup["outputs"] == [], f"{page}: the setup cell did something: {setup['outputs']}"
         else:
             assert page.startswith("exercises/")
+
+
+#: Runs notebooks given as arguments in an empty folder and writes each executed one beside it (errors allowed:
+#: a classic mistake fails its self-check cell; the check cells report it and the last cell still runs).
+GRADED_RUNNER = """
+import sys
+import nbformat
+from nbclient import NotebookClient
+
+for name in sys.argv[1:]:
+    nb = nbformat.read(name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": "."}}).execute()
+    nbformat.write(nb, name + ".out")
+"""
+
+
+def _pasted(notebook, solution):
+    """The notebook with each stub replaced by the function of ``solution`` (a module's source), and the
+    module's other top-level statements (imports, constants, helpers) in the first stub's cell."""
+    import ast
+
+    tree = ast.parse(solution)
+    functions = {n.name: ast.get_source_segment(solution, n) for n in tree.body if isinstance(n, ast.FunctionDef)}
+    rest = "\n".join(ast.get_source_segment(solution, n) for n in tree.body
+                     if not isinstance(n, ast.FunctionDef) and not (isinstance(n, ast.Assign) and
+                                                                      getattr(n.targets[0], "id", "") == "HINTS")
+                     and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)))
+    helpers = "\n\n\n".join(source for name, source in functions.items() if name.startswith("_"))
+    first = True
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        stubs = [name for name in functions if re.search(rf"^def {name}\(", source, re.M)
+                 and "raise NotImplementedError" in source]
+        if stubs:
+            cell["source"] = ((rest + "\n\n\n" + helpers + "\n\n\n" if first else "")
+                              + "\n\n\n".join(functions[name] for name in stubs))
+            first = False
+    return notebook
+
+
+
+
+
+@pytest.mark.slow
+def test_exercise_notebooks_grade_themselves_with_only_the_wheel_and_its_grader(built_book, fresh_venv, clean_env,
+                                                                                 tmp_path):
+    """Issue 15's check: only Colab's packages and the wheel with its grader extra, an empty folder, each
+    exercise notebook with a correct solution pasted into its stubs: its last line reports full marks; with
+    the classic mistakes: fewer points, and each mistake's hint."""
+    from pca_to_vae_grader import pages
+
+    exercises = ROOT / "tests" / "exercises"
+    names = []
+    for page in pages.PAGES:
+        notebook = json.loads((built_book.html / "exercises" / f"{page}.ipynb").read_text())
+        assert "setup" in notebook["cells"][0]["metadata"].get("tags", []), page  # installs the grader on Colab
+        for kind in ("answer_keys", "mistakes"):
+            pasted = _pasted(json.loads(json.dumps(notebook)), (exercises / kind / f"{page}.py").read_text())
+            name = f"{page}-{kind}.ipynb"
+            (tmp_path / name).write_text(json.dumps(pasted))
+            names.append(name)
+    (tmp_path / "run.py").write_text(GRADED_RUNNER)
+    result = subprocess.run([str(fresh_venv.python), "run.py", *names], cwd=tmp_path, env=clean_env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    for page in pages.PAGES:
+        outputs = {}
+        for kind in ("answer_keys", "mistakes"):
+            cells = json.loads((tmp_path / f"{page}-{kind}.ipynb.out").read_text())["cells"]
+            texts = ["".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+            last = "".join("".join(o.get("text", "")) for o in cells[-1]["outputs"]).rstrip().splitlines()
+            assert last and last[-1].startswith("Score: "), (page, kind, cells[-1]["outputs"])
+            got, total = (float(x) for x in last[-1].removeprefix("Score: ").split(" / "))
+            outputs[kind] = (got, total, "\n".join(texts))
+        got, total, _ = outputs["answer_keys"]
+        assert got == total > 0, f"{page}: the answer key pasted into the notebook scores {got} / {total}"
+        got, total, text = outputs["mistakes"]
+        assert got < total, f"{page}: the classic mistakes score full marks"
+        module = ast.parse((exercises / "mistakes" / f"{page}.py").read_text())
+        hints = next(ast.literal_eval(node.value) for node in module.body
+                     if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "HINTS")
+        for function, hint in hints.items():
+            assert hint in text, f"{page}: the notebook's checks do not name the mistake in {function} ({hint!r})"

@@ -10,8 +10,15 @@ channel itself, interpreter internals that start programs without an audit event
 (steps that return their inputs, bounds that are absurdly loose or ignore q, answers learned from an
 earlier run's feedback).
 
-The Gradescope tests run ``run_autograder`` from the zip as root with the submission as ``nobody``;
-they are skipped (with the reason) when the tests do not run as root.
+Issue 20's classes, each in Gradescope's layout: emptying the guard to import torch or the package
+(the operating system refuses them), a pytest configuration planted in a world-writable folder above the
+submission, a detached process that stops or kills every process of its user, output bombs and a forged
+load reply; and issue 15's: several hostile and honest gradings at once, and a grader that its sandbox
+user cannot reach (one clear refusal). The submissions' attack code is in ``hostile/``.
+
+The Gradescope tests run ``run_autograder`` from the zip as root with the submission as a sandbox user
+(a uid of ``pca_to_vae_grader.sandbox.UID_RANGE``, one per grading); they are skipped (with the reason) when the
+tests do not run as root. Their layouts lie in a temporary folder that every user may enter.
 """
 import hashlib
 import json
@@ -28,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.compare import GradingFailure, check_array
-from autograder.student import Student, StudentFailure
+from pca_to_vae_grader.compare import GradingFailure, check_array
+from pca_to_vae_grader.student import Student, StudentFailure
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -52,16 +59,27 @@ def _marked_processes():
     return found
 
 
-def _processes_of(uid):
+def _sandbox_processes():
+    """Processes of the sandbox users that the Gradescope script hands out (none once its grading ended)."""
+    from pca_to_vae_grader.sandbox import UID_RANGE
+
+    first, last = map(int, UID_RANGE.split("-"))
+    return _processes_of(range(first, last + 1))
+
+
+def _processes_of(uids):
+    """The live processes of ``uids``. A zombie is dead already: an orphan's waits for init to collect it,
+    which some inits (a container's) do only seconds later."""
+    uids = {uids} if isinstance(uids, int) else set(uids)
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/status", "rb") as stream:
-                    for line in stream:
-                        if line.startswith(b"Uid:") and uid in {int(u) for u in line.split()[1:4]}:
-                            found.append(int(name))
-            except OSError:
+                    fields = dict(line.split(b":", 1) for line in stream.read().splitlines() if b":" in line)
+                if fields[b"State"].split()[0] not in (b"Z", b"X") and uids & {int(u) for u in fields[b"Uid"].split()[:3]}:
+                    found.append(int(name))
+            except (OSError, KeyError, IndexError, ValueError):
                 pass
     return found
 
@@ -89,7 +107,7 @@ def gaussian_mle(X):
 _TAMPER = """
 def gaussian_mle(X):  # append to the grader's files, found from the grader's working folder
     grader = os.readlink(f"/proc/{os.getppid()}/cwd")
-    with open(os.path.join(grader, "autograder", "compare.py"), "a") as stream:
+    with open(os.path.join(grader, "pca_to_vae_grader", "compare.py"), "a") as stream:
         stream.write("# tampered")
 """
 
@@ -132,7 +150,7 @@ def lowrank_solve_logdet(A, D, B):
 def _by_function(results, functions):
     grouped = {f: [] for f in functions}
     for test in results["tests"]:
-        grouped[next(f for f in functions if test["name"].startswith(f"test_{f}"))].append(test)
+        grouped[next(f for f in functions if test["extra_data"]["test"].startswith(f"test_{f}"))].append(test)
     return grouped
 
 
@@ -151,12 +169,8 @@ def _zero(tests, text):
 def repo(tmp_path_factory):
     """A copy of the grader, the package and the page tests: what a hostile submission may try to change."""
     copy = tmp_path_factory.mktemp("repo")
-    for name in ("autograder", "lgm", "nlgm"):
+    for name in ("pca_to_vae_grader", "lgm", "nlgm"):  # the grader ships the pages' tests
         shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "tests" / "exercises").mkdir(parents=True)
-    for path in HERE.glob("*.py"):
-        if path.name not in ("test_autograder.py", "test_sandbox.py"):
-            shutil.copy(path, copy / "tests" / "exercises" / path.name)
     return copy
 
 
@@ -175,7 +189,7 @@ def grade_local(repo, tmp, submission_text, page, *args, name="submission.py", t
     pages = page if isinstance(page, list) else [page]
     results = Path(tmp) / "results.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    command = [sys.executable, "-m", "pytest", *(f"tests/exercises/test_{p}.py" for p in pages), "-q", "-p", "no:cacheprovider",
+    command = [sys.executable, "-m", "pytest", *(f"pca_to_vae_grader/tests/test_{p}.py" for p in pages), "-q", "-p", "no:cacheprovider",
                "-p", "no:randomly", "--submission", str(submission), "--results", str(results),
                "--time-limit", "5", "--load-time-limit", "60", *args]
     start = time.monotonic()
@@ -212,7 +226,7 @@ def test_local_escape_forgery_and_resource_abuse_fail(repo, tmp_path):
 def test_local_python_level_attacks_are_refused(tmp_path):
     # The worker's guard: importing the package in any way, running other programs, writing the grader's
     # files. Each function returns what happened, as text.
-    target = ROOT / "autograder" / "compare.py"
+    target = ROOT / "pca_to_vae_grader" / "compare.py"
     before = target.read_bytes()
     submission = tmp_path / "tricks.py"
     submission.write_text(f'''
@@ -266,7 +280,7 @@ def tricks():
         del os.environ["AUTOGRADER_TEST_SECRET"]
     # A minimal environment of its own, a fresh folder, and neither the repository nor the grader on its path.
     assert "AUTOGRADER_TEST_SECRET" not in seen["keys"] and seen["home"] == seen["cwd"], seen
-    assert str(ROOT) not in seen["path"] and not any(p.startswith((str(ROOT / "tests"), str(ROOT / "autograder")))
+    assert str(ROOT) not in seen["path"] and not any(p.startswith((str(ROOT / "tests"), str(ROOT / "pca_to_vae_grader")))
                                                      for p in seen["path"]), seen["path"]
     assert not (tmp_path / "ipython.txt").exists()
     assert "allowed" not in outcome, outcome
@@ -291,7 +305,7 @@ def test_doing_nothing_earns_nothing(repo, tmp_path):
     results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
                                 "-k", " or ".join(test_name for _, test_name in cases.values()))
     for page, (_, test_name) in cases.items():
-        (test,) = [t for t in results["tests"] if t["name"] == test_name]
+        (test,) = [t for t in results["tests"] if t["extra_data"]["test"] == test_name]
         assert test["score"] == 0 and ("must move" in test["output"] or "not any small number" in test["output"]), test
 
 
@@ -316,8 +330,8 @@ def test_answers_that_ignore_their_inputs_earn_nothing(repo, tmp_path):
     names = [name for _, tests in cases.values() for name in tests]
     results, _, _ = grade_local(repo, tmp_path, {page: source for page, (source, _) in cases.items()}, list(cases),
                                 "-k", " or ".join(names))
-    assert sorted(t["name"] for t in results["tests"]) == sorted(names), results["tests"]
-    assert results["score"] == 0, [(t["name"], t["output"][:300]) for t in results["tests"] if t["score"]]
+    assert sorted(t["extra_data"]["test"] for t in results["tests"]) == sorted(names), results["tests"]
+    assert results["score"] == 0, [(t["extra_data"]["test"], t["output"][:300]) for t in results["tests"] if t["score"]]
 
 
 def test_interpreter_internals_and_oversized_notebooks_are_refused(tmp_path):
@@ -389,7 +403,7 @@ def test_paths_cannot_reach_past_the_guard(tmp_path):
     # package's files and the grader's. Opening folders outside the working folder and leaving it are refused.
     # A str subclass whose methods lie makes os.path.realpath check another path than the system call opens.
     # And another process's files in /proc (the grader's memory) are none of the submission's business.
-    target = ROOT / "autograder" / "compare.py"
+    target = ROOT / "pca_to_vae_grader" / "compare.py"
     before = target.read_bytes()
     lgm_file = os.path.relpath(ROOT / "lgm" / "__init__.py", "/")
     (tmp_path / "folders.py").write_text(f'''
@@ -463,7 +477,7 @@ def fake():
         with pytest.raises(StudentFailure, match="cannot read"):
             student.forge("shape")
         assert student.forge("deep") == 1.0  # not a reply: skipped, and the function's own value comes next
-        with pytest.raises(StudentFailure, match="cannot compare.*not a tensor after all"):
+        with pytest.raises(StudentFailure, match="(?s)cannot compare.*not a tensor after all"):
             student.fake()
     finally:
         student.close()
@@ -497,7 +511,7 @@ def test_harvested_expected_values_do_not_carry_over(repo, tmp_path):
 
 
 def test_inputs_change_with_every_run_and_a_seed_reproduces_them():
-    from autograder import inputs
+    from pca_to_vae_grader import inputs
 
     saved = inputs.run_seed()
     try:
@@ -584,15 +598,27 @@ def test_complex_returns_are_refused_not_truncated(tmp_path):
 
 
 def test_autograder_is_a_regular_package(tmp_path):
-    # A module named autograder.py later on the path no longer wins over the package.
-    (tmp_path / "autograder.py").write_text("raise SystemExit('the wrong autograder')\n")
-    code = f"import sys; sys.path.append({str(tmp_path)!r}); import autograder.compare; print(autograder.__file__)"
+    # A module named pca_to_vae_grader.py later on the path no longer wins over the package.
+    (tmp_path / "pca_to_vae_grader.py").write_text("raise SystemExit('the wrong grader')\n")
+    code = (f"import sys; sys.path.append({str(tmp_path)!r}); import pca_to_vae_grader.compare; "
+            "print(pca_to_vae_grader.__file__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    assert out.returncode == 0 and out.stdout.strip().endswith(os.path.join("autograder", "__init__.py")), out
+    assert out.returncode == 0 and out.stdout.strip().endswith(os.path.join("pca_to_vae_grader", "__init__.py")), out
 
 
 # -- Gradescope's layout, the submission as nobody -----------------------------------------------------
+
+
+def _open_temp():
+    """A temporary folder that every user may enter (the sandbox user must reach the layouts and the
+    grader's working folders): the usual one, unless it lies under a folder of mode 700 (a TMPDIR made by
+    mktemp -d), then /tmp or /var/tmp."""
+    for folder in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+        real = Path(os.path.realpath(folder))
+        if real.is_dir() and all(p.stat().st_mode & 0o001 for p in [real, *real.parents]):
+            return str(real)
+    pytest.skip("no temporary folder that every user may enter (for the sandbox user)")
 
 
 def _nobody_can(test, path):
@@ -651,8 +677,8 @@ def _world_python(folder):
 class GradescopeLayout:
     """/autograder as Gradescope makes it, under a temporary folder, graded by run_autograder as root."""
 
-    def __init__(self, folder, page):
-        from autograder.gradescope import build_zip
+    def __init__(self, folder, page="gaussians"):
+        from pca_to_vae_grader.gradescope import build_zip
 
         self.home = folder / "autograder"
         self.python, self.env = _world_python(folder)
@@ -666,20 +692,34 @@ class GradescopeLayout:
         self.venv_python.write_text(f'#!/bin/sh\nexec "{self.python}" "$@"\n')
         self.venv_python.chmod(0o755)
 
-    def grade(self, text, name="notebook.py", timeout=300):
+    def start(self, text, name="notebook.py", env=()):
+        """Start run_autograder on ``text`` (as Gradescope would, as root) and return the process."""
         submission = self.home / "submission"
         shutil.rmtree(submission, ignore_errors=True)
         submission.mkdir()
         (submission / name).write_text(text)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.update(self.env)
-        start = time.monotonic()
-        process = subprocess.run(["bash", str(self.home / "run_autograder")], capture_output=True, text=True,
-                                 env=env, timeout=timeout)
-        elapsed = time.monotonic() - start
+        environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        environment.update(self.env, TMPDIR=_open_temp())
+        environment.update(env)
+        return subprocess.Popen(["bash", str(self.home / "run_autograder")], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True)
+
+    def finish(self, process, start, timeout=300):
+        """Wait for a grading (at most ``timeout`` s: past it the whole grading is killed and the test fails)."""
+        try:
+            stdout, stderr = process.communicate(timeout=max(timeout - (time.monotonic() - start), 1))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.communicate()
+            pytest.fail(f"the grading did not end within {timeout} s")
+        process.stdout, process.stderr = stdout, stderr
         path = self.home / "results" / "results.json"
-        assert path.exists(), process.stderr[-3000:]
-        return json.loads(path.read_text()), elapsed, path, process
+        assert path.exists(), stderr[-3000:]
+        return json.loads(path.read_text()), time.monotonic() - start, path, process
+
+    def grade(self, text, name="notebook.py", timeout=300, env=()):
+        start = time.monotonic()
+        return self.finish(self.start(text, name, env), start, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -688,7 +728,7 @@ def gradescope():
         pytest.skip("the sandbox-user tests need root (CI runs as root): the grader drops to the user nobody")
     if shutil.which("runuser") is None:
         pytest.skip("runuser (util-linux) is needed to run as nobody")
-    folder = Path(tempfile.mkdtemp(prefix="autograder-layout-"))
+    folder = Path(tempfile.mkdtemp(prefix="autograder-layout-", dir=_open_temp()))
     folder.chmod(0o755)  # nobody must reach the venv; /autograder/source and results are closed by run_autograder
     try:
         yield GradescopeLayout(folder, "gaussians")
@@ -701,13 +741,13 @@ def test_gradescope_honest_submission_full_marks_as_nobody(gradescope):
     results, _, _, process = gradescope.grade((HOSTILE / "honest_gaussians.py").read_text())
     assert results["score"] == results["max_score"] > 0, (results["output"], process.stderr[-2000:])
     assert "refused" not in results["output"]
-    assert not _processes_of(65534)
+    assert not _sandbox_processes()
 
 
 @pytest.mark.slow
 def test_gradescope_hostile_submission_scores_only_its_work_as_nobody(gradescope):
     source = gradescope.home / "source"
-    grader_files = [source / "autograder" / "compare.py", source / "tests" / "exercises" / "conftest.py"]
+    grader_files = [source / "pca_to_vae_grader" / "compare.py", source / "pca_to_vae_grader" / "plugin.py"]
     before = _digest(source)
     results, elapsed, path, process = gradescope.grade(_hostile_gaussians(grader_files))
     functions = ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss", "lowrank_solve_logdet")
@@ -722,19 +762,179 @@ def test_gradescope_hostile_submission_scores_only_its_work_as_nobody(gradescope
     time.sleep(2.0)  # the detached forger would have written by now
     assert json.loads(path.read_text()) == results
     assert _digest(source) == before
-    assert not _processes_of(65534) and not _marked_processes()
+    assert not _sandbox_processes() and not _marked_processes()
     assert not _workdirs_left(path.parent)
     assert (path.parent.stat().st_mode & 0o777) == 0o700 and path.stat().st_uid == 0
     assert elapsed < 120, elapsed
 
 
-def test_gradescope_refuses_to_grade_without_the_sandbox(gradescope, tmp_path):
-    # nobody cannot run the venv's Python: run_autograder writes a results file that says so, score 0,
-    # and never runs the submission as root.
-    gradescope.venv_python.chmod(0o700)
-    try:
-        results, _, _, _ = gradescope.grade("import os\n_ = os.system('touch /tmp/ran-as-root')\n")
-    finally:
-        gradescope.venv_python.chmod(0o755)
-    assert results["score"] == 0 and "refused" in results["output"] and "cannot run" in results["output"], results
+def test_gradescope_refuses_to_grade_where_the_sandbox_user_cannot_reach_the_grader(gradescope, tmp_path):
+    # The grader's working folders under a folder of mode 700 (a TMPDIR made by mktemp -d; a checkout or a
+    # virtual environment under root's home is the same case): the sandbox user cannot run the worker.
+    # The grader checks before grading and refuses with one message that names the folder and the fix,
+    # never "0 / 24 points" without a reason, and never runs the submission as root.
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    results, _, _, process = gradescope.grade("import os\n_ = os.system('touch /tmp/ran-as-root')\n",
+                                              env={"TMPDIR": str(closed)})
+    assert results["score"] == 0 and not results.get("tests"), results
+    output = results["output"]
+    assert output.count("refused") == 1 and str(closed) in output and "mode 700" in output and "chmod" in output, output
     assert not Path("/tmp/ran-as-root").exists()
+
+
+# -- issue 20 and issue 15 (5): the operating system's side of the sandbox ------------------------------
+
+
+def _layout(parent, page, mode=0o755):
+    """A Gradescope layout for ``page`` under ``parent`` (made with ``mode``); skips unless root."""
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        pytest.skip("the sandbox-user tests need root and runuser (CI runs as root)")
+    parent.mkdir(mode=0o755, exist_ok=True)
+    parent.chmod(mode)
+    folder = parent / f"layout-{page}"
+    folder.mkdir(mode=0o755)
+    return GradescopeLayout(folder, page)
+
+
+@pytest.fixture
+def open_folder():
+    """A folder that every user may enter (not pytest's tmp_path, under a folder of mode 700), for layouts."""
+    folder = Path(tempfile.mkdtemp(prefix="autograder-open-", dir=_open_temp()))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _source(*names):
+    return "".join((HOSTILE / name).read_text() + "\n\n" for name in names)
+
+
+_STUB = "".join(f"\ndef {f}(*args):\n    raise NotImplementedError\n" for f in (
+    "gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss", "lowrank_solve_logdet"))
+
+
+@pytest.mark.slow
+def test_gradescope_banned_modules_are_refused_by_the_system(gradescope, open_folder):
+    # The submission empties the guard's rules through sys.modules and drops its finder: only the
+    # operating system stands between it and torch (derivation pages) or the package (every page).
+    # torch is imported while the submission loads (a class body runs then), within the loading budget.
+    torch_attack = _source("unban.py") + """
+class _Unbanned:
+    unban()
+    import torch
+
+
+def kl_diag_gaussians(mu0, logvar0, mu1, logvar1):
+    torch = _Unbanned.torch
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)
+    p = torch.distributions.Normal(t(mu0), torch.exp(t(logvar0) / 2))
+    q = torch.distributions.Normal(t(mu1), torch.exp(t(logvar1) / 2))
+    return torch.distributions.kl_divergence(p, q).sum(-1).numpy()
+
+
+def iwae_logw_grads(log_w):
+    torch = _Unbanned.torch
+    w = torch.tensor(log_w, dtype=torch.float64, requires_grad=True)
+    torch.logsumexp(w, 0).sum().backward()
+    return w.grad.numpy()
+"""
+    derive = _layout(open_folder / "derive", "derive_nonlinear")
+    results, _, _, process = derive.grade(torch_attack)
+    used = [t for t in results["tests"] if t["extra_data"]["function"] in ("kl_diag_gaussians", "iwae_logw_grads")]
+    assert len(used) >= 4 and results["score"] == 0, [(t["name"], t["score"], t["output"][:300]) for t in used]
+    assert all("Passed" not in t["output"] for t in used), used
+    package_attack = _source("honest_gaussians.py", "unban.py") + """
+def gaussian_logpdf(X, mu, Sigma):
+    unban()
+    import lgm
+    return lgm.gaussian_logpdf(X, mu, Sigma)
+"""
+    results, _, _, _ = gradescope.grade(package_attack)
+    tests = [t for t in results["tests"] if t["extra_data"]["function"] == "gaussian_logpdf"]
+    assert tests and all(t["score"] == 0 for t in tests), [(t["name"], t["output"][:300]) for t in tests]
+    assert results["score"] == results["max_score"] - sum(t["max_score"] for t in tests)
+    assert not _sandbox_processes()
+
+
+@pytest.mark.slow
+def test_gradescope_pytest_configuration_planted_above_the_submission_is_ignored(open_folder):
+    # The layout lies in a world-writable folder. The first submission writes pytest.ini and a conftest.py
+    # that would give every test full marks into the first folder above it that it may write; the next
+    # grading (an untouched stub) must not load them: the grader's configuration is pinned.
+    layout = _layout(open_folder / "open", "gaussians", mode=0o1777)
+    planting = (_source("honest_gaussians.py", "planter.py") + "\n_kl = kl_gauss\n\n\n"
+                "def kl_gauss(m0, S0, m1, S1):\n    plant()\n    return _kl(m0, S0, m1, S1)\n")
+    first, _, _, _ = layout.grade(planting)
+    assert (open_folder / "open" / "conftest.py").exists(), "the attack did not plant its configuration"
+    second, _, _, process = layout.grade(_STUB)
+    assert second["score"] == 0 and second["max_score"] > 0, (second["output"], process.stderr[-2000:])
+    assert not (open_folder / "open" / "planted-ran").exists(), "the grader imported the planted conftest.py"
+    assert first["score"] == first["max_score"]
+
+
+@pytest.mark.slow
+def test_gradescope_a_detached_process_cannot_stop_the_grader(gradescope):
+    # A process of the sandbox user leaves the worker's session and sends SIGSTOP to every process it may
+    # (kill(-1)), again and again: the helpers and workers of that user. Grading still ends within its time
+    # limits with results.json written, and the next grading of an honest submission scores full marks.
+    import signal
+
+    stopper = (_source("honest_gaussians.py", "detached.py") + "\n_mle = gaussian_mle\n\n\n"
+               f"def gaussian_mle(X):\n    detach({int(signal.SIGSTOP)}, 40)\n    return _mle(X)\n")
+    results, elapsed, _, process = gradescope.grade(stopper, timeout=150)
+    tests = _by_function(results, ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss",
+                                   "lowrank_solve_logdet"))
+    assert _full(tests["gaussian_logpdf"]), (tests["gaussian_logpdf"], process.stderr[-2000:])
+    assert _full(tests["lowrank_solve_logdet"]), tests["lowrank_solve_logdet"]  # after the stopper is gone
+    assert elapsed < 120, elapsed
+    assert not _sandbox_processes() and not _marked_processes()
+    honest, _, _, process = gradescope.grade((HOSTILE / "honest_gaussians.py").read_text(), timeout=150)
+    assert honest["score"] == honest["max_score"] > 0, (honest["output"], process.stderr[-2000:])
+
+
+@pytest.mark.slow
+def test_gradescope_output_bombs_and_forged_load_replies_stay_small_and_quoted(gradescope):
+    # 30,000 top-level statements each raising a 2 KB error (every graded function missing), then a load
+    # reply forged from a class body with 20,000 problems of 2 KB and a line that pretends to be the
+    # grader's total. The results stay small, say once what was cut, quote the submission's text, and the
+    # grader's memory stays modest.
+    import resource
+
+    bomb = 'import numpy as np\n' + '_ = int("x" * 2000)\n' * 30_000
+    results, _, path, process = gradescope.grade(bomb, timeout=200)
+    size = path.stat().st_size
+    assert size < 300_000 and results["score"] == 0 and len(results["tests"]) == 15, (size, process.stderr[-2000:])
+    assert all(len(t["output"]) <= 9_000 for t in results["tests"])
+    assert "more statements raised errors" in results["output"], results["output"][-2000:]
+    forged, _, path, process = gradescope.grade(_source("forged_load.py"), timeout=200)
+    assert path.stat().st_size < 300_000 and forged["score"] == 0, process.stderr[-2000:]
+    texts = [forged["output"]] + [t["output"] for t in forged["tests"]]
+    lines = [line for text in texts for line in text.split("\n") if "regraded by the instructor" in line]
+    assert lines and all(line.startswith("> ") for line in lines), lines
+    assert forged["output"].rstrip().endswith("Total: 0 / 24 points."), forged["output"][-500:]
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB, the largest process yet
+    assert peak < 600, peak
+
+
+@pytest.mark.slow
+def test_gradescope_gradings_at_once_never_touch_each_other(open_folder):
+    # Four gradings at once on one machine: two honest, one whose detached process (started while it
+    # loads) kills every process it may (kill(-1, SIGKILL)) for a minute, one fork bomb. Each honest one
+    # scores full marks, and the fork bomb loses only the tests of the function that forks.
+    import signal
+
+    layouts = [_layout(open_folder / f"grading-{i}", "gaussians") for i in range(4)]
+    killer = _source("honest_gaussians.py", "detached.py") + f"class _Killer:\n    detach({int(signal.SIGKILL)}, 60)\n"
+    bomb = _source("honest_gaussians.py", "attacks.py") + "\n\ndef gaussian_mle(X):\n    fork_bomb()\n"
+    honest = (HOSTILE / "honest_gaussians.py").read_text()
+    start = time.monotonic()
+    processes = [layout.start(text) for layout, text in zip(layouts, (killer, honest, bomb, honest))]
+    graded = [layout.finish(process, start, timeout=240) for layout, process in zip(layouts, processes)]
+    for results, _, _, process in (graded[1], graded[3]):
+        assert results["score"] == results["max_score"] > 0, (results["output"], process.stderr[-2000:])
+    mle = [t for t in graded[2][0]["tests"] if t["extra_data"]["function"] == "gaussian_mle"]
+    assert graded[2][0]["score"] == graded[2][0]["max_score"] - sum(t["max_score"] for t in mle)
+    assert not _sandbox_processes() and not _marked_processes()

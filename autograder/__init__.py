@@ -1,1 +1,0 @@
-"""The autograder of the book's exercises (see autograder/README.md and book/exercises/instructors.md)."""
