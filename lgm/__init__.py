@@ -19,6 +19,15 @@ from lgm.pca import PCA, pca_als, principal_angles, rayleigh_ritz
 from lgm.ppca import PPCA, ppca_ml
 from lgm.linear_gaussian import complete_data_ml, log_likelihood, mean_log_likelihood, posterior
 from lgm.em import LGM, em_step
+from lgm.mixture_fa import (
+    MixtureFA,
+    mfa_em_step,
+    mfa_log_likelihood,
+    mfa_m_step,
+    mfa_posterior,
+    mfa_responsibilities,
+)
+from lgm.bayesian_pca import BayesianPCA, ard_update, bpca_m_step
 
 __all__ = [
     "complete_then_reestimate",
@@ -49,4 +58,13 @@ __all__ = [
     "posterior",
     "LGM",
     "em_step",
+    "MixtureFA",
+    "mfa_em_step",
+    "mfa_log_likelihood",
+    "mfa_m_step",
+    "mfa_posterior",
+    "mfa_responsibilities",
+    "BayesianPCA",
+    "ard_update",
+    "bpca_m_step",
 ]
