@@ -51,7 +51,8 @@ PAGES = dict([
         "gaussian_nll": "11.1", "bernoulli_nll": "11.1", "neg_elbo": "11.2"}),
     _page("evaluation", "Evaluating a latent-variable model", {"iwae_bound": "12.1", "is_log_likelihood": "12.2"}),
     _page("mixtures", "Mixtures of factor analysers and richer posteriors", {
-        "mfa_responsibilities": "7b.1", "mfa_m_step": "7b.2", "ard_update": "7b.3", "gaussian_entropy_full": "11.3",
+        "mfa_responsibilities": "7b.1", "mfa_m_step": "7b.2", "bpca_m_step": "7b.3",
+        "ard_update": "7b.4", "gaussian_entropy_full": "11.3",
         "kl_full_to_standard_normal": "11.3", "flow_logdet": "11.4"}),
     _page("derive_linear", "Derivations: the linear road", {
         "gaussian_loglik_grads": "D2.1", "gmm_shared_var_mstep": "D3.1", "pca_min_error": "D4.1",

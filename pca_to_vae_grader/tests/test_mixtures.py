@@ -4,7 +4,8 @@ References: the responsibilities are compared with dense Gaussian densities from
 (a brute-force Bayes' rule, exact for small d) and, at large d where densities underflow, with
 lgm.mfa_responsibilities; the M-step with lgm.mfa_m_step and, independently, with Ghahramani and
 Hinton's augmented regression on (z, 1) computed here with a generic inverse; the ARD update with
-lgm.bayesian_pca.ard_update; the entropy with scipy.stats.multivariate_normal(...).entropy(); the
+lgm.bayesian_pca.ard_update and its M-step with lgm.bayesian_pca.bpca_m_step (and, independently,
+with a finite-difference gradient of its penalised objective, which must vanish); the entropy with scipy.stats.multivariate_normal(...).entropy(); the
 KL with the cross-entropy identity KL = E_q[-log N(z; 0, I)] - H(q) and a Monte Carlo estimate; the
 flow layer's log-determinant with log|det J| of a Jacobian computed by central finite differences.
 Tolerances: 1e-8 relative for closed forms (float64 rounding is about 1e-13); finite-difference
@@ -16,7 +17,8 @@ from scipy import stats
 from scipy.special import expit, logsumexp
 
 import lgm
-from lgm.bayesian_pca import ard_update
+from lgm.bayesian_pca import ard_update, bpca_m_step
+from lgm.linear_gaussian import posterior_map
 from pca_to_vae_grader import inputs
 from pca_to_vae_grader.compare import check, check_array, check_tuple
 
@@ -161,6 +163,78 @@ def test_mfa_m_step_never_lowers_the_likelihood(student):
               f"After the E-step and your M-step the log-likelihood went from {before:.4f} to {after:.4f} "
               f"(case {case}); one EM step raises it by {gain:.3g}. EM never lowers it, and your step should gain at "
               "least half as much: check eq-mfa-mstep.")
+
+
+# ---------------------------------------------------------------------------------------------
+# bpca_m_step(S, Sxz, Szz, sigma2, alpha, n_samples) -> (A, sigma2)
+
+
+def _bpca_case(rng, N=50, d=8, K=3):
+    """Moments of a PPCA E-step at random old parameters, and precisions for which the ridge matters."""
+    X = rng.normal(size=(N, K)) @ rng.normal(size=(K, d)) + rng.normal(scale=0.7, size=(N, d))
+    Xc = X - X.mean(axis=0)
+    S = Xc.T @ Xc / N
+    A_old, sigma2 = rng.normal(size=(d, K)), rng.uniform(0.3, 1.0)
+    beta, Sigma = posterior_map(A_old, np.full(d, sigma2))
+    Sxz = S @ beta.T
+    alpha = rng.uniform(1.0, 100.0, size=K)  # sigma^2 alpha_k / N up to about 2: comparable to S_zz
+    return S, Sxz, Sigma + beta @ Sxz, sigma2, alpha, N
+
+
+def _penalised_q(A, S, Sxz, Szz, sigma2, alpha, N):
+    """The M-step's objective in A (per sample, sigma^2 held): eq-bpca-objective's expected form."""
+    return (-0.5 * np.trace(S - 2 * A @ Sxz.T + A @ Szz @ A.T) / sigma2
+            - 0.5 * np.sum(alpha * np.sum(A**2, axis=0)) / N)
+
+
+@pytest.mark.points(2)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bpca_m_step_matches_reference(student, seed):
+    S, Sxz, Szz, sigma2, alpha, N = _bpca_case(inputs.rng(50 + seed))
+    got = check_tuple(student.bpca_m_step(S, Sxz, Szz, sigma2, alpha, N), 2,
+                      "bpca_m_step(S, Sxz, Szz, sigma2, alpha, n_samples)", ("A", "sigma2"))
+    A, s2 = bpca_m_step(S, Sxz, Szz, sigma2, alpha, N)
+    # Independent of the package: the gradient of the penalised objective in A vanishes at A
+    # (central differences, accurate to about 1e-8).
+    h, grad = 1e-5, np.zeros_like(A)
+    for index in np.ndindex(*A.shape):
+        E = np.zeros_like(A)
+        E[index] = h
+        grad[index] = (_penalised_q(A + E, S, Sxz, Szz, sigma2, alpha, N)
+                       - _penalised_q(A - E, S, Sxz, Szz, sigma2, alpha, N)) / (2 * h)
+    assert np.abs(grad).max() < 1e-6
+    d = S.shape[0]
+
+    def residual(B):
+        return np.trace(S - 2 * B @ Sxz.T + B @ Szz @ B.T) / d
+
+    no_n = Sxz @ np.linalg.inv(Szz + sigma2 * np.diag(alpha))
+    no_sigma = Sxz @ np.linalg.inv(Szz + np.diag(alpha) / N)
+    # 1e-8 relative: a K x K solve of a well-conditioned system and a few traces.
+    check_array(got[0], A, "the new A", rtol=1e-8, atol=1e-10, mistakes=[
+        ("use the ridge sigma^2 diag(alpha) without the 1/N: the moments are per sample, the prior is not",
+         no_n),
+        ("leave out sigma^2 from the ridge (it is S_zz + sigma^2 diag(alpha) / N)", no_sigma),
+        ("leave out the prior (the ridge): that is the maximum-likelihood M-step", Sxz @ np.linalg.inv(Szz)),
+    ])
+    check_array(got[1], s2, "the new sigma2", rtol=1e-8, atol=1e-12, mistakes=[
+        ("use the shortcut tr(S - A S_xz^T) / d, which holds only without the ridge", np.trace(S - A @ Sxz.T) / d),
+        ("use tr(S - 2 A S_xz^T + A S_zz A^T) without dividing by d", d * residual(A)),
+    ])
+
+
+@pytest.mark.points(1)
+def test_bpca_m_step_with_a_switched_off_column(student):
+    # alpha_k = inf holds a_k at exactly 0 (no nan from inf * 0 or a Cholesky solve with an infinite entry),
+    # and the other columns are the ridge regression on the columns that are left.
+    S, Sxz, Szz, sigma2, alpha, N = _bpca_case(inputs.rng(52))
+    alpha[1] = np.inf
+    A, s2 = bpca_m_step(S, Sxz, Szz, sigma2, alpha, N)
+    got = check_tuple(student.bpca_m_step(S, Sxz, Szz, sigma2, alpha, N), 2,
+                      "bpca_m_step(S, Sxz, Szz, sigma2, alpha, n_samples)", ("A", "sigma2"))
+    check_array(got[0], A, "the new A with alpha_1 = inf (column 1 must be exactly 0; solve for the others alone)",
+                rtol=1e-8, atol=1e-10)
+    check_array(got[1], s2, "the new sigma2 with alpha_1 = inf", rtol=1e-8, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,8 +42,18 @@ def mfa_m_step(X, R, Z, Sigma):
     return Nj / N, np.array(mus), np.array(As), np.array(Ds)
 
 
+def bpca_m_step(S, Sxz, Szz, sigma2, alpha, n_samples):
+    """Exercise 7b.3: a ridge regression per column (switched-off columns left at 0), then the residual."""
+    S, Sxz, Szz, alpha = (np.asarray(v, dtype=float) for v in (S, Sxz, Szz, alpha))
+    on = np.isfinite(alpha)
+    A = np.zeros_like(Sxz)
+    G = Szz[np.ix_(on, on)] + np.diag(sigma2 * alpha[on] / n_samples)
+    A[:, on] = np.linalg.solve(G, Sxz[:, on].T).T
+    return A, float(np.trace(S - 2 * A @ Sxz.T + A @ Szz @ A.T) / S.shape[0])
+
+
 def ard_update(A):
-    """Exercise 7b.3: alpha_k = d / ||a_k||^2 (inf for a zero column)."""
+    """Exercise 7b.4: alpha_k = d / ||a_k||^2 (inf for a zero column)."""
     A = np.asarray(A, dtype=float)
     with np.errstate(divide="ignore"):
         return A.shape[0] / np.sum(A**2, axis=0)

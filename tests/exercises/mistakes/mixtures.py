@@ -10,6 +10,7 @@ from scipy.special import expit
 HINTS = {
     "mfa_responsibilities": "forget the mixing weights",
     "mfa_m_step": "leave out the posterior covariance",
+    "bpca_m_step": "without the 1/N",
     "ard_update": "forget the d",
     "gaussian_entropy_full": "take half the sum of log L_kk",
     "kl_full_to_standard_normal": "take tr(Sigma) as sum_k L_kk^2",
@@ -39,6 +40,14 @@ def mfa_m_step(X, R, Z, Sigma):
         As.append(A)
         Ds.append(w @ Xc**2 - np.sum(A * Cxz, axis=1))
     return Nj / N, np.array(mus), np.array(As), np.array(Ds)
+
+
+def bpca_m_step(S, Sxz, Szz, sigma2, alpha, n_samples):
+    on = np.isfinite(alpha)
+    A = np.zeros_like(Sxz)
+    G = Szz[np.ix_(on, on)] + np.diag(sigma2 * alpha[on])  # mistake: the ridge without the 1/N
+    A[:, on] = np.linalg.solve(G, Sxz[:, on].T).T
+    return A, float(np.trace(S - 2 * A @ Sxz.T + A @ Szz @ A.T) / S.shape[0])
 
 
 def ard_update(A):

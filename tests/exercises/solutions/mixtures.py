@@ -7,6 +7,7 @@ from scipy.special import expit
 
 import lgm
 from lgm.bayesian_pca import ard_update as _ard_update
+from lgm.bayesian_pca import bpca_m_step as _bpca_m_step
 
 
 def mfa_responsibilities(X, pi, mu, A, D):
@@ -15,6 +16,11 @@ def mfa_responsibilities(X, pi, mu, A, D):
 
 def mfa_m_step(X, R, Z, Sigma):
     return lgm.mfa_m_step(X, R, Z, Sigma)
+
+
+def bpca_m_step(S, Sxz, Szz, sigma2, alpha, n_samples):
+    return _bpca_m_step(np.asarray(S, dtype=float), np.asarray(Sxz, dtype=float), np.asarray(Szz, dtype=float),
+                        float(sigma2), np.asarray(alpha, dtype=float), n_samples)
 
 
 def ard_update(A):
