@@ -50,6 +50,10 @@ PAGES = dict([
         "kl_to_standard_normal": "9.1", "elbo_lgm": "9.2", "reparam": "10.1", "pathwise_grad": "10.2",
         "gaussian_nll": "11.1", "bernoulli_nll": "11.1", "neg_elbo": "11.2"}),
     _page("evaluation", "Evaluating a latent-variable model", {"iwae_bound": "12.1", "is_log_likelihood": "12.2"}),
+    _page("mixtures", "Mixtures of factor analysers and richer posteriors", {
+        "mfa_responsibilities": "7b.1", "mfa_m_step": "7b.2", "bpca_m_step": "7b.3",
+        "ard_update": "7b.4", "gaussian_entropy_full": "11.3",
+        "kl_full_to_standard_normal": "11.3", "flow_logdet": "11.4"}),
     _page("derive_linear", "Derivations: the linear road", {
         "gaussian_loglik_grads": "D2.1", "gmm_shared_var_mstep": "D3.1", "pca_min_error": "D4.1",
         "ppca_sigma2": "D5.1", "estep_moments": "D6.1", "lgm_loglik_grads": "D6.2", "mcem_isotropic_mstep": "D7.1"}),
