@@ -49,6 +49,8 @@ PAGES = dict([
     _page("vae", "Variational inference, reparameterisation and the VAE", {
         "kl_to_standard_normal": "9.1", "elbo_lgm": "9.2", "reparam": "10.1", "pathwise_grad": "10.2",
         "gaussian_nll": "11.1", "bernoulli_nll": "11.1", "neg_elbo": "11.2"}),
+    _page("collapse", "Posterior collapse and the rate–distortion view", {
+        "rate_distortion": "11b.1", "active_units": "11b.2", "free_bits_grad": "11b.3"}),
     _page("evaluation", "Evaluating a latent-variable model", {"iwae_bound": "12.1", "is_log_likelihood": "12.2"}),
     _page("mixtures", "Mixtures of factor analysers and richer posteriors", {
         "mfa_responsibilities": "7b.1", "mfa_m_step": "7b.2", "bpca_m_step": "7b.3",

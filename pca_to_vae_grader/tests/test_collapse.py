@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import nlgm
-from autograder import inputs
-from autograder.compare import check, check_array, check_tuple
+from pca_to_vae_grader import inputs
+from pca_to_vae_grader.compare import check, check_array, check_tuple
 from lgm import kl_gaussians
 
 
