@@ -241,7 +241,7 @@ def test_a_sweep_finds_a_bug_that_only_some_draws_reach_and_names_a_seed_that_re
     # draw in six): a single run may miss it; ten consecutive seeds (the chance that every case of
     # every seed misses is below 1e-3, and fixed by --seed) find it, and the seed the report names
     # reproduces the failure alone.
-    honest = (HERE / "hostile" / "honest_gaussians.py").read_text().replace("def gaussian_logpdf(", "def _right(")
+    honest = (HERE / "answer_keys" / "gaussians.py").read_text().replace("def gaussian_logpdf(", "def _right(")
     submission = tmp_path / "gaussians.py"
     submission.write_text(honest + (
         "\n\ndef gaussian_logpdf(X, mu, Sigma):\n"
@@ -382,7 +382,7 @@ def test_a_notebook_submission_is_graded(tmp_path):
     from nbformat.v4 import new_code_cell
 
     notebook = jupytext.read(BOOK / "gaussians.md")
-    notebook.cells.append(new_code_cell((HERE / "hostile" / "honest_gaussians.py").read_text()))
+    notebook.cells.append(new_code_cell((HERE / "answer_keys" / "gaussians.py").read_text()))
     jupytext.write(notebook, tmp_path / "gaussians.ipynb", fmt="ipynb")
     results, _, _ = grade(tmp_path, submission=tmp_path / "gaussians.ipynb", files=[str(TESTS / "test_gaussians.py")])
     assert results["score"] == results["max_score"] > 0, results["output"]
@@ -456,7 +456,7 @@ def _namespace(source):
 def test_the_check_in_the_kernel_runs_the_same_tests_points_and_hints():
     from pca_to_vae_grader.notebook import Checker
 
-    honest = (HERE / "hostile" / "honest_gaussians.py").read_text()
+    honest = (HERE / "answer_keys" / "gaussians.py").read_text()
     check = Checker("gaussians", _namespace(honest))
     page = check.run()
     assert page.score == page.max_score == 24 and len(page.tests) == 15
@@ -501,7 +501,7 @@ def test_the_graded_run_skips_the_notebooks_own_check():
 
 
 def test_a_saved_notebook_is_graded_from_a_terminal_in_any_folder(tmp_path):
-    (tmp_path / "my notebook.py").write_text((HERE / "hostile" / "honest_gaussians.py").read_text())
+    (tmp_path / "my notebook.py").write_text((HERE / "answer_keys" / "gaussians.py").read_text())
     process = subprocess.run([sys.executable, "-m", "pca_to_vae_grader", "grade", "gaussians", "my notebook.py",
                               "--results", "r.json"], capture_output=True, text=True, cwd=tmp_path, timeout=240,
                              env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})

@@ -55,7 +55,7 @@ def _old_fixed_answers():
 
 TABLE = _old_fixed_answers()
 
-GAUSSIANS = (HERE / "hostile" / "honest_gaussians.py").read_text() + f'''
+GAUSSIANS = (HERE / "answer_keys" / "gaussians.py").read_text() + f'''
 
 _right_logpdf, _right_kl = gaussian_logpdf, kl_gauss
 

@@ -41,6 +41,9 @@ from pca_to_vae_grader.student import Student, StudentFailure
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 HOSTILE = HERE / "hostile"
+HONEST = HERE / "answer_keys" / "gaussians.py"
+"""An honest student's gaussians page (numpy and scipy only, full marks); each hostile submission adds one
+attack to it."""
 MARKER = b"autograder-hostile-marker"
 SANDBOX_USER = "nobody"
 
@@ -115,7 +118,7 @@ def gaussian_mle(X):  # append to the grader's files, found from the grader's wo
 def _hostile_gaussians(grader_files=(), *, sandbox_user=True):
     """The honest submission plus attacks.py, each graded function doing one attack. Without a sandbox
     user nothing bounds a fork bomb, so gaussian_mle tampers with the grader's files instead."""
-    return (HOSTILE / "honest_gaussians.py").read_text() + (HOSTILE / "attacks.py").read_text() + f'''
+    return HONEST.read_text() + (HOSTILE / "attacks.py").read_text() + f'''
 _honest = {{"logpdf": gaussian_logpdf, "solve": lowrank_solve_logdet}}
 _escaped = []
 
@@ -738,7 +741,7 @@ def gradescope():
 
 @pytest.mark.slow
 def test_gradescope_honest_submission_full_marks_as_nobody(gradescope):
-    results, _, _, process = gradescope.grade((HOSTILE / "honest_gaussians.py").read_text())
+    results, _, _, process = gradescope.grade(HONEST.read_text())
     assert results["score"] == results["max_score"] > 0, (results["output"], process.stderr[-2000:])
     assert "refused" not in results["output"]
     assert not _sandbox_processes()
@@ -809,7 +812,8 @@ def open_folder():
 
 
 def _source(*names):
-    return "".join((HOSTILE / name).read_text() + "\n\n" for name in names)
+    """The named files, "honest" standing for the honest page (HONEST), the others in hostile/."""
+    return "".join((HONEST if name == "honest" else HOSTILE / name).read_text() + "\n\n" for name in names)
 
 
 _STUB = "".join(f"\ndef {f}(*args):\n    raise NotImplementedError\n" for f in (
@@ -846,7 +850,7 @@ def iwae_logw_grads(log_w):
     used = [t for t in results["tests"] if t["extra_data"]["function"] in ("kl_diag_gaussians", "iwae_logw_grads")]
     assert len(used) >= 4 and results["score"] == 0, [(t["name"], t["score"], t["output"][:300]) for t in used]
     assert all("Passed" not in t["output"] for t in used), used
-    package_attack = _source("honest_gaussians.py", "unban.py") + """
+    package_attack = _source("honest", "unban.py") + """
 def gaussian_logpdf(X, mu, Sigma):
     unban()
     import lgm
@@ -865,7 +869,7 @@ def test_gradescope_pytest_configuration_planted_above_the_submission_is_ignored
     # that would give every test full marks into the first folder above it that it may write; the next
     # grading (an untouched stub) must not load them: the grader's configuration is pinned.
     layout = _layout(open_folder / "open", "gaussians", mode=0o1777)
-    planting = (_source("honest_gaussians.py", "planter.py") + "\n_kl = kl_gauss\n\n\n"
+    planting = (_source("honest", "planter.py") + "\n_kl = kl_gauss\n\n\n"
                 "def kl_gauss(m0, S0, m1, S1):\n    plant()\n    return _kl(m0, S0, m1, S1)\n")
     first, _, _, _ = layout.grade(planting)
     assert (open_folder / "open" / "conftest.py").exists(), "the attack did not plant its configuration"
@@ -882,7 +886,7 @@ def test_gradescope_a_detached_process_cannot_stop_the_grader(gradescope):
     # limits with results.json written, and the next grading of an honest submission scores full marks.
     import signal
 
-    stopper = (_source("honest_gaussians.py", "detached.py") + "\n_mle = gaussian_mle\n\n\n"
+    stopper = (_source("honest", "detached.py") + "\n_mle = gaussian_mle\n\n\n"
                f"def gaussian_mle(X):\n    detach({int(signal.SIGSTOP)}, 40)\n    return _mle(X)\n")
     results, elapsed, _, process = gradescope.grade(stopper, timeout=150)
     tests = _by_function(results, ("gaussian_logpdf", "gaussian_mle", "condition_gaussian", "kl_gauss",
@@ -891,7 +895,7 @@ def test_gradescope_a_detached_process_cannot_stop_the_grader(gradescope):
     assert _full(tests["lowrank_solve_logdet"]), tests["lowrank_solve_logdet"]  # after the stopper is gone
     assert elapsed < 120, elapsed
     assert not _sandbox_processes() and not _marked_processes()
-    honest, _, _, process = gradescope.grade((HOSTILE / "honest_gaussians.py").read_text(), timeout=150)
+    honest, _, _, process = gradescope.grade(HONEST.read_text(), timeout=150)
     assert honest["score"] == honest["max_score"] > 0, (honest["output"], process.stderr[-2000:])
 
 
@@ -927,9 +931,9 @@ def test_gradescope_gradings_at_once_never_touch_each_other(open_folder):
     import signal
 
     layouts = [_layout(open_folder / f"grading-{i}", "gaussians") for i in range(4)]
-    killer = _source("honest_gaussians.py", "detached.py") + f"class _Killer:\n    detach({int(signal.SIGKILL)}, 60)\n"
-    bomb = _source("honest_gaussians.py", "attacks.py") + "\n\ndef gaussian_mle(X):\n    fork_bomb()\n"
-    honest = (HOSTILE / "honest_gaussians.py").read_text()
+    killer = _source("honest", "detached.py") + f"class _Killer:\n    detach({int(signal.SIGKILL)}, 60)\n"
+    bomb = _source("honest", "attacks.py") + "\n\ndef gaussian_mle(X):\n    fork_bomb()\n"
+    honest = HONEST.read_text()
     start = time.monotonic()
     processes = [layout.start(text) for layout, text in zip(layouts, (killer, honest, bomb, honest))]
     graded = [layout.finish(process, start, timeout=240) for layout, process in zip(layouts, processes)]
