@@ -33,7 +33,7 @@ import types
 
 from pca_to_vae_grader import pages
 from pca_to_vae_grader.sandboxed import codec
-from pca_to_vae_grader.student import StudentFailure, outcome
+from pca_to_vae_grader.student import Functions, StudentFailure, outcome
 
 FEEDBACK_NOTE = ("(This check runs your functions in your own kernel, for feedback; your grade comes from the "
                  "grader, which runs your saved notebook in a sandbox.)")
@@ -43,7 +43,7 @@ class _TimeLimit(BaseException):
     """Raised in the student's code when its test's time is up (a BaseException: `except Exception` passes it on)."""
 
 
-class KernelStudent:
+class KernelStudent(Functions):
     """The functions of a namespace (a notebook's), called as the sandboxed grader calls a submission's.
 
     Parameters
@@ -67,16 +67,6 @@ class KernelStudent:
                               and not k.startswith("_"))
         self.imports = sorted({getattr(v, "__name__", k).split(".")[0] for k, v in namespace.items()
                                if isinstance(v, types.ModuleType)} & set(self.refused))
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def function(*args, **kwargs):
-            return self.call(name, *args, **kwargs)
-
-        function.__name__ = name
-        return function
 
     def new_test(self):
         """Start the time budget of a new test."""

@@ -45,7 +45,25 @@ class StudentFailure(GradingFailure):
     """A call into the submission that did not return a value; the message is for the student."""
 
 
-class Student:
+class Functions:
+    """The submission's functions as attributes: ``student.f(*args)`` is ``student.call("f", *args)``.
+
+    Shared by the sandboxed :class:`Student` and the notebook's ``KernelStudent``, so the tests call both
+    the same way.
+    """
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def function(*args, **kwargs):
+            return self.call(name, *args, **kwargs)
+
+        function.__name__ = name
+        return function
+
+
+class Student(Functions):
     """A submission, loaded in a separate process, whose functions are attributes.
 
     Parameters
@@ -96,16 +114,6 @@ class Student:
             self.problems.append(str(error))
         # A page that bans modules (the derivation pages) also refuses numerical stand-ins, read from the source here.
         self._refused = audit.refusals(self._cells) if self._banned and self._cells and not trusted else {}
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def function(*args, **kwargs):
-            return self.call(name, *args, **kwargs)
-
-        function.__name__ = name
-        return function
 
     # -- the worker's life -------------------------------------------------------------------------
 
