@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lgm._checks import check_random_state
+from lgm.checks import check_random_state
 from lgm.data import read_idx
 
 #: The four files of each data set, with the MD5 sums of the published gzipped files.
