@@ -677,6 +677,12 @@ def _world_python(folder):
     return str(venv / "bin" / "python"), {"LD_LIBRARY_PATH": str(folder / "base" / "lib")}
 
 
+_PEAK = ("import resource, subprocess, sys\n"
+         "code = subprocess.call(sys.argv[1:])\n"
+         "print('grading peak KiB:', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+         "sys.exit(code)\n")
+
+
 class GradescopeLayout:
     """/autograder as Gradescope makes it, under a temporary folder, graded by run_autograder as root."""
 
@@ -704,8 +710,11 @@ class GradescopeLayout:
         environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         environment.update(self.env, TMPDIR=_open_temp())
         environment.update(env)
-        return subprocess.Popen(["bash", str(self.home / "run_autograder")], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True)
+        # run_autograder under a Python parent that reports the largest process of this grading alone
+        # (RUSAGE_CHILDREN of the test's own process would count every grading the test run made before)
+        return subprocess.Popen([sys.executable, "-c", _PEAK, "bash", str(self.home / "run_autograder")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment,
+                                start_new_session=True)
 
     def finish(self, process, start, timeout=300):
         """Wait for a grading (at most ``timeout`` s: past it the whole grading is killed and the test fails)."""
@@ -716,6 +725,8 @@ class GradescopeLayout:
             process.communicate()
             pytest.fail(f"the grading did not end within {timeout} s")
         process.stdout, process.stderr = stdout, stderr
+        peaks = re.findall(r"^grading peak KiB: (\d+)$", stderr, re.M)
+        process.peak_mib = int(peaks[-1]) / 1024 if peaks else None
         path = self.home / "results" / "results.json"
         assert path.exists(), stderr[-3000:]
         return json.loads(path.read_text()), time.monotonic() - start, path, process
@@ -905,12 +916,10 @@ def test_gradescope_output_bombs_and_forged_load_replies_stay_small_and_quoted(g
     # reply forged from a class body with 20,000 problems of 2 KB and a line that pretends to be the
     # grader's total. The results stay small, say once what was cut, quote the submission's text, and the
     # grader's memory stays modest.
-    import resource
-
     bomb = 'import numpy as np\n' + '_ = int("x" * 2000)\n' * 30_000
-    results, _, path, process = gradescope.grade(bomb, timeout=200)
+    results, _, path, first = gradescope.grade(bomb, timeout=200)
     size = path.stat().st_size
-    assert size < 300_000 and results["score"] == 0 and len(results["tests"]) == 15, (size, process.stderr[-2000:])
+    assert size < 300_000 and results["score"] == 0 and len(results["tests"]) == 15, (size, first.stderr[-2000:])
     assert all(len(t["output"]) <= 9_000 for t in results["tests"])
     assert "more statements raised errors" in results["output"], results["output"][-2000:]
     forged, _, path, process = gradescope.grade(_source("forged_load.py"), timeout=200)
@@ -919,8 +928,8 @@ def test_gradescope_output_bombs_and_forged_load_replies_stay_small_and_quoted(g
     lines = [line for text in texts for line in text.split("\n") if "regraded by the instructor" in line]
     assert lines and all(line.startswith("> ") for line in lines), lines
     assert forged["output"].rstrip().endswith("Total: 0 / 24 points."), forged["output"][-500:]
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # MiB, the largest process yet
-    assert peak < 600, peak
+    peaks = [first.peak_mib, process.peak_mib]  # MiB, the largest process of each grading
+    assert None not in peaks and max(peaks) < 600, peaks
 
 
 @pytest.mark.slow
