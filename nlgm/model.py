@@ -404,7 +404,7 @@ class NLGM(nn.Module):
         return torch.randn(shape, generator=generator, **self._like())
 
     # ----------------------------------------------------------------- the bound and the likelihood
-    def complete(self, x, n_samples=1, *, generator=None):
+    def complete(self, x, n_samples=1, *, generator=None, eps=None):
         """Fill in J latent vectors for each row of x from the encoder's q(z | x).
 
         Implements eq-reparam: z = mu(x) + sigma(x) * eps, eps standard normal, so z is
@@ -418,6 +418,10 @@ class NLGM(nn.Module):
         n_samples : int
             J, the samples of z per data point.
         generator : torch.Generator, optional
+        eps : Tensor, shape (J, N, K), optional
+            The standard-normal noise to use instead of drawing it (then ``n_samples`` and
+            ``generator`` are not used): data-parallel training draws a global batch's noise and
+            gives each process its rows' share.
 
         Returns
         -------
@@ -428,7 +432,9 @@ class NLGM(nn.Module):
             log q(z | x) - log p(z).
         """
         mu, logvar, extra = self.encoder.q_parameters(x)
-        z, log_q = self.q.sample(mu, logvar, extra, self._randn((n_samples, *mu.shape), generator))
+        if eps is None:
+            eps = self._randn((n_samples, *mu.shape), generator)
+        z, log_q = self.q.sample(mu, logvar, extra, eps)
         return Completion(mu, logvar, z, kl=self.q.kl(mu, logvar, extra, z, log_q))
 
     def completion_elbo(self, x, completion):

@@ -52,7 +52,7 @@ from lgm.data import split_indices
 from nlgm import checkpoint as checkpoints
 from nlgm import distributed
 from nlgm.data import is_streamed, shares, stream
-from nlgm.elbo import reparameterise, weighted_kl
+from nlgm.elbo import weighted_kl
 from nlgm.model import _MAX_ELEMENTS, NLGM
 
 
@@ -194,12 +194,10 @@ class DataParallelELBOAscent(ELBOAscent):
         """:meth:`NLGM.complete` of this process's rows, with their draws of the
         global batch's noise (eq-reparam)."""
         x, m = batch
-        mu, logvar = self.model.encoder(x)
-        eps = torch.randn((self.n_samples, m, mu.shape[-1]), generator=rng,
-                          dtype=mu.dtype, device=mu.device)
+        eps = torch.randn((self.n_samples, m, self.model.latent_dim),
+                          generator=rng, dtype=x.dtype, device=x.device)
         p = self.processes
-        return mu, logvar, reparameterise(mu, logvar,
-                                          eps[:, p.rank::p.world_size])
+        return self.model.complete(x, eps=eps[:, p.rank::p.world_size])
 
     def reestimate(self, batch, completion):
         """:meth:`ELBOAscent.reestimate`, each loss weighted by this process's
