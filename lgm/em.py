@@ -208,11 +208,17 @@ class SampledCompletion(_EMState):
     def complete(self, X, rng):
         """Draw z_nj ~ p(z | x_n) under the current (old) parameters, j = 1..J.
 
+        The posterior map (beta, Sigma) comes from the E-step that scored the
+        current parameters, where there was one (``S``).
+
         Returns
         -------
         Z : ndarray, shape (J, N, K)
         """
-        beta, Sigma = posterior_map(self.A, self.D)
+        if self._next is None:
+            beta, Sigma = posterior_map(self.A, self.D)
+        else:
+            (beta, Sigma), self._next = self._next[:2], None
         L = linalg.cholesky(Sigma, lower=True)
         eps = rng.standard_normal((self.n_samples, X.shape[0], Sigma.shape[0]))
         return X @ beta.T + eps @ L.T
@@ -259,10 +265,10 @@ class MissingCompletion(_EMState):
         """Expected moments of (z, x) given the observed entries (old parameters).
 
         Implements eq-missing-estep through
-        :func:`lgm.missing.expected_moments`. ``rng`` is unused.
+        :func:`lgm.missing.completed_moments`. ``rng`` is unused.
         """
         if self._next is None:
-            self._next = missing_entries.expected_moments(
+            self._next = missing_entries.completed_moments(
                 data, self.A, self.D, self.mean)
         moments, self._next = self._next[:3], None
         return moments
@@ -276,7 +282,7 @@ class MissingCompletion(_EMState):
         """
         A, D, mean = m_step_with_mean(*moments)
         D = self._constrain(D)
-        self._next = missing_entries.expected_moments(data, A, D, mean)
+        self._next = missing_entries.completed_moments(data, A, D, mean)
         self.A, self.D, self.mean, self.loglik = A, D, mean, self._next[3]
 
 

@@ -242,6 +242,26 @@ def impute(X, A, D, mean):
 
 
 def expected_moments(X, A, D, mean):
+    """:func:`completed_moments` of X with its arguments checked.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, d), or MissingData
+        NaN marks a missing entry.
+    A : array_like, shape (d, K)
+    D : array_like, shape (d,), positive
+    mean : array_like, shape (d,)
+
+    Returns
+    -------
+    sxx, Sxz, Szz, loglik
+        As :func:`completed_moments`.
+    """
+    data = as_missing_data(X)
+    return completed_moments(data, *_check_model(data, A, D, mean))
+
+
+def completed_moments(data, A, D, mean):
     """The E-step with missing entries: expected second moments of the completed pairs.
 
     Implements eq-missing-estep. Each row is completed by the joint posterior of z and of its
@@ -252,12 +272,16 @@ def expected_moments(X, A, D, mean):
     E[z z^T] = Sigma_o + m m^T,  E[x_u z^T] = x^_u m^T + A_u Sigma_o,
     E[x_i^2] = x^_i^2 + a_i^T Sigma_o a_i + psi_i for a missing i.
 
+    The arguments are not checked (the kernel of EM's iterations; :func:`expected_moments` checks
+    them).
+
     Parameters
     ----------
-    X : array_like, shape (N, d), or MissingData
-    A : array_like, shape (d, K)
-    D : array_like, shape (d,), positive
-    mean : array_like, shape (d,)
+    data : MissingData
+        N rows of d features, grouped by missingness pattern.
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,), positive
+    mean : ndarray, shape (d,)
 
     Returns
     -------
@@ -270,8 +294,6 @@ def expected_moments(X, A, D, mean):
     loglik : float
         The mean observed-data log-likelihood per row under these (old) parameters, a by-product.
     """
-    data = as_missing_data(X)
-    A, D, mean = _check_model(data, A, D, mean)
     N, K = data.shape[0], A.shape[1]
     means, Sigma, loglik = _posterior(data, A, D, mean)
     X_hat = np.where(data.observed, data.X, mean + means @ A.T)
@@ -289,7 +311,7 @@ def expected_moments(X, A, D, mean):
 
 
 def m_step_with_mean(sxx, Sxz, Szz):
-    """The M-step for (A, D, mean) from the moments of :func:`expected_moments`.
+    """The M-step for (A, D, mean) from the moments of :func:`completed_moments`.
 
     Implements eq-missing-mstep: complete-data maximum likelihood with the augmented latent
     z~ = (z, 1) and loading matrix [A, mean], through :func:`lgm.linear_gaussian.m_step`:
@@ -313,19 +335,7 @@ def m_step_with_mean(sxx, Sxz, Szz):
 
 
 def observed_log_likelihood_gradient(X, A, D, mean):
-    """The mean observed-data log-likelihood and its gradient, by Fisher's identity.
-
-    Implements eq-fisher-identity: the gradient of the observed-data log-likelihood at theta is
-    that of EM's expected complete-data log-likelihood Q(theta' | theta) at theta' = theta, so it
-    comes from the E-step's moments sxx, Sxz and Szz (:func:`expected_moments`; Sxz_i^T is row
-    i of Sxz). With B = [A, mean], b_i^T its row i and r_i = sxx_i - 2 b_i^T Sxz_i +
-    b_i^T Szz b_i the expected squared residual of feature i, the mean observed-data
-    log-likelihood per row l has
-
-    dl/db_i = (Sxz_i - Szz b_i) / psi_i,  dl/d log psi_i = (r_i / psi_i - 1) / 2.
-
-    The moments are sums of squares of x, so r_i cancels catastrophically if the mean is far
-    from 0 in units of the spread: pass roughly centred data (:class:`lgm.LGM` does).
+    """:func:`fisher_gradient` at X with its arguments checked.
 
     Parameters
     ----------
@@ -337,6 +347,41 @@ def observed_log_likelihood_gradient(X, A, D, mean):
 
     Returns
     -------
+    loglik, grad_A, grad_mean, grad_log_D
+        As :func:`fisher_gradient`.
+    """
+    data = as_missing_data(X)
+    return fisher_gradient(data, *_check_model(data, A, D, mean))
+
+
+def fisher_gradient(data, A, D, mean):
+    """The mean observed-data log-likelihood and its gradient, by Fisher's identity.
+
+    Implements eq-fisher-identity: the gradient of the observed-data log-likelihood at theta is
+    that of EM's expected complete-data log-likelihood Q(theta' | theta) at theta' = theta, so it
+    comes from the E-step's moments sxx, Sxz and Szz (:func:`completed_moments`; Sxz_i^T is row
+    i of Sxz). With B = [A, mean], b_i^T its row i and r_i = sxx_i - 2 b_i^T Sxz_i +
+    b_i^T Szz b_i the expected squared residual of feature i, the mean observed-data
+    log-likelihood per row l has
+
+    dl/db_i = (Sxz_i - Szz b_i) / psi_i,  dl/d log psi_i = (r_i / psi_i - 1) / 2.
+
+    The moments are sums of squares of x, so r_i cancels catastrophically if the mean is far
+    from 0 in units of the spread: pass roughly centred data (:class:`lgm.LGM` does).
+
+    The arguments are not checked (the objective of the quasi-Newton iterations;
+    :func:`observed_log_likelihood_gradient` checks them).
+
+    Parameters
+    ----------
+    data : MissingData
+        N rows of d features, grouped by missingness pattern.
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,), positive
+    mean : ndarray, shape (d,)
+
+    Returns
+    -------
     loglik : float
         The mean observed-data log-likelihood per row (eq-missing-loglik).
     grad_A : ndarray, shape (d, K)
@@ -344,9 +389,7 @@ def observed_log_likelihood_gradient(X, A, D, mean):
     grad_log_D : ndarray, shape (d,)
         Its gradients with respect to A, the mean and log D.
     """
-    data = as_missing_data(X)
-    A, D, mean = _check_model(data, A, D, mean)
-    sxx, Sxz, Szz, loglik = expected_moments(data, A, D, mean)
+    sxx, Sxz, Szz, loglik = completed_moments(data, A, D, mean)
     B = np.column_stack([A, mean])
     B_Szz = B @ Szz
     grad_B = (Sxz - B_Szz) / D[:, None]
@@ -359,7 +402,7 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
     """Maximise the observed-data log-likelihood over (A, mean, D) by L-BFGS-B.
 
     Through :func:`lgm.quasi_newton.maximise`, with the gradient of
-    :func:`observed_log_likelihood_gradient` (eq-fisher-identity); each evaluation costs one
+    :func:`fisher_gradient` (eq-fisher-identity); each evaluation costs one
     E-step. The variables are log D, bounded by log floor and log ceiling (so the steps of the
     variances are relative changes), and row i of A and entry i of the mean divided by s_i, the
     power of 2 nearest to sqrt(psi_i): the curvature in a_i grows like 1/psi_i, and as a
@@ -413,8 +456,7 @@ def maximise_observed_likelihood(X, A0, D0, mean0, *, floor, ceiling, max_iter, 
         return theta[:d * K].reshape(d, K) * s[:, None], np.exp(theta[-d:]), theta[d * K:-d] * s
 
     def objective(theta, s):
-        loglik, grad_A, grad_mean, grad_log_D = observed_log_likelihood_gradient(
-            data, *unpack(theta, s))
+        loglik, grad_A, grad_mean, grad_log_D = fisher_gradient(data, *unpack(theta, s))
         return loglik, np.concatenate([(grad_A * s[:, None]).ravel(), grad_mean * s, grad_log_D])
 
     theta = np.concatenate([A.ravel(), mean, np.clip(np.log(D), lower[-d:], upper[-d:])])

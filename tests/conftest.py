@@ -21,6 +21,18 @@ COLAB_PACKAGES = ["numpy", "scipy", "matplotlib", "scikit-learn", "tqdm", "torch
                   "nbclient", "ipykernel"]
 
 
+#: Fixtures that take minutes: a test that uses one is marked slow (``make quick`` skips it), so
+#: no test can bring one into the quick run by forgetting its mark.
+SLOW_FIXTURES = {"built_book", "dist", "fresh_venv", "gradings"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def _make(*args, env=None):
     """Run ``make ARGS`` with this interpreter's venv; its install step counts as done."""
     venv = Path(sys.prefix)

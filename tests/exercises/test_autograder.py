@@ -100,7 +100,6 @@ def test_the_index_lists_every_page_and_exercise():
         assert not missing, f"exercises/index.md does not list {missing} of {page}"
 
 
-@pytest.mark.slow  # the gradings fixture grades every page three times (minutes)
 @pytest.mark.parametrize("page", PAGES)
 def test_every_test_is_named_after_an_exercise(gradings, page):
     exercises = _exercises(page)
@@ -113,7 +112,6 @@ def test_every_test_is_named_after_an_exercise(gradings, page):
         assert any(t["extra_data"]["test"].startswith(f"test_{name}") for t in tests), f"{page}: no test for {name}"
 
 
-@pytest.mark.slow  # the gradings fixture grades every page three times (minutes)
 @pytest.mark.parametrize("page", PAGES)
 def test_stubs_score_zero(gradings, page):
     tests = _tests(gradings["stubs"], page)
@@ -123,7 +121,6 @@ def test_stubs_score_zero(gradings, page):
         assert "NotImplementedError" in test["output"], test
 
 
-@pytest.mark.slow  # the gradings fixture grades every page three times (minutes)
 @pytest.mark.parametrize("page", PAGES)
 def test_solutions_score_full_marks(gradings, page):
     tests = _tests(gradings["solutions"], page)
@@ -133,7 +130,6 @@ def test_solutions_score_full_marks(gradings, page):
     assert all(t["max_score"] > 0 for t in tests)
 
 
-@pytest.mark.slow  # the gradings fixture grades every page three times (minutes)
 @pytest.mark.parametrize("page", PAGES)
 def test_answer_keys_score_full_marks_through_the_sandbox_without_the_package(gradings, page):
     # What an instructor uploads to check a Gradescope assignment end to end: a full-mark submission that
@@ -165,7 +161,6 @@ def test_each_classic_mistake_loses_points_with_its_hint(gradings, page):
             f"no failing test of {name} names the mistake {hint!r}; outputs:\n" + "\n".join(t["output"] for t in failed))
 
 
-@pytest.mark.slow  # the gradings fixture
 def test_the_lectures_d_update_fails_the_test_of_ems_guarantee(gradings):
     # mistakes/lgm.py's em_step uses the old A^k in the D-update (the lecture's bug). Comparing with the
     # reference catches it; EM's guarantee (the likelihood never decreases, every psi_i stays positive)

@@ -516,7 +516,7 @@ def test_ctrl_c_in_the_quasi_newton_solver_keeps_what_was_done(ctrl_c_on_call):
     # ConvergenceWarning (the user stopped it). Simulated by a KeyboardInterrupt raised from
     # inside L-BFGS-B's 30th evaluation of the gradient.
     Xm = hidden_20_percent(load_diabetes)
-    ctrl_c_on_call(lgm.missing, "observed_log_likelihood_gradient", 30)
+    ctrl_c_on_call(lgm.missing, "fisher_gradient", 30)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.warns(UserWarning, match="Interrupted after"):
@@ -534,7 +534,7 @@ def test_ctrl_c_during_an_em_iteration_keeps_a_consistent_model(monkeypatch, ctr
     # the parameters whose log-likelihood was recorded last (it used to store the new ones,
     # 0.08 nats per row away from loglik_[-1]), and the quasi-Newton method must not start.
     Xm = hidden_20_percent(load_diabetes)
-    ctrl_c_on_call(lgm.missing, "expected_moments", 6)
+    ctrl_c_on_call(lgm.missing, "completed_moments", 6)
     hand_over = spy_on_the_hand_over(monkeypatch)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
@@ -551,7 +551,7 @@ def test_ctrl_c_between_rounds_of_the_quasi_newton_solver_keeps_what_was_done(mo
     # the second round.
     Xm = hidden_20_percent(load_diabetes)
     monkeypatch.setattr(lgm.missing, "_RESTART", 5)
-    rounds, maximise, gradient = [], lgm.quasi_newton.maximise, lgm.missing.observed_log_likelihood_gradient
+    rounds, maximise, gradient = [], lgm.quasi_newton.maximise, lgm.missing.fisher_gradient
 
     def counted(*args, **kwargs):
         result = maximise(*args, **kwargs)
@@ -565,7 +565,7 @@ def test_ctrl_c_between_rounds_of_the_quasi_newton_solver_keeps_what_was_done(mo
         return gradient(*args)
 
     monkeypatch.setattr(lgm.quasi_newton, "maximise", counted)
-    monkeypatch.setattr(lgm.missing, "observed_log_likelihood_gradient", pressed_after_two_rounds)
+    monkeypatch.setattr(lgm.missing, "fisher_gradient", pressed_after_two_rounds)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.warns(UserWarning, match="Interrupted after 10 quasi-Newton iterations"):
