@@ -1,15 +1,18 @@
-"""Held-out log-likelihood of linear models (PPCA, FA) and NLGMs (VAEs) on the digits.
+"""Held-out log-likelihood of linear models (PPCA, FA) and NLGMs (VAEs) on the digits or MNIST.
 
-All models see the same data: scikit-learn's 8x8 digits scaled to (v + u) / 17 with uniform
-dequantisation u ~ U[0, 1) (``lgm.data.load_digits``, its fixed 1348/449 train/test split), so
-every number is a log-density on [0, 1)^64 in nats per image, comparable across models. The
-linear models are exact (closed-form PPCA; FA by EM, checked against scikit-learn); the NLGMs
-are trained with *default* settings of :class:`nlgm.NLGM` and :func:`nlgm.fit` (early stopping on
-a 10% validation split of the training set) and evaluated by importance sampling with the
-encoder as the proposal (k = 1000 samples per image, eq-iw-loglik).
+All models see the same data, dequantised so that every number is a log-density in nats per
+image, comparable across models: scikit-learn's 8x8 digits scaled to (v + u) / 17 with
+u ~ U[0, 1) (``lgm.data.load_digits``, its fixed 1348/449 train/test split; a density on
+[0, 1)^64), or MNIST / Fashion-MNIST scaled to (v + u) / 256 (``lgm.mnist.load_mnist``, the
+published 60000/10000 split; a density on [0, 1)^784). The linear models are exact (closed-form
+PPCA; FA by EM, checked against scikit-learn); the NLGMs are trained with the settings of
+:class:`nlgm.NLGM` and :func:`nlgm.fit` (default: early stopping on a 10% validation split of the
+training set) and evaluated by importance sampling with the encoder as the proposal (k = 1000
+samples per image, eq-iw-loglik).
 
-Run: ``python benchmarks/vae_vs_lgm.py [--threads 2] [--seeds 0] [--importance 1000]``.
-Results recorded in ``benchmarks/RESULTS-vae.md``.
+Run: ``python benchmarks/vae_vs_lgm.py [--threads 2] [--seeds 0] [--importance 1000]``; MNIST:
+``--data mnist --latent 20 --hidden 256 --epochs 100`` with its four IDX files in ``--folder``
+(default: where ``lgm.mnist.load_mnist`` looks). Results recorded in ``benchmarks/RESULTS-vae.md``.
 """
 import argparse
 import resource
@@ -22,6 +25,7 @@ from sklearn.decomposition import FactorAnalysis
 import nlgm
 from lgm.data import load_digits
 from lgm.em import LGM
+from lgm.mnist import load_mnist
 from lgm.ppca import PPCA
 
 
@@ -44,11 +48,27 @@ def main():
     parser.add_argument("--latent", type=int, nargs="+", default=[2, 8], help="K values (default 2 8)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="the most epochs of nlgm.fit (default: fit's, 1000)")
+    parser.add_argument("--data", choices=("digits", "mnist", "fashion-mnist"), default="digits")
+    parser.add_argument("--folder", default=None,
+                        help="the folder of the MNIST IDX files (default: load_mnist's)")
+    parser.add_argument("--hidden", default=None,
+                        help="the NLGM's hidden widths, comma-separated (default: NLGM's)")
+    parser.add_argument("--noise", nargs="+", default=["isotropic", "diagonal"],
+                        choices=("isotropic", "diagonal"), help="the NLGMs' noise models")
+    parser.add_argument("--no-sklearn", action="store_true",
+                        help="skip scikit-learn's FactorAnalysis (slow at d = 784)")
     args = parser.parse_args()
-    epochs = {} if args.epochs is None else {"epochs": args.epochs}
+    fit_options = {} if args.epochs is None else {"epochs": args.epochs}
+    architecture = {} if args.hidden is None else {
+        "hidden": tuple(int(w) for w in args.hidden.split(","))}
     torch.set_num_threads(args.threads)
-    X_train, X_test = load_digits()
-    print(f"digits: train {X_train.shape}, test {X_test.shape}; torch threads {args.threads}")
+    if args.data == "digits":
+        X_train, X_test = load_digits()
+    else:
+        X_train, X_test = load_mnist(args.folder, fashion=args.data == "fashion-mnist",
+                                     dequantise=True, random_state=0)
+    d = X_train.shape[1]
+    print(f"{args.data}: train {X_train.shape}, test {X_test.shape}; torch threads {args.threads}")
     print(f"{'K':>2}  {'model':<22}{'test log-lik':>13}{'test ELBO':>11}{'wall s':>8}{'cpu s':>7}{'epochs':>7}")
     for K in args.latent:
         rows = []
@@ -56,13 +76,14 @@ def main():
         rows.append(("PPCA (lgm)", ppca.score(X_test), np.nan, wall, cpu, ""))
         fa, wall, cpu = timed(lambda: LGM(K, noise="diagonal").fit(X_train))
         rows.append(("FA (lgm, EM)", fa.score(X_test), np.nan, wall, cpu, ""))
-        sk, wall, cpu = timed(lambda: FactorAnalysis(K, tol=1e-6, max_iter=5000).fit(X_train))
-        rows.append(("FA (scikit-learn)", sk.score(X_test), np.nan, wall, cpu, ""))
-        for noise in ("isotropic", "diagonal"):
+        if not args.no_sklearn:
+            sk, wall, cpu = timed(lambda: FactorAnalysis(K, tol=1e-6, max_iter=5000).fit(X_train))
+            rows.append(("FA (scikit-learn)", sk.score(X_test), np.nan, wall, cpu, ""))
+        for noise in args.noise:
             for seed in args.seeds:
-                model = nlgm.NLGM(64, K, noise=noise, seed=seed)
+                model = nlgm.NLGM(d, K, noise=noise, seed=seed, **architecture)
                 history, wall, cpu = timed(lambda: nlgm.fit(model, X_train, seed=seed, progress=False,
-                                                               **epochs))
+                                                               **fit_options))
                 g = torch.Generator().manual_seed(seed)
                 loglik = model.log_likelihood(X_test, args.importance, generator=g)
                 elbo = model.elbo(X_test, 100, generator=g)

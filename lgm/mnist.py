@@ -66,7 +66,8 @@ def load_mnist(folder=None, *, fashion=False, split=True, dequantise=False, rand
     Parameters
     ----------
     folder : str or os.PathLike, optional
-        The folder holding the four files (gzipped or not). None: ``data_home()/mnist`` or
+        The folder holding the four files (gzipped or not; ``train-images-idx3-ubyte`` or
+        ``train-images.idx3-ubyte``). None: ``data_home()/mnist`` or
         ``data_home()/fashion-mnist``.
     fashion : bool
         Fashion-MNIST (Zalando's clothes, the same format) instead of MNIST.
@@ -127,10 +128,14 @@ def load_mnist(folder=None, *, fashion=False, split=True, dequantise=False, rand
 
 
 def _find(folder, name):
-    """The path of ``name`` or ``name.gz`` in ``folder``, or None."""
-    for candidate in (folder / f"{name}.gz", folder / name):
-        if candidate.is_file():
-            return candidate
+    """The path of ``name`` or ``name.gz`` in ``folder``, or None.
+
+    The files are also found under the names that many copies use, with a dot before ``idx``
+    (``train-images.idx3-ubyte``)."""
+    for base in (name, name.replace("-idx", ".idx")):
+        for candidate in (folder / f"{base}.gz", folder / base):
+            if candidate.is_file():
+                return candidate
     return None
 
 

@@ -55,6 +55,21 @@ def test_pixels_scaled_and_labels_in_the_published_split(tmp_path, gz):
     np.testing.assert_array_equal(X, np.concatenate([X_train, X_test]))
 
 
+def test_the_files_are_found_under_their_dotted_names_too(tmp_path):
+    # Many copies name the files train-images.idx3-ubyte; a folder of those reads the same, and a
+    # folder that mixes both spellings reads each file once, the published spelling first.
+    arrays = write_set(tmp_path / "published", gz=False)
+    (tmp_path / "dotted").mkdir()
+    for name in arrays:
+        (tmp_path / "published" / name).rename(tmp_path / "dotted" / name.replace("-idx", ".idx"))
+    X_train, X_test, y_train, _ = mnist.load_mnist(tmp_path / "dotted", return_labels=True)
+    np.testing.assert_allclose(X_train, arrays["train-images-idx3-ubyte"].reshape(5, 784) / 255,
+                               rtol=1e-6)
+    np.testing.assert_array_equal(y_train, arrays["train-labels-idx1-ubyte"])
+    write_set(tmp_path / "dotted", n_train=2, n_test=1, gz=False, seed=1)
+    assert mnist.load_mnist(tmp_path / "dotted")[0].shape == (2, 784)  # the published names win
+
+
 def test_dequantised_pixels_lie_in_their_bins(tmp_path):
     arrays = write_set(tmp_path)
     X_train, _ = mnist.load_mnist(tmp_path, dequantise=True, random_state=3)
