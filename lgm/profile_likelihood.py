@@ -2,8 +2,8 @@
 
 For fixed noise variances D the best loading matrix A has a closed form
 (Joreskog 1967): scale the sample covariance to S* = D^{-1/2} S D^{-1/2}, take
-its eigenvalues theta_1 >= ... >= theta_d and eigenvectors w_k, and set
-A = D^{1/2} W_K (Theta_K - I)_+^{1/2}, as for PPCA but in the scaled space.
+its eigenvalues gamma_1 >= ... >= gamma_d and eigenvectors w_k, and set
+A = D^{1/2} W_K (Gamma_K - I)_+^{1/2}, as for PPCA but in the scaled space.
 What is left, the profile log-likelihood l(D) = max_A l(A, D), depends on d
 numbers only, and its gradient is cheap (eq-lgm-profile). A quasi-Newton
 method on log D with the noise floor as a bound (L-BFGS-B) reaches a
@@ -21,13 +21,13 @@ from lgm import quasi_newton
 def profile_log_likelihood(S, log_D, n_components):
     """The profile log-likelihood l(D) = max_A l(A, D), its gradient, and A.
 
-    Implements eq-lgm-profile: with theta_k, w_k the eigenpairs of
+    Implements eq-lgm-profile: with gamma_k, w_k the eigenpairs of
     S* = D^{-1/2} S D^{-1/2} and the "active" set a of the k <= K with
-    theta_k > 1,
-    l(D) = -1/2 [ d log 2pi + sum_i log D_i + sum_{k in a} (log theta_k + 1)
-    + sum_{k not in a} theta_k ],
-    dl / d log D_i = -1/2 sum_{k not in a} w_ik^2 (1 - theta_k),
-    and the maximising A = D^{1/2} W_K (Theta_K - I)_+^{1/2}.
+    gamma_k > 1,
+    l(D) = -1/2 [ d log 2pi + sum_i log D_i + sum_{k in a} (log gamma_k + 1)
+    + sum_{k not in a} gamma_k ],
+    dl / d log D_i = -1/2 sum_{k not in a} w_ik^2 (1 - gamma_k),
+    and the maximising A = D^{1/2} W_K (Gamma_K - I)_+^{1/2}.
 
     Parameters
     ----------
@@ -51,16 +51,16 @@ def profile_log_likelihood(S, log_D, n_components):
     d = S.shape[0]
     D = np.exp(log_D)
     r = 1.0 / np.sqrt(D)
-    theta, W = linalg.eigh(S * r[:, None] * r[None, :])
-    theta, W = theta[::-1], W[:, ::-1]
-    active = (np.arange(d) < K) & (theta > 1.0)
+    gamma, W = linalg.eigh(S * r[:, None] * r[None, :])
+    gamma, W = gamma[::-1], W[:, ::-1]
+    active = (np.arange(d) < K) & (gamma > 1.0)
     loglik = -0.5 * (
-        d * LOG_2PI + np.sum(log_D) + np.sum(np.log(theta[active]) + 1.0)
-        + np.sum(theta[~active])
+        d * LOG_2PI + np.sum(log_D) + np.sum(np.log(gamma[active]) + 1.0)
+        + np.sum(gamma[~active])
     )
-    grad = -0.5 * (W[:, ~active] ** 2 @ (1.0 - theta[~active]))
+    grad = -0.5 * (W[:, ~active] ** 2 @ (1.0 - gamma[~active]))
     A = np.sqrt(D)[:, None] * W[:, :K] * np.sqrt(
-        np.maximum(theta[:K] - 1.0, 0.0)
+        np.maximum(gamma[:K] - 1.0, 0.0)
     )
     return float(loglik), grad, A
 

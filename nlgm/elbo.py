@@ -126,10 +126,11 @@ def bernoulli_log_likelihood(x, logits):
     Implements eq-bernoulli-decoder:
     log p(x | z) = sum_i [ x_i log y_i + (1 - x_i) log(1 - y_i) ]
     with y = sigmoid(logits), computed as
-    sum_i [ x_i l_i - softplus(l_i) ], softplus(l) = log(1 + e^l), which is
-    exact and stable for logits of any size. ``F.softplus`` returns l itself
-    above its ``threshold``; at the default 20 that drops up to 2e-9 and
-    makes the gradient x - 1 instead of x - sigmoid(l) there, so the
+    sum_i [ x_i eta_i - softplus(eta_i) ] with the logits eta = f(z) and
+    softplus(eta) = log(1 + e^eta), which is exact and stable for logits of
+    any size. ``F.softplus`` returns eta itself above its ``threshold``; at
+    the default 20 that drops up to 2e-9 and makes the gradient x - 1
+    instead of x - sigmoid(eta) there, so the
     threshold is 40, where e^-40 ~ 4e-18 is below float64's rounding.
 
     For x outside {0, 1} (grey levels) this is not a normalised probability,
