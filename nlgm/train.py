@@ -251,7 +251,9 @@ class DataParallelELBOAscent(ELBOAscent):
     alternating scheme's theta step leaves the encoder without a gradient, so
     DDP is told to look for unused parameters (``find_unused_parameters``);
     the joint scheme uses every parameter in every step and does not pay for
-    the search.
+    the search. (Free bits floor the KL of each unit averaged over a process's
+    rows, not over the global batch: with ``free_bits`` > 0 the step is close
+    to, not exactly, the one-process step.)
 
     Parameters
     ----------
