@@ -1,4 +1,5 @@
 """nlgm.distributed: processes started by torchrun (two CPU processes talking through gloo)."""
+import copy
 import json
 import os
 import subprocess
@@ -102,26 +103,39 @@ STEPS = """
 """
 
 
-@pytest.mark.parametrize("scheme", ["joint", "alternating"])
-def test_ddp_steps_of_two_processes_are_the_steps_of_one_on_the_global_batch(tmp_path, scheme):
-    # Two processes hold 4 and 3 rows of a global batch of 7, then 1 and 0 of a batch of 1 (an
-    # empty share that must still join the average). Every step's loss comes out of
-    # DistributedDataParallel's forward; afterwards both copies of the model are the same, and
-    # they are the model that one process trains on the whole global batches with the same
-    # noise, up to float64 rounding (the gradient is summed in another order).
+@pytest.fixture(scope="module")
+def ddp_steps(tmp_path_factory):
+    """STEPS in two processes; the data and each rank's output."""
+    folder = tmp_path_factory.mktemp("steps")
     X = np.random.default_rng(0).standard_normal((8, 6))
-    np.save(tmp_path / "X.npy", X)
-    result = torchrun(tmp_path, STEPS, args=(str(tmp_path / "X.npy"),))
+    np.save(folder / "X.npy", X)
+    result = torchrun(folder, STEPS, args=(str(folder / "X.npy"),))
     assert result.returncode == 0, result.stderr[-3000:]
-    out = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert out[0]["sums"] == out[1]["sums"] == [1.0, 2.0]  # all_sum and broadcast_object
+    return X, [json.loads((folder / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_two_processes_sum_numbers_and_share_the_main_processs_objects(ddp_steps):
+    _, out = ddp_steps
+    assert out[0]["sums"] == out[1]["sums"] == [1.0, 2.0]
     assert out[0]["object"] == out[1]["object"] == 0
+
+
+@pytest.mark.parametrize("scheme", ["joint", "alternating"])
+def test_ddp_steps_of_two_processes_are_the_steps_of_one_on_the_global_batch(ddp_steps, scheme):
+    # Two processes hold 4 and 3 rows of a global batch of 7, then 1 and 0 of a batch of 1 (an
+    # empty share that must still join the average), and start from different parameters.
+    # Every step's loss comes out of DistributedDataParallel's forward; afterwards both copies
+    # of the model are the same, and they are the model that one process trains on the whole
+    # global batches with the same noise, up to float64 rounding (the gradient is summed in
+    # another order).
+    X, out = ddp_steps
     for r in out:  # one DDP forward per Adam step: (theta, phi) per batch when alternating
         assert r[scheme]["ddp"]
         assert r["forwards"] == ["joint"] * 2 + ["theta", "phi"] * 2
     assert out[0][scheme] == out[1][scheme]  # the same parameters, bit for bit, and ELBO
 
     model = NLGM(6, 2, hidden=(5,), seed=0).double()
+    start = copy.deepcopy(model.state_dict())
     trainer = nlgm.train.ELBOAscent(model, lr=0.05, n_samples=2, scheme=scheme)
     trainer.beta = 0.5
     rng = torch.Generator().manual_seed(1)
@@ -129,13 +143,11 @@ def test_ddp_steps_of_two_processes_are_the_steps_of_one_on_the_global_batch(tmp
     for rows in (slice(0, 7), slice(7, 8)):
         trainer.reestimate(x[rows], trainer.complete(x[rows], rng))
     assert out[0][scheme]["elbo"] == pytest.approx(trainer.epoch_elbo(), rel=1e-12)
-    moved = 0.0
     for name, value in model.state_dict().items():
         np.testing.assert_allclose(out[0][scheme]["state"][name], value.numpy(), rtol=0,
                                    atol=1e-10, err_msg=name)
-        moved = max(moved, float((value - NLGM(6, 2, hidden=(5,), seed=0).double()
-                                  .state_dict()[name]).abs().max()))
-    assert moved > 0.05  # (the steps did move the model: Adam's steps are about lr)
+    # (the steps did move the model: Adam's first steps are about lr = 0.05)
+    assert max(float((model.state_dict()[k] - v).abs().max()) for k, v in start.items()) > 0.05
 
 
 # --------------------------------------------------------------------------- nlgm.fit under torchrun
