@@ -3,11 +3,13 @@
 ``torchrun --nproc_per_node=N -m nlgm train ...`` starts N copies of the program and tells each
 its place through environment variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR``, ``MASTER_PORT``). Training is data-parallel: every process holds the whole
-model and reads its share of each global batch (:class:`nlgm.data.GlobalBatchSampler`); the
-gradients of the shares are summed over the processes (:func:`sum_gradients`, an all-reduce),
-so every process takes the same Adam step and the copies of the model stay equal. The
-processes talk through gloo on the CPU and NCCL on GPUs (:func:`backend`). Only the main
-process (rank 0) writes files (:attr:`Processes.is_main`).
+model and reads its share of each global batch (:class:`nlgm.data.GlobalBatchSampler`), and
+PyTorch's :class:`~torch.nn.parallel.DistributedDataParallel` averages the gradients of the
+shares over the processes (:class:`nlgm.train.DataParallelELBOAscent`), so every process
+takes the same Adam step and the copies of the model stay equal. This module starts and ends
+the processes' group, tells a process its place, and sums the numbers they report (the ELBOs,
+:func:`all_sum`). The processes talk through gloo on the CPU and NCCL on GPUs
+(:func:`backend`). Only the main process (rank 0) writes files (:attr:`Processes.is_main`).
 """
 import os
 from dataclasses import dataclass
@@ -120,30 +122,6 @@ def all_sum(values, device="cpu"):
     total = torch.tensor([float(v) for v in values], dtype=dtype, device=device)
     dist.all_reduce(total)
     return total.tolist()
-
-
-def sum_gradients(parameters):
-    """Replace each parameter's gradient by its sum over the processes (one all-reduce).
-
-    Each process's loss is its share of the global batch's loss, so the sum is the global
-    batch's gradient. A parameter without a gradient counts as zero.
-    """
-    parameters = [p for p in parameters if p.requires_grad]
-    for p in parameters:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in parameters])
-    dist.all_reduce(flat)
-    for p, total in zip(parameters, flat.split([p.numel() for p in parameters])):
-        p.grad.copy_(total.view_as(p))
-
-
-def broadcast_state(module):
-    """Give every process the main process's parameters and buffers (before training starts,
-    as DistributedDataParallel does)."""
-    if processes().distributed:
-        for tensor in module.state_dict().values():
-            dist.broadcast(tensor, src=0)
 
 
 def broadcast_object(value):

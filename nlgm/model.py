@@ -442,7 +442,7 @@ class NLGM(nn.Module):
 
         (1/J) sum_j log p(x | z_j) - KL(q(z | x) || N(0, I)), the KL the completion carries
         (closed form, eq-kl-std-normal or eq-kl-full, or Monte Carlo for the flow). The one place the ELBO is assembled: :meth:`forward` and training
-        (``nlgm.ELBOAscent``) both call it.
+        (``nlgm.train.StepLoss``) both call it.
 
         Parameters
         ----------

@@ -40,6 +40,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from lgm import completion
 from lgm.checks import (
@@ -54,6 +55,80 @@ from nlgm import distributed
 from nlgm.data import is_streamed, shares, stream
 from nlgm.elbo import weighted_kl
 from nlgm.model import _MAX_ELEMENTS, NLGM
+
+
+class StepLoss(torch.nn.Module):
+    """The loss of a re-estimation step, summed over the rows of a completed batch.
+
+    A module, so that under torchrun :class:`~torch.nn.parallel.DistributedDataParallel` can
+    wrap it: DDP averages over the processes the gradients of what a module's forward returns
+    (:class:`DataParallelELBOAscent`). One process calls it as it is (:class:`ELBOAscent`).
+
+    Parameters
+    ----------
+    model : NLGM
+    free_bits : float
+        lambda of :func:`nlgm.elbo.weighted_kl` (0: the ELBO's KL term).
+    """
+
+    def __init__(self, model, free_bits=0.0):
+        super().__init__()
+        self.model, self.free_bits = model, free_bits
+
+    def forward(self, x, completion, block, beta=1.0):
+        """The loss of a step for ``block``, summed over the N rows of x (0 when N = 0).
+
+        Parameters
+        ----------
+        x : Tensor, shape (N, d)
+        completion : Completion
+            (mu, logvar, z) of x, from :meth:`NLGM.complete`.
+        block : {"theta", "phi", "joint"}
+            "theta": the complete-data loss -sum_n (1/J) sum_j log p(x_n | z_nj) with the
+            sampled z held fixed, which only the decoder's theta feels. "phi" and "joint":
+            L_Q = -sum_n ELBO_n (eq-elbo-mc), its KL term weighted (:meth:`objective`).
+        beta : float
+            The KL weight.
+
+        Returns
+        -------
+        loss : Tensor, shape ()
+        elbo : Tensor, shape (N,), or None
+            The rows' ELBOs (eq-elbo-mc), detached; None for "theta".
+        """
+        if block == "theta":
+            z = completion[2].detach()
+            return -self.model.log_px_given_z(x, z).mean(dim=0).sum(), None
+        elbo = self.model.completion_elbo(x, completion)
+        return -self.objective(elbo, completion, beta), elbo.detach()
+
+    def objective(self, elbo, completion, beta):
+        """The sum of the rows' ELBOs with the KL term weighted by beta and, for a diagonal q,
+        floored per unit by :func:`nlgm.elbo.weighted_kl` (the ELBO itself when beta = 1 and
+        free_bits = 0).
+
+        The KL is the one the completion carries, so a full-covariance or flow posterior
+        (:mod:`nlgm.posterior`) is weighted by its own KL. The floor applies to the mean KL of
+        each unit over the rows given (under torchrun, one process's rows).
+
+        Parameters
+        ----------
+        elbo : Tensor, shape (N,)
+        completion : Completion
+        beta : float
+
+        Returns
+        -------
+        Tensor, shape ()
+        """
+        if beta == 1 and self.free_bits == 0:
+            return elbo.sum()
+        kl = completion.kl.sum()
+        if self.free_bits == 0 or len(elbo) == 0:  # (no rows: no unit to floor)
+            return elbo.sum() + kl - beta * kl
+        mu, logvar, _ = completion  # free bits: per unit, a diagonal q (fit checks)
+        return elbo.sum() + kl - len(elbo) * weighted_kl(mu, logvar, beta=beta,
+                                                         free_bits=self.free_bits)
 
 
 class ELBOAscent:
@@ -78,11 +153,13 @@ class ELBOAscent:
     ----------
     beta : float
         The KL weight of the steps (1: the ELBO); ``fit`` sets it each epoch.
+    loss : StepLoss
+        The loss of a step (a module: :class:`DataParallelELBOAscent` wraps it in DDP).
     """
 
     def __init__(self, model, *, lr, n_samples, scheme, free_bits=0.0):
         self.model, self.n_samples, self.scheme = model, n_samples, scheme
-        self.beta, self.free_bits = 1.0, free_bits
+        self.beta, self.loss = 1.0, StepLoss(model, free_bits)
         if scheme == "joint":
             self.optimisers = {
                 "joint": torch.optim.Adam(model.parameters(), lr=lr)
@@ -111,43 +188,30 @@ class ELBOAscent:
     def reestimate(self, x, completion):
         """Gradient steps on the completed batch; records the batch's ELBO
         (eq-elbo-mc)."""
-        mu, logvar, Z = completion
         if self.scheme == "alternating":
             # theta: complete-data maximum likelihood, the sampled z held fixed
             # (as in the LGM).
-            self._step(
-                "theta", -self.model.log_px_given_z(x, Z.detach()).mean()
-            )
-        # phi (alternating) or theta and phi (joint): L_Q = -ELBO, averaged
-        # over the batch (its KL term weighted, if asked: objective).
-        elbo = self.model.completion_elbo(x, completion).mean()
-        self._step("phi" if self.scheme == "alternating" else "joint",
-                   -self.objective(elbo, completion))
+            self._step("theta", x, completion)
+        # phi (alternating) or theta and phi (joint): L_Q = -ELBO (its KL term
+        # weighted, if asked: StepLoss.objective).
+        elbo = self._step("phi" if self.scheme == "alternating" else "joint",
+                          x, completion)
         # summed on the device: reading a number here would make a GPU wait
-        self.elbo_sum = self.elbo_sum + elbo.detach() * x.shape[0]
+        self.elbo_sum = self.elbo_sum + elbo.sum()
         self.elbo_count += x.shape[0]
 
-    def objective(self, elbo, completion):
-        """The batch's mean ELBO with its KL term weighted by beta and, for a
-        diagonal q, floored per unit by :func:`nlgm.elbo.weighted_kl` (the ELBO
-        itself when beta = 1 and free_bits = 0).
-
-        The KL is the one the completion carries, so a full-covariance or
-        flow posterior (:mod:`nlgm.posterior`) is weighted by its own KL.
-        """
-        if self.beta == 1 and self.free_bits == 0:
-            return elbo
-        kl = completion.kl.mean()
-        if self.free_bits == 0:
-            return elbo + kl - self.beta * kl
-        mu, logvar, _ = completion  # free bits: per unit, a diagonal q (fit checks)
-        return elbo + kl - weighted_kl(mu, logvar, beta=self.beta,
-                                       free_bits=self.free_bits)
-
-    def _step(self, which, loss):
+    def _step(self, block, x, completion):
+        """An Adam step for ``block`` on the batch's loss (:class:`StepLoss`) per row; the
+        rows' ELBOs."""
         self.model.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimisers[which].step()
+        loss, elbo = self.loss(x, completion, block, self.beta)
+        (loss / self._rows(x)).backward()
+        self.optimisers[block].step()
+        return elbo
+
+    def _rows(self, x):
+        """The rows whose mean loss a step descends: the batch's."""
+        return x.shape[0]
 
     def epoch_elbo(self):
         """Mean training ELBO (nats per sample) since the last call."""
@@ -168,16 +232,28 @@ class ELBOAscent:
 
 
 class DataParallelELBOAscent(ELBOAscent):
-    """:class:`ELBOAscent` in one of several processes (``torchrun``).
+    """:class:`ELBOAscent` in one of several processes (``torchrun``), through
+    :class:`~torch.nn.parallel.DistributedDataParallel` (DDP).
 
     Each batch is ``(x, m)``: this process's rows x of a global batch of m rows
     (:class:`nlgm.data.GlobalBatchSampler`). The noise eps is drawn for the
     whole global batch from the generator that every process holds in the same
     state, and each process keeps its rows' draws, so the processes together
-    take the step that one process would take on the global batch: each
-    process's loss is its rows' share of the global mean, and the gradients
-    are summed over the processes (:func:`nlgm.distributed.sum_gradients`)
-    before every Adam step, which keeps the copies of the model equal.
+    take the step that one process would take on the global batch.
+
+    The step's loss comes out of DDP's forward (:class:`StepLoss` wrapped in
+    DDP), so its backward pass averages the gradients over the W processes
+    before every Adam step, and DDP gives every process rank 0's parameters
+    when it is built: the copies of the model stay equal. Each process divides
+    its rows' summed loss by m / W, so the average is the gradient of the
+    global batch's mean loss, even for a process whose share of a last, small
+    global batch is empty (its loss is 0, and it joins the average). The
+    alternating scheme's theta step leaves the encoder without a gradient, so
+    DDP is told to look for unused parameters (``find_unused_parameters``);
+    the joint scheme uses every parameter in every step and does not pay for
+    the search. (Free bits floor the KL of each unit averaged over a process's
+    rows, not over the global batch: with ``free_bits`` > 0 the step is close
+    to, not exactly, the one-process step.)
 
     Parameters
     ----------
@@ -188,7 +264,12 @@ class DataParallelELBOAscent(ELBOAscent):
 
     def __init__(self, model, *, processes, **kwargs):
         super().__init__(model, **kwargs)
-        self.processes, self.share = processes, 1.0
+        self.processes, self.m = processes, None
+        # No device_ids, on a GPU too: the model and the batches are already on
+        # this process's device, and DDP would copy the completion into a plain
+        # tuple, which has no KL term.
+        self.loss = DistributedDataParallel(
+            self.loss, find_unused_parameters=self.scheme == "alternating")
 
     def complete(self, batch, rng):
         """:meth:`NLGM.complete` of this process's rows, with their draws of the
@@ -200,24 +281,14 @@ class DataParallelELBOAscent(ELBOAscent):
         return self.model.complete(x, eps=eps[:, p.rank::p.world_size])
 
     def reestimate(self, batch, completion):
-        """:meth:`ELBOAscent.reestimate`, each loss weighted by this process's
-        share of the global batch."""
-        x, m = batch
-        self.share = x.shape[0] / m
-        if x.shape[0] == 0:  # a last global batch of fewer rows than processes
-            for which in self.optimisers:
-                self._step(which, None)
-            return
+        """:meth:`ELBOAscent.reestimate` of this process's rows of a global batch of m."""
+        x, self.m = batch
         super().reestimate(x, completion)
 
-    def _step(self, which, loss):
-        self.model.zero_grad(set_to_none=True)
-        if loss is not None:
-            (loss * self.share).backward()
-        parameters = [p for group in self.optimisers[which].param_groups
-                      for p in group["params"]]
-        distributed.sum_gradients(parameters)
-        self.optimisers[which].step()
+    def _rows(self, x):
+        """m / W: DDP averages the W processes' gradients, each of its rows' summed loss
+        divided by m / W, which gives the gradient of the global batch's mean loss."""
+        return self.m / self.processes.world_size
 
     def epoch_elbo(self):
         """Mean training ELBO since the last call, over all processes."""
@@ -336,7 +407,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
         iterable) or a DataLoader is streamed: its rows are read batch by
         batch, in the same batches and order as in memory (:mod:`nlgm.data`).
         Under ``torchrun`` each process reads its share of every batch and
-        the gradients are summed over the processes
+        DistributedDataParallel averages the gradients over the processes
         (:class:`DataParallelELBOAscent`, :mod:`nlgm.distributed`); only
         rank 0 writes the checkpoint.
     epochs : int
@@ -439,9 +510,7 @@ def fit(model, X, *, epochs=1000, batch_size=128, lr=None, n_samples=1,
             model.init_from_data(x_train)
         else:
             model.init_from_moments(*data.moments(train_idx)[1:])
-    if saved is None:
-        distributed.broadcast_state(model)  # every process starts from rank 0's
-    trainer = (
+    trainer = (  # DataParallelELBOAscent's DDP gives every process rank 0's state
         DataParallelELBOAscent(model, processes=processes, lr=s.lr,
                                n_samples=s.n_samples, scheme=scheme,
                                free_bits=s.free_bits)

@@ -1,4 +1,5 @@
 """nlgm.distributed: processes started by torchrun (two CPU processes talking through gloo)."""
+import copy
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import nlgm.train
 from nlgm import NLGM, distributed, fit
 
 ROOT = Path(__file__).resolve().parents[2]  # this worktree: the processes import its nlgm
@@ -66,42 +68,86 @@ def test_backend_gloo_on_cpu_nccl_on_gpu():
     assert distributed.backend("cuda:1") == "nccl"
 
 
-def test_two_processes_sum_gradients_and_share_the_main_state(tmp_path):
-    result = torchrun(tmp_path, """
-        import json, torch
-        from nlgm import distributed
-        procs, device = distributed.init_process_group("cpu")
-        layer = torch.nn.Linear(3, 2)
-        torch.manual_seed(procs.rank)  # a different start in each process ...
-        for p in layer.parameters():
-            p.data.normal_()
-        distributed.broadcast_state(layer)  # ... replaced by the main process's
-        x = torch.arange(12.0).reshape(4, 3)[procs.rank::2]  # each process: its rows
-        layer(x).pow(2).sum().backward()
-        distributed.sum_gradients(layer.parameters())
-        result = {"rank": procs.rank, "world_size": procs.world_size,
-                  "sums": distributed.all_sum([procs.rank, 1]),
-                  "grad": layer.weight.grad.tolist(), "weight": layer.weight.tolist(),
-                  "state": layer.state_dict()["bias"].tolist(),
-                  "object": distributed.broadcast_object(procs.rank)}
-        with open(f"rank{procs.rank}.json", "w") as handle:  # (two stdouts would interleave)
-            json.dump(result, handle)
-        distributed.close_process_group()
-    """)
+STEPS = """
+    import json, sys
+    import numpy as np, torch
+    from torch.nn.parallel import DistributedDataParallel
+    from nlgm import NLGM, distributed, train
+
+    processes, _ = distributed.init_process_group("cpu")
+    forwards, ddp_forward = [], DistributedDataParallel.forward
+
+    def spy(self, x, completion, block, beta):  # records each step whose loss DDP computed
+        forwards.append(block)
+        return ddp_forward(self, x, completion, block, beta)
+
+    DistributedDataParallel.forward = spy
+    X, out = torch.from_numpy(np.load(sys.argv[1])), {}
+    for scheme in ("joint", "alternating"):
+        model = NLGM(6, 2, hidden=(5,), seed=processes.rank).double()  # DDP sends rank 0's
+        trainer = train.DataParallelELBOAscent(model, processes=processes, lr=0.05,
+                                               n_samples=2, scheme=scheme)
+        trainer.beta = 0.5
+        rng = torch.Generator().manual_seed(1)
+        for rows in (slice(0, 7), slice(7, 8)):  # global batches of 7 rows, then 1 (4 + 3, 1 + 0)
+            batch = X[rows][processes.rank::2], rows.stop - rows.start
+            trainer.reestimate(batch, trainer.complete(batch, rng))
+        out[scheme] = {"state": {k: v.tolist() for k, v in model.state_dict().items()},
+                       "elbo": trainer.epoch_elbo(),
+                       "ddp": isinstance(trainer.loss, DistributedDataParallel)}
+    out.update(forwards=forwards, sums=distributed.all_sum([processes.rank, 1]),
+               object=distributed.broadcast_object(processes.rank))
+    with open(f"rank{processes.rank}.json", "w") as handle:  # (two stdouts would interleave)
+        json.dump(out, handle)
+    distributed.close_process_group()
+"""
+
+
+@pytest.fixture(scope="module")
+def ddp_steps(tmp_path_factory):
+    """STEPS in two processes; the data and each rank's output."""
+    folder = tmp_path_factory.mktemp("steps")
+    X = np.random.default_rng(0).standard_normal((8, 6))
+    np.save(folder / "X.npy", X)
+    result = torchrun(folder, STEPS, args=(str(folder / "X.npy"),))
     assert result.returncode == 0, result.stderr[-3000:]
-    out = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
-    assert [r["rank"] for r in out] == [0, 1] and {r["world_size"] for r in out} == {2}
-    assert out[0]["weight"] == out[1]["weight"] and out[0]["state"] == out[1]["state"]
-    assert {r["object"] for r in out} == {0}
+    return X, [json.loads((folder / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_two_processes_sum_numbers_and_share_the_main_processs_objects(ddp_steps):
+    _, out = ddp_steps
     assert out[0]["sums"] == out[1]["sums"] == [1.0, 2.0]
-    # the summed gradient is that of all four rows in one process
-    layer = torch.nn.Linear(3, 2)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor(out[0]["weight"]))
-        layer.bias.copy_(torch.tensor(out[0]["state"]))
-    layer(torch.arange(12.0).reshape(4, 3)).pow(2).sum().backward()
-    for r in out:
-        torch.testing.assert_close(torch.tensor(r["grad"]), layer.weight.grad)
+    assert out[0]["object"] == out[1]["object"] == 0
+
+
+@pytest.mark.parametrize("scheme", ["joint", "alternating"])
+def test_ddp_steps_of_two_processes_are_the_steps_of_one_on_the_global_batch(ddp_steps, scheme):
+    # Two processes hold 4 and 3 rows of a global batch of 7, then 1 and 0 of a batch of 1 (an
+    # empty share that must still join the average), and start from different parameters.
+    # Every step's loss comes out of DistributedDataParallel's forward; afterwards both copies
+    # of the model are the same, and they are the model that one process trains on the whole
+    # global batches with the same noise, up to float64 rounding (the gradient is summed in
+    # another order).
+    X, out = ddp_steps
+    for r in out:  # one DDP forward per Adam step: (theta, phi) per batch when alternating
+        assert r[scheme]["ddp"]
+        assert r["forwards"] == ["joint"] * 2 + ["theta", "phi"] * 2
+    assert out[0][scheme] == out[1][scheme]  # the same parameters, bit for bit, and ELBO
+
+    model = NLGM(6, 2, hidden=(5,), seed=0).double()
+    start = copy.deepcopy(model.state_dict())
+    trainer = nlgm.train.ELBOAscent(model, lr=0.05, n_samples=2, scheme=scheme)
+    trainer.beta = 0.5
+    rng = torch.Generator().manual_seed(1)
+    x = torch.from_numpy(X)
+    for rows in (slice(0, 7), slice(7, 8)):
+        trainer.reestimate(x[rows], trainer.complete(x[rows], rng))
+    assert out[0][scheme]["elbo"] == pytest.approx(trainer.epoch_elbo(), rel=1e-12)
+    for name, value in model.state_dict().items():
+        np.testing.assert_allclose(out[0][scheme]["state"][name], value.numpy(), rtol=0,
+                                   atol=1e-10, err_msg=name)
+    # (the steps did move the model: Adam's first steps are about lr = 0.05)
+    assert max(float((model.state_dict()[k] - v).abs().max()) for k, v in start.items()) > 0.05
 
 
 # --------------------------------------------------------------------------- nlgm.fit under torchrun
