@@ -70,6 +70,9 @@ def _parser():
                        help="f(z): an MLP, or the linear map A z + b (default mlp)")
     train.add_argument("--activation", choices=("relu", "tanh"), default="relu",
                        help="the hidden units' nonlinearity (default relu)")
+    train.add_argument("--posterior", choices=("diagonal", "full", "iaf"), default="diagonal",
+                       help="q(z|x): a Gaussian with diagonal or full covariance, or a diagonal one "
+                            "pushed through an inverse autoregressive flow (default diagonal)")
     train.add_argument("--epochs", type=int, default=1000, help="the most epochs (default 1000)")
     train.add_argument("--batch-size", type=int, default=128, help="minibatch size (default 128)")
     train.add_argument("--lr", type=float, default=None,
@@ -148,7 +151,8 @@ def _train(args):
                          else (distributed.Processes(), args.device))
     X_train, X_test = load_split(args.data, args.key)
     model = NLGM(X_train.shape[1], args.latent, hidden=args.hidden, likelihood=args.likelihood,
-                 noise=args.noise, decoder=args.decoder, activation=args.activation, seed=args.seed)
+                 noise=args.noise, decoder=args.decoder, activation=args.activation, seed=args.seed,
+                 posterior=args.posterior)
     if processes.is_main:
         _make_folder(args.out)
     _set_threads(torch, args.threads)
