@@ -18,10 +18,18 @@ becomes a value or a failure through the same code (:func:`pca_to_vae_grader.stu
 reads the same here and on Gradescope. Each test may run the student's code for ``time_limit`` seconds
 (on the kernel's main thread; elsewhere without a limit).
 
+On a page that bans modules (the derivation pages), the check also reads the cells the kernel ran
+(IPython's ``In``) and refuses what the graded run's audit of the source refuses
+(:mod:`pca_to_vae_grader.audit`): a function that reaches a numerical stand-in for the derivation scores
+nothing here too, with the same message, rather than full marks here and none in the grade. A statement
+that a later cell replaced (an old version of a function) is not read, as the saved notebook no longer
+has it.
+
 This is feedback, not a grade: the student's kernel is theirs, and code that sets out to fool it can
 (import the package, change the tests' modules). Grades come from the sandboxed run
 (:class:`pca_to_vae_grader.student.Student`), which reads the saved notebook and runs it as another user.
 """
+import ast
 import contextlib
 import io
 import signal
@@ -31,8 +39,9 @@ import time
 import traceback
 import types
 
-from pca_to_vae_grader import pages
+from pca_to_vae_grader import audit, pages
 from pca_to_vae_grader.sandboxed import codec
+from pca_to_vae_grader.sandboxed.submission import _targets, _without_magics
 from pca_to_vae_grader.student import Functions, StudentFailure, outcome
 
 FEEDBACK_NOTE = ("(This check runs your functions in your own kernel, for feedback; your grade comes from the "
@@ -55,13 +64,18 @@ class KernelStudent(Functions):
     refused : tuple of str
         Modules the graded run refuses on this page (the package, ``BANNED_MODULES``): a function that uses
         one gets a note saying the graded run will not let it.
+    audit_source : bool
+        Refuse what the graded run's audit of the source refuses (a page that bans modules), reading the
+        cells the kernel ran (:func:`kernel_cells`).
     """
 
-    def __init__(self, namespace, *, time_limit=10.0, refused=()):
+    def __init__(self, namespace, *, time_limit=10.0, refused=(), audit_source=False):
         self.namespace = namespace
         self.time_limit = float(time_limit)
         self._budget = self.time_limit
         self.refused = tuple(refused)
+        cells = kernel_cells(namespace) if audit_source else []
+        self._refusals = audit.refusals(cells) if cells else {}
         self.problems = []
         self.defined = sorted(k for k, v in namespace.items() if isinstance(v, types.FunctionType)
                               and not k.startswith("_"))
@@ -80,6 +94,8 @@ class KernelStudent(Functions):
         by the sandboxed grader) or raise the same :class:`StudentFailure` the graded run would."""
         from pca_to_vae_grader.sandboxed.worker import call  # the sandbox's own call: the same statuses, the same checks
 
+        if name in self._refusals or "*" in self._refusals:
+            raise StudentFailure(self._refusals.get(name) or self._refusals["*"])
         function = self.namespace.get(name)
         caught = []
 
@@ -127,6 +143,40 @@ class KernelStudent(Functions):
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+
+
+def kernel_cells(namespace):
+    """The cells a kernel ran (IPython's ``In``, numbered as Jupyter numbers them), as the saved notebook has them.
+
+    A top-level statement is dropped (its lines left blank, so line numbers hold) where a later cell binds
+    all of its names again: an old version of a function that the student has since replaced is not in the
+    saved notebook, and must not be audited. Without IPython's history (plain Python), no cells.
+
+    Returns
+    -------
+    list of str
+        Cell n is ``In[n]``; empty strings where nothing is left.
+    """
+    history = namespace.get("In")
+    if not isinstance(history, list) or len(history) < 2:
+        return []
+    cells = [_without_magics(str(source)) for source in history[1:]]
+    statements = []  # (cell, first line, last line, names bound)
+    for number, source in enumerate(cells):
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for statement in tree.body:
+            first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
+            statements.append((number, first, statement.end_lineno, _targets(statement)))
+    rebound = set()  # the names a later statement binds
+    lines = [source.split("\n") for source in cells]
+    for number, first, last, names in reversed(statements):
+        if names and names <= rebound:
+            lines[number][first - 1:last] = [""] * (last - first + 1)
+        rebound |= names
+    return ["\n".join(cell) for cell in lines]
 
 
 def _traceback(error):

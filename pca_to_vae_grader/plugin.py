@@ -133,8 +133,9 @@ def student(request):
     page = _page(request.module)
     kernel = getattr(config, "_autograder_kernel", None)
     if kernel is not None:
-        refused = ("lgm", "nlgm", *getattr(request.module, "BANNED_MODULES", ()))
-        yield KernelStudent(kernel.namespace, time_limit=kernel.time_limit, refused=refused)
+        banned = getattr(request.module, "BANNED_MODULES", ())
+        yield KernelStudent(kernel.namespace, time_limit=kernel.time_limit, refused=("lgm", "nlgm", *banned),
+                            audit_source=bool(banned))
         return
     path, unclear = _submission_path(config, page)
     submission = Student(

@@ -10,8 +10,11 @@ cannot see, must fail too. Each is graded under several seeds and must earn at m
 """
 import re
 
+import numpy as np
 import pytest
 
+from pca_to_vae_grader import audit
+from pca_to_vae_grader.student import StudentFailure
 from tests.exercises.test_autograder import HERE, TESTS, grade
 
 HOSTILE = HERE / "hostile"
@@ -177,3 +180,50 @@ def _graded(page):
             continue
         names += [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and "NotImplementedError" in ast.unparse(n)]
     return names
+
+
+# -- the check in the notebook's kernel refuses what the graded run's audit refuses ---------------------------
+
+def _kernel(*cells):
+    """A kernel's namespace after running ``cells`` in order, with IPython's history of them (``In``)."""
+    namespace = {"__name__": "__main__", "In": ["", *cells]}
+    for number, cell in enumerate(cells, start=1):
+        exec(compile(cell, f"<cell {number}>", "exec"), namespace)
+    return namespace
+
+
+def test_the_check_in_the_kernel_refuses_what_the_graded_run_refuses():
+    # Before, a derive-nothing notebook scored in the student's own check what the graded run gives 0:
+    # the kernel did not read the source. Now it refuses the same functions, with the same message.
+    from pca_to_vae_grader.notebook import Checker
+
+    page = "derive_nonlinear"
+    refused = audit.refusals([_variant(page, False)])
+    assert refused, "the audit refuses nothing in the derive-nothing file: this test would prove nothing"
+    cheat = Checker(page, _kernel(_variant(page, False)), time_limit=10).run()
+    assert cheat.score <= 0.1 * cheat.max_score, cheat.score
+    for test in cheat.tests:
+        function = next(name for name in refused if test.name.startswith(f"test_{name}"))
+        assert not test.passed and refused[function] in test.output, (test.name, test.output[:300])
+
+
+def test_the_check_in_the_kernel_reads_only_the_latest_version_of_each_statement():
+    # A student who first tried a complex step, then replaced the function by a derivation, is not refused
+    # for the old cell (the saved notebook, which the graded run reads, no longer has it); line numbers hold.
+    from pca_to_vae_grader.notebook import KernelStudent, kernel_cells
+
+    old = "import numpy as np\n\ndef slope(x):\n    return np.imag(np.sin(x + 1e-30j)) / 1e-30\n"
+    new = "def slope(x):\n    return np.cos(x)\n"
+    helper = "H = 1e-30j\n\ndef other(x):\n    return np.imag(np.sin(x + H)) / 1e-30\n"
+    namespace = _kernel(old, new, helper)
+    cells = kernel_cells(namespace)
+    assert cells[0].split("\n")[0] == "import numpy as np" and "imag" not in cells[0]
+    assert len(cells[0].split("\n")) == len(old.split("\n")) and cells[1] == new
+    refused = audit.refusals(cells)
+    assert "slope" not in refused and "other" in refused and "cell 3" in refused["other"]
+    student = KernelStudent(namespace, refused=("torch",), audit_source=True)
+    assert float(student.slope(0.5)) == pytest.approx(np.cos(0.5))
+    with pytest.raises(StudentFailure, match="complex"):
+        student.other(0.5)
+    # the same cells in plain Python (no IPython history): nothing to read, nothing refused
+    assert kernel_cells({k: v for k, v in namespace.items() if k != "In"}) == []
