@@ -66,7 +66,7 @@ def posterior_map(A, D):
     """The posterior of z given x as a linear map and a covariance.
 
     The posterior mean is m(x) = beta x and the covariance is Sigma
-    (eq-lgm-posterior): (A, D) checked by :func:`check_params`, then
+    (eq-lgm-posterior): checks (A, D) with :func:`check_params`, then calls
     :func:`posterior_map_logdet`.
 
     Parameters
@@ -150,9 +150,9 @@ def posterior(X, A, D):
 def log_likelihood(X, A, D):
     """Log-density of every row of X under the model N(0, A A^T + diag(D)).
 
-    Implements eq-lgm-loglik: X, A and D checked, then
-    :func:`posterior_log_likelihood`, O(N d K + d K^2) with no d x d
-    inverse.
+    Implements eq-lgm-loglik: checks X, A and D, then calls
+    :func:`posterior_log_likelihood` (O(N d K + d K^2), no d x d inverse)
+    and refuses X so large in scale that x^T C^{-1} x overflows.
 
     Parameters
     ----------
@@ -167,7 +167,23 @@ def log_likelihood(X, A, D):
     """
     X = check_data(X)
     A, D = check_params(A, D, n_features=X.shape[1])
-    loglik = posterior_log_likelihood(X, A, D)[2]
+    return check_log_densities(posterior_log_likelihood(X, A, D)[2])
+
+
+def check_log_densities(loglik):
+    """Return the log-densities, or raise if x^T C^{-1} x overflowed.
+
+    Parameters
+    ----------
+    loglik : ndarray
+        Log-densities of (checked, finite) data; -inf or NaN where the data
+        were too large in scale for the model.
+
+    Returns
+    -------
+    ndarray
+        ``loglik``.
+    """
     if not np.all(np.isfinite(loglik)):
         raise ValueError(
             "X is too large in scale for this model: x^T C^{-1} x overflows"

@@ -38,7 +38,11 @@ from lgm.checks import (
     check_variance_scale,
 )
 from lgm.completion import aitken_converged, remaining_gain, run
-from lgm.linear_gaussian import m_step, posterior_log_likelihood
+from lgm.linear_gaussian import (
+    check_log_densities,
+    m_step,
+    posterior_log_likelihood,
+)
 from lgm.ppca import ppca_ml
 
 
@@ -108,7 +112,8 @@ def check_mixture_params(weights, means, A, D, n_features=None):
 def mfa_log_joint(X, weights, means, A, D):
     """log p(x_n, j) = log pi_j + log N(x_n; mu_j, A_j A_j^T + diag(D_j)).
 
-    X and the parameters checked, then :func:`mfa_complete`.
+    Checks X and the parameters, then calls :func:`mfa_complete`; refuses
+    X so large in scale that a density overflows.
 
     Parameters
     ----------
@@ -128,11 +133,7 @@ def mfa_log_joint(X, weights, means, A, D):
     )
     log_joint = mfa_complete(X, weights, means, A, D)[0]
     # a weight of 0 gives -inf; any other non-finite value is an overflow
-    if not np.all(np.isfinite(log_joint[:, weights > 0])):
-        raise ValueError(
-            "X is too large in scale for this model: x^T C_j^{-1} x overflows"
-            " float64. Scale X as the model's own (training) data were."
-        )
+    check_log_densities(log_joint[:, weights > 0])
     return log_joint
 
 
@@ -213,8 +214,8 @@ def mfa_responsibilities(X, weights, means, A, D):
 def mfa_posterior(X, means, A, D):
     """The posterior of z given x and each component j (eq-mfa-posterior).
 
-    X and the parameters checked, then :func:`mfa_complete` (the weights do
-    not enter the posterior of z).
+    Checks X and the parameters, then calls :func:`mfa_complete` (the
+    weights do not enter the posterior of z).
 
     Parameters
     ----------
@@ -239,8 +240,8 @@ def mfa_posterior(X, means, A, D):
 def mfa_m_step(X, R, Z, Sigma):
     """Re-estimate (weights, means, A, D) from the completed data.
 
-    Implements eq-mfa-mstep: X checked, and every component given weight,
-    then :func:`mfa_reestimate`.
+    Implements eq-mfa-mstep: checks X and that every component has some
+    weight, then calls :func:`mfa_reestimate`.
 
     Parameters
     ----------

@@ -350,6 +350,16 @@ def test_fitted_model_checks_its_input(small):
         model.sample(10**12)
 
 
+def test_scoring_huge_data_names_X_instead_of_returning_nan(small):
+    # the squares of 1e200 overflow float64: refused, not a NaN score
+    model = MixtureFA(2, 1, random_state=0).fit(small)
+    for method in ("score", "score_samples", "predict", "predict_proba", "bic"):
+        with pytest.raises(ValueError, match="X is too large in scale"):
+            getattr(model, method)(small * 1e200)
+    # 1e100 is still representable: a finite (very negative) log-likelihood
+    assert np.isfinite(model.score(small * 1e100))
+
+
 def test_a_failed_fit_changes_nothing(small):
     model = MixtureFA(2, 1, random_state=0).fit(small)
     before = {k: np.copy(v) for k, v in vars(model).items() if k.endswith("_")}
