@@ -27,7 +27,7 @@ from lgm.completion import remaining_gain, run
 from lgm.em import sample_covariance
 from lgm.estimator import LinearGaussianEstimator
 from lgm.gaussian import LOG_2PI
-from lgm.linear_gaussian import mean_log_likelihood, posterior_map
+from lgm.linear_gaussian import posterior_statistics
 from lgm.ppca import ppca_ml
 
 
@@ -85,13 +85,17 @@ def bpca_objective(S, A, sigma2, alpha, n_samples):
     Implements eq-bpca-objective:
     (1/N) [ sum_n log p(x_n | A, sigma^2)
             + sum_k (d/2 log(alpha_k / 2pi) - alpha_k |a_k|^2 / 2) ],
-    the sum over the columns with a finite alpha_k.
+    the sum over the columns with a finite alpha_k; the log-likelihood is
+    that of :func:`lgm.linear_gaussian.posterior_statistics`.
+
+    The arguments are not checked (the kernel of EM's iterations): S (d, d),
+    A (d, K) finite, sigma2 > 0, alpha (K,) > 0 (inf: the column is 0).
     """
     d = A.shape[0]
     on = np.isfinite(alpha)  # a column held at 0 is not in the model
     prior = 0.5 * d * (np.log(alpha[on]) - LOG_2PI) - 0.5 * alpha[on] * np.sum(
         A[:, on]**2, axis=0)
-    return (mean_log_likelihood(S, A, np.full(d, sigma2))
+    return (posterior_statistics(S, A, np.full(d, sigma2))[3]
             + float(np.sum(prior)) / n_samples)
 
 
@@ -122,9 +126,10 @@ class _ARDState:
         self.alpha = ard_update(self.A)
 
     def complete(self, S, rng):
-        """Posterior moments of z (eq-lgm-posterior, D = sigma^2 1)."""
-        beta, Sigma = posterior_map(self.A, np.full(S.shape[0], self.sigma2))
-        Sxz = S @ beta.T
+        """Posterior moments of z (eq-lgm-posterior, D = sigma^2 1), unchecked
+        (:func:`lgm.linear_gaussian.posterior_statistics`)."""
+        beta, Sigma, Sxz, _ = posterior_statistics(
+            S, self.A, np.full(S.shape[0], self.sigma2))
         return Sxz, Sigma + beta @ Sxz
 
     def reestimate(self, S, moments):

@@ -5,15 +5,20 @@ e, so that x ~ N(0, C) with C = A A^T + diag(D) (eq-lgm-marginal). Data X are
 (N, d) with one sample per row, A is (d, K) and D is the (d,) diagonal of the
 noise covariance. Every function here costs O(d K^2) plus O(N d K) for the data
 (or O(d^2 K) for a sample covariance): no d x d matrix is ever inverted,
-because C is handled through the Woodbury identity and the determinant lemma
-(:func:`lgm.gaussian.lowrank_solve_logdet`). Functions assume a zero-mean
-model; subtract the mean from the data first.
+because C is handled through the Woodbury identity and the determinant lemma,
+from one Cholesky factor of the K x K posterior precision
+(:func:`posterior_map_logdet`). Functions assume a zero-mean model; subtract
+the mean from the data first.
+
+The public functions check their arguments; the kernels that EM's iterations
+call (:func:`posterior_map_logdet`, :func:`posterior_log_likelihood`,
+:func:`posterior_statistics`) do not.
 """
 import numpy as np
 from scipy import linalg
 
 from lgm.checks import as_real_array, check_data
-from lgm.gaussian import LOG_2PI, lowrank_solve_logdet
+from lgm.gaussian import LOG_2PI
 
 
 def check_params(A, D, n_features=None):
@@ -60,11 +65,38 @@ def check_params(A, D, n_features=None):
 def posterior_map(A, D):
     """The posterior of z given x as a linear map and a covariance.
 
-    The posterior mean is m(x) = beta x and the covariance is Sigma.
+    The posterior mean is m(x) = beta x and the covariance is Sigma
+    (eq-lgm-posterior): checks (A, D) with :func:`check_params`, then calls
+    :func:`posterior_map_logdet`.
+
+    Parameters
+    ----------
+    A : array_like, shape (d, K)
+    D : array_like, shape (d,), positive
+
+    Returns
+    -------
+    beta : ndarray, shape (K, d)
+        The posterior mean of z given x is beta @ x.
+    Sigma : ndarray, shape (K, K)
+        The posterior covariance, the same for every x.
+    """
+    beta, Sigma, _ = posterior_map_logdet(*check_params(A, D))
+    return beta, Sigma
+
+
+def posterior_map_logdet(A, D):
+    """The posterior map (beta, Sigma) and log|C|, from one Cholesky factor.
 
     Implements eq-lgm-posterior in its K x K form,
     Sigma = (I_K + A^T D^{-1} A)^{-1} and beta = Sigma A^T D^{-1},
-    which costs O(d K^2). Sigma does not depend on x.
+    and the determinant lemma (eq-det-lemma) for C = A A^T + diag(D),
+    log|C| = log|D| + log|I_K + A^T D^{-1} A|: both from the Cholesky
+    factor of the posterior precision I_K + A^T D^{-1} A, O(d K^2).
+    Sigma does not depend on x.
+
+    The arguments are not checked (the kernel of EM's iterations;
+    :func:`posterior_map` checks them).
 
     Parameters
     ----------
@@ -77,15 +109,17 @@ def posterior_map(A, D):
         The posterior mean of z given x is beta @ x.
     Sigma : ndarray, shape (K, K)
         The posterior covariance, the same for every x.
+    logdet : float
+        log|C|.
     """
-    A, D = check_params(A, D)
     K = A.shape[1]
     AD = A / D[:, None]  # D^{-1} A
     # the posterior precision
     L = linalg.cholesky(np.eye(K) + A.T @ AD, lower=True)
     Sigma = linalg.cho_solve((L, True), np.eye(K))
     beta = linalg.cho_solve((L, True), AD.T)
-    return beta, 0.5 * (Sigma + Sigma.T)
+    logdet = np.sum(np.log(D)) + 2.0 * np.sum(np.log(np.diag(L)))
+    return beta, 0.5 * (Sigma + Sigma.T), float(logdet)
 
 
 def posterior(X, A, D):
@@ -109,21 +143,16 @@ def posterior(X, A, D):
     """
     X = check_data(X)
     A, D = check_params(A, D, n_features=X.shape[1])
-    beta, Sigma = posterior_map(A, D)
+    beta, Sigma, _ = posterior_map_logdet(A, D)
     return X @ beta.T, Sigma
 
 
 def log_likelihood(X, A, D):
     """Log-density of every row of X under the model N(0, A A^T + diag(D)).
 
-    Implements eq-lgm-loglik,
-    log p(x) = -1/2 [ d log 2pi + log|C| + x^T C^{-1} x ],
-    C = A A^T + diag(D), in the form
-    x^T C^{-1} x = sum_i x_i^2 / D_i - u^T Sigma u with u = A^T D^{-1} x,
-    and the determinant lemma: O(N d K + d K^2), no d x d inverse. The
-    subtracted term is u^T (Sigma u) with Sigma u from the posterior map (no
-    Woodbury subtraction inside it), which keeps the result accurate when a
-    noise variance D_i is tiny (a Heywood case).
+    Implements eq-lgm-loglik: checks X, A and D, then calls
+    :func:`posterior_log_likelihood` (O(N d K + d K^2), no d x d inverse)
+    and refuses X so large in scale that x^T C^{-1} x overflows.
 
     Parameters
     ----------
@@ -138,19 +167,70 @@ def log_likelihood(X, A, D):
     """
     X = check_data(X)
     A, D = check_params(A, D, n_features=X.shape[1])
-    beta, _ = posterior_map(A, D)  # beta^T = D^{-1} A Sigma
-    _, logdet = lowrank_solve_logdet(A, D)
-    with np.errstate(over="ignore", invalid="ignore"):  # refused below
-        U = X @ (A / D[:, None])  # rows u_n = A^T D^{-1} x_n, shape (N, K)
-        quad = np.einsum("nd,nd->n", X, X / D) - np.einsum(
-            "nk,nk->n", U, X @ beta.T
-        )
-    if not np.all(np.isfinite(quad)):
+    return check_log_densities(posterior_log_likelihood(X, A, D)[2])
+
+
+def check_log_densities(loglik):
+    """Return the log-densities, or raise if x^T C^{-1} x overflowed.
+
+    Parameters
+    ----------
+    loglik : ndarray
+        Log-densities of (checked, finite) data; -inf or NaN where the data
+        were too large in scale for the model.
+
+    Returns
+    -------
+    ndarray
+        ``loglik``.
+    """
+    if not np.all(np.isfinite(loglik)):
         raise ValueError(
             "X is too large in scale for this model: x^T C^{-1} x overflows"
             " float64. Scale X as the model's own (training) data were."
         )
-    return -0.5 * (X.shape[1] * LOG_2PI + logdet + quad)
+    return loglik
+
+
+def posterior_log_likelihood(X, A, D):
+    """The posterior of z for every row of X, and the log-density of the row.
+
+    Implements eq-lgm-posterior, E[z | x_n] = beta x_n and Cov = Sigma, and
+    eq-lgm-loglik,
+    log p(x) = -1/2 [ d log 2pi + log|C| + x^T C^{-1} x ],
+    C = A A^T + diag(D), in the form
+    x^T C^{-1} x = sum_i x_i^2 / D_i - u^T Sigma u with u = A^T D^{-1} x,
+    and the determinant lemma: O(N d K + d K^2), no d x d inverse. Both come
+    from one Cholesky factor (:func:`posterior_map_logdet`). The subtracted
+    term is u^T (Sigma u) = u^T E[z | x] (no Woodbury subtraction inside it),
+    which keeps the result accurate when a noise variance D_i is tiny (a
+    Heywood case).
+
+    The arguments are not checked (the kernel of EM's iterations;
+    :func:`log_likelihood` and :func:`posterior` check them). Data too
+    large in scale give a log-density of -inf or NaN.
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+    A : ndarray, shape (d, K)
+    D : ndarray, shape (d,), positive
+
+    Returns
+    -------
+    means : ndarray, shape (N, K)
+        Row n is E[z | x_n].
+    Sigma : ndarray, shape (K, K)
+        Cov[z | x_n], the same for every n.
+    loglik : ndarray, shape (N,)
+        Log-densities in nats.
+    """
+    beta, Sigma, logdet = posterior_map_logdet(A, D)
+    with np.errstate(over="ignore", invalid="ignore"):  # left to the caller
+        M = X @ beta.T  # E[z | x_n] = Sigma u_n
+        U = X @ (A / D[:, None])  # rows u_n = A^T D^{-1} x_n, shape (N, K)
+        quad = np.einsum("nd,nd->n", X, X / D) - np.einsum("nk,nk->n", U, M)
+    return M, Sigma, -0.5 * (X.shape[1] * LOG_2PI + logdet + quad)
 
 
 def mean_log_likelihood(S, A, D):
@@ -193,11 +273,12 @@ def posterior_statistics(S, A, D):
     """The E-step of all the data from S, and the log-likelihood it gives.
 
     Implements eq-em-estep summed over the data: the posterior map
-    (beta, Sigma) of :func:`posterior_map` and the expected cross moment
+    (beta, Sigma) of :func:`posterior_map_logdet` and the expected cross moment
     (1/N) sum_n x_n m_n^T = S beta^T; and eq-lgm-loglik averaged over the
     data, as :func:`mean_log_likelihood` documents. S D^{-1} A, the one
     O(d^2 K) product, gives both: S beta^T = (S D^{-1} A) Sigma, and the
-    trace term. The K x K posterior precision is factorised once.
+    trace term. The K x K posterior precision is factorised once, by
+    :func:`posterior_map_logdet`, which also gives log|C|.
 
     The arguments are not checked (the kernel of EM's iterations): A (d, K)
     and D (d,) > 0 finite as :func:`check_params` returns them, S (d, d).
@@ -211,17 +292,12 @@ def posterior_statistics(S, A, D):
     loglik : float
         Mean log-likelihood per sample, nats.
     """
-    d, K = A.shape
-    AD = A / D[:, None]  # D^{-1} A
-    L = linalg.cholesky(np.eye(K) + A.T @ AD, lower=True)  # the precision
-    Sigma = linalg.cho_solve((L, True), np.eye(K))
-    beta = linalg.cho_solve((L, True), AD.T)  # beta^T = C^{-1} A
-    SAD = S @ AD
-    # log|C| = log|D| + log|I + A^T D^{-1} A| (the determinant lemma)
-    logdet = np.sum(np.log(D)) + 2.0 * np.sum(np.log(np.diag(L)))
+    d = A.shape[0]
+    beta, Sigma, logdet = posterior_map_logdet(A, D)  # beta^T = C^{-1} A
+    SAD = S @ (A / D[:, None])  # S D^{-1} A
     trace = np.sum(np.diag(S) / D) - np.sum(SAD * beta.T)
     loglik = -0.5 * (d * LOG_2PI + logdet + trace)
-    return beta, 0.5 * (Sigma + Sigma.T), SAD @ Sigma, float(loglik)
+    return beta, Sigma, SAD @ Sigma, float(loglik)
 
 
 def m_step(sxx, Sxz, Szz):

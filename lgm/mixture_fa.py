@@ -38,7 +38,11 @@ from lgm.checks import (
     check_variance_scale,
 )
 from lgm.completion import aitken_converged, remaining_gain, run
-from lgm.linear_gaussian import log_likelihood, m_step, posterior_map
+from lgm.linear_gaussian import (
+    check_log_densities,
+    m_step,
+    posterior_log_likelihood,
+)
 from lgm.ppca import ppca_ml
 
 
@@ -108,9 +112,8 @@ def check_mixture_params(weights, means, A, D, n_features=None):
 def mfa_log_joint(X, weights, means, A, D):
     """log p(x_n, j) = log pi_j + log N(x_n; mu_j, A_j A_j^T + diag(D_j)).
 
-    Each component's log-density is :func:`lgm.linear_gaussian.log_likelihood`
-    (eq-lgm-loglik: Woodbury identity and determinant lemma), O(N d K + d K^2)
-    per component.
+    Checks X and the parameters, then calls :func:`mfa_complete`; refuses
+    X so large in scale that a density overflows.
 
     Parameters
     ----------
@@ -128,11 +131,50 @@ def mfa_log_joint(X, weights, means, A, D):
     weights, means, A, D = check_mixture_params(
         weights, means, A, D, n_features=X.shape[1]
     )
+    log_joint = mfa_complete(X, weights, means, A, D)[0]
+    # a weight of 0 gives -inf; any other non-finite value is an overflow
+    check_log_densities(log_joint[:, weights > 0])
+    return log_joint
+
+
+def mfa_complete(X, weights, means, A, D):
+    """The E-step of the mixture: log p(x_n, j) and the posterior of z given j.
+
+    Implements the terms of eq-mfa-loglik,
+    log p(x_n, j) = log pi_j + log N(x_n; mu_j, A_j A_j^T + diag(D_j)), and
+    eq-mfa-posterior, p(z | x, j) = N(z; beta_j (x - mu_j), Sigma_j) with
+    Sigma_j = (I + A_j^T D_j^{-1} A_j)^{-1} and
+    beta_j = Sigma_j A_j^T D_j^{-1}. Each component is one call of
+    :func:`lgm.linear_gaussian.posterior_log_likelihood` (eq-lgm-loglik and
+    eq-lgm-posterior from one Cholesky factor of the K x K posterior
+    precision), O(N d K + d K^2) per component.
+
+    The arguments are not checked (the kernel of EM's iterations;
+    :func:`mfa_log_joint` and :func:`mfa_posterior` check them).
+
+    Parameters
+    ----------
+    X : ndarray, shape (N, d)
+    weights : ndarray, shape (J,)
+    means : ndarray, shape (J, d)
+    A : ndarray, shape (J, d, K)
+    D : ndarray, shape (J, d)
+
+    Returns
+    -------
+    log_joint : ndarray, shape (N, J)
+        log p(x_n, j).
+    Z : ndarray, shape (N, J, K)
+        Z[n, j] = E[z | x_n, j].
+    Sigma : ndarray, shape (J, K, K)
+        Cov[z | x_n, j], the same for every n.
+    """
+    Z, Sigma, loglik = zip(*(posterior_log_likelihood(X - means[j], A[j], D[j])
+                             for j in range(len(weights))))
     with np.errstate(divide="ignore"):  # a weight of 0 gives -inf
         log_pi = np.log(weights)
-    return log_pi + np.column_stack([
-        log_likelihood(X - means[j], A[j], D[j]) for j in range(len(weights))
-    ])
+    return (log_pi + np.column_stack(loglik), np.stack(Z, axis=1),
+            np.stack(Sigma))
 
 
 def mfa_log_likelihood(X, weights, means, A, D):
@@ -170,11 +212,10 @@ def mfa_responsibilities(X, weights, means, A, D):
 
 
 def mfa_posterior(X, means, A, D):
-    """The posterior of z given x and each component j.
+    """The posterior of z given x and each component j (eq-mfa-posterior).
 
-    Implements eq-mfa-posterior: p(z | x, j) = N(z; beta_j (x - mu_j),
-    Sigma_j) with Sigma_j = (I + A_j^T D_j^{-1} A_j)^{-1} and
-    beta_j = Sigma_j A_j^T D_j^{-1} (eq-lgm-posterior for each component).
+    Checks X and the parameters, then calls :func:`mfa_complete` (the
+    weights do not enter the posterior of z).
 
     Parameters
     ----------
@@ -192,13 +233,48 @@ def mfa_posterior(X, means, A, D):
     """
     X = check_data(X)
     means, A, D = check_components(means, A, D, n_features=X.shape[1])
-    maps = [posterior_map(A[j], D[j]) for j in range(len(means))]
-    Z = np.stack([(X - means[j]) @ beta.T for j, (beta, _) in enumerate(maps)],
-                 axis=1)
-    return Z, np.stack([Sigma for _, Sigma in maps])
+    J = len(means)
+    return mfa_complete(X, np.full(J, 1.0 / J), means, A, D)[1:]
 
 
 def mfa_m_step(X, R, Z, Sigma):
+    """Re-estimate (weights, means, A, D) from the completed data.
+
+    Implements eq-mfa-mstep: checks X and that every component has some
+    weight, then calls :func:`mfa_reestimate`.
+
+    Parameters
+    ----------
+    X : array_like, shape (N, d)
+    R : array_like, shape (N, J)
+        Responsibilities (rows sum to 1).
+    Z : ndarray, shape (N, J, K)
+        E[z | x_n, j] under the old parameters.
+    Sigma : ndarray, shape (J, K, K)
+        Cov[z | x_n, j] under the old parameters.
+
+    Returns
+    -------
+    weights, means, A, D : ndarray
+        See :func:`mfa_reestimate`.
+
+    Raises
+    ------
+    ValueError
+        If a component has no weight (its parameters are undefined).
+    """
+    X = check_data(X)
+    R = np.asarray(R, dtype=float)
+    Nj = R.sum(axis=0)
+    if np.any(Nj <= 0):
+        raise ValueError(
+            f"components {np.flatnonzero(Nj <= 0).tolist()} have no weight"
+            " (sum of responsibilities 0); their parameters are undefined."
+        )
+    return mfa_reestimate(X, R, Z, Sigma)
+
+
+def mfa_reestimate(X, R, Z, Sigma):
     """Re-estimate (weights, means, A, D) from the completed data.
 
     Implements eq-mfa-mstep. With N_j = sum_n r_nj, the weighted means
@@ -213,9 +289,12 @@ def mfa_m_step(X, R, Z, Sigma):
     Ghahramani & Hinton (1996), written about the weighted mean so that no
     large mean cancels in the variances.
 
+    The arguments are not checked (the kernel of EM's iterations;
+    :func:`mfa_m_step` checks them): every component has N_j > 0.
+
     Parameters
     ----------
-    X : array_like, shape (N, d)
+    X : ndarray, shape (N, d)
     R : ndarray, shape (N, J)
         Responsibilities (rows sum to 1).
     Z : ndarray, shape (N, J, K)
@@ -231,21 +310,9 @@ def mfa_m_step(X, R, Z, Sigma):
     D : ndarray, shape (J, d)
         Not floored: may be 0 (or, by rounding, slightly negative) where a
         component fits a coordinate exactly.
-
-    Raises
-    ------
-    ValueError
-        If a component has no weight (its parameters are undefined).
     """
-    X = check_data(X)
-    R = np.asarray(R, dtype=float)
     N, J = R.shape
     Nj = R.sum(axis=0)
-    if np.any(Nj <= 0):
-        raise ValueError(
-            f"components {np.flatnonzero(Nj <= 0).tolist()} have no weight"
-            " (sum of responsibilities 0); their parameters are undefined."
-        )
     out = [_component_m_step(X, R[:, j] / Nj[j], Z[:, j], Sigma[j])
            for j in range(J)]
     means, A, D = (np.stack(v) for v in zip(*out))
@@ -308,8 +375,9 @@ class _MixtureEM:
 
     ``complete`` fills in both latents (responsibilities and the posterior of
     z under each component); ``reestimate`` runs the M-step, constrains D
-    (isotropic, floor), and computes the log-joint at the new parameters,
-    which gives both the score the loop records and the next E-step.
+    (isotropic, floor), and runs the E-step at the new parameters
+    (:func:`mfa_complete`, unchecked), which gives both the score the loop
+    records and the next completion.
     A component whose effective number of samples N_j falls below K + 1
     cannot determine its plane: it keeps its old (mean, A, D), its weight
     still follows N_j, and its index is kept in ``collapsed`` (EM stays
@@ -317,26 +385,37 @@ class _MixtureEM:
     """
 
     def __init__(self, X, weights, means, A, D, *, noise, floor):
-        self.weights, self.means, self.A, self.D = weights, means, A, D
         self.noise, self.floor = noise, floor
         self.collapsed = set()
-        self.log_joint = mfa_log_joint(X, weights, means, A, D)
-        self.loglik = float(np.mean(logsumexp(self.log_joint, axis=1)))
+        self._store(X, weights, means, A, D)
+
+    def _store(self, X, weights, means, A, D):
+        """Store the parameters with their E-step (:func:`mfa_complete`).
+
+        They are stored only once it is done, so an interruption (Ctrl-C)
+        inside it leaves the old ones, whose log-likelihood the loop
+        recorded last.
+        """
+        log_joint, Z, Sigma = mfa_complete(X, weights, means, A, D)
+        self.weights, self.means, self.A, self.D = weights, means, A, D
+        self.log_joint, self._posterior = log_joint, (Z, Sigma)
+        self.loglik = float(np.mean(logsumexp(log_joint, axis=1)))
 
     def complete(self, X, rng):
         """Responsibilities (N, J), E[z | x, j] (N, J, K), Cov (J, K, K).
 
         Implements eq-mfa-responsibilities and eq-mfa-posterior under the
-        current (old) parameters; ``rng`` is unused.
+        current (old) parameters, from the E-step that scored them;
+        ``rng`` is unused.
         """
         R = np.exp(self.log_joint
                    - logsumexp(self.log_joint, axis=1, keepdims=True))
-        return (R,) + mfa_posterior(X, self.means, self.A, self.D)
+        return (R,) + self._posterior
 
     def reestimate(self, X, completion):
-        """The M-step (eq-mfa-mstep), then the log-joint at the new parameters.
+        """The M-step (eq-mfa-mstep), then the E-step at the new parameters.
 
-        The new parameters are stored only with their log-joint, so an
+        The new parameters are stored only with their E-step, so an
         interruption (Ctrl-C) inside it leaves the old ones, whose
         log-likelihood the loop recorded last.
         """
@@ -347,17 +426,14 @@ class _MixtureEM:
         weights, means, A, D = (v.copy() for v in
                                 (Nj / len(X), self.means, self.A, self.D))
         if live.any():
-            _, means[live], A[live], D_live = mfa_m_step(
+            _, means[live], A[live], D_live = mfa_reestimate(
                 X, R[:, live], Z[:, live], Sigma[live]
             )
             if self.noise == "isotropic":
                 D_live = np.repeat(D_live.mean(axis=1, keepdims=True),
                                    D.shape[1], axis=1)
             D[live] = np.maximum(D_live, self.floor)
-        log_joint = mfa_log_joint(X, weights, means, A, D)
-        self.weights, self.means, self.A, self.D = weights, means, A, D
-        self.log_joint = log_joint
-        self.loglik = float(np.mean(logsumexp(log_joint, axis=1)))
+        self._store(X, weights, means, A, D)
         self.collapsed |= set(np.flatnonzero(~live).tolist())
 
 

@@ -162,3 +162,15 @@ def test_a_failed_fit_changes_nothing(data):
     for k, v in vars(model).items():
         if k.endswith("_"):
             np.testing.assert_array_equal(v, before[k])
+
+
+def test_iterations_run_no_checks(checker_calls):
+    # X is checked once, at the boundary: ten times the iterations, the same checks
+    X, _ = make_lgm_data(300, 12, 2, noise="isotropic", random_state=3)
+    counts = {}
+    for n in (3, 30):
+        def fit():
+            assert BayesianPCA(max_iter=n, tol=0.0).fit(X).n_iter_ == n
+        counts[n] = checker_calls(fit)
+    assert counts[3], "the spy saw no checker at all: it would pass whatever EM did"
+    assert counts[30] == counts[3]

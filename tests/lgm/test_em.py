@@ -335,50 +335,19 @@ def test_every_em_goes_through_the_one_loop(monkeypatch, kwargs, nan):
     assert len(calls) == 1 and calls[0] == list(model.loglik_)
 
 
-def _checker_calls(fit):
-    """How often each checker of the package ran during ``fit()``: every function of lgm.checks,
-    ``check_params``, the missing-entry model check and the grouping of missing entries.
-
-    Counted by the code objects the interpreter enters (sys.setprofile), so a checker is seen
-    under whatever name a module imported it."""
-    import inspect
-    import sys
-    from collections import Counter
-
-    import lgm.checks
-    import lgm.missing
-
-    checkers = {f.__code__ for _, f in inspect.getmembers(lgm.checks, inspect.isfunction)
-                if f.__module__ == "lgm.checks"}
-    checkers |= {lgm.linear_gaussian.check_params.__code__, lgm.missing._check_model.__code__,
-                 lgm.missing.MissingData.__init__.__code__}
-    counts = Counter()
-
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code in checkers:
-            counts[frame.f_code.co_name] += 1
-
-    sys.setprofile(profile)
-    try:
-        fit()
-    finally:
-        sys.setprofile(None)
-    return counts
-
-
 @pytest.mark.parametrize("kwargs, nan", [
     ({}, False), ({"noise": "isotropic"}, False), ({"completion": "sampled"}, False),
     ({"missing": "em"}, True), ({"missing": "em", "solver": "auto"}, True),
 ])
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tol=0: never converges
-def test_iterations_run_no_checks(kwargs, nan):
+def test_iterations_run_no_checks(kwargs, nan, checker_calls):
     # The arguments are checked once, at the boundary: ten times the iterations, the same checks.
     # (With solver="auto" on missing entries, the quasi-Newton method's evaluations count too.)
     X, _ = make_lgm_data(300, 6, 2, random_state=0)
     if nan:
         X[np.random.default_rng(0).random(X.shape) < 0.1] = np.nan
     kwargs = {"solver": "em", **kwargs}
-    counts = {n: _checker_calls(lambda: LGM(2, max_iter=n, tol=0.0, random_state=0, **kwargs).fit(X))
+    counts = {n: checker_calls(lambda: LGM(2, max_iter=n, tol=0.0, random_state=0, **kwargs).fit(X))
               for n in (3, 30)}
     assert counts[3], "the spy saw no checker at all: it would pass whatever EM did"
     assert counts[30] == counts[3]

@@ -259,8 +259,8 @@ def test_a_collapsing_component_is_named_and_frozen():
 
 @pytest.mark.parametrize("owner, name", [
     (_MixtureEM, "reestimate"),
-    # inside the log-likelihood of the new parameters: they are not kept
-    (mixture_fa, "mfa_log_joint"),
+    # inside the E-step of the new parameters: they are not kept
+    (mixture_fa, "mfa_complete"),
 ])
 def test_interrupted_fit_keeps_the_last_scored_iteration(owner, name, ctrl_c_on_call):
     X, _ = make_lgm_data(300, 5, 1, random_state=0)
@@ -350,6 +350,16 @@ def test_fitted_model_checks_its_input(small):
         model.sample(10**12)
 
 
+def test_scoring_huge_data_names_X_instead_of_returning_nan(small):
+    # the squares of 1e200 overflow float64: refused, not a NaN score
+    model = MixtureFA(2, 1, random_state=0).fit(small)
+    for method in ("score", "score_samples", "predict", "predict_proba", "bic"):
+        with pytest.raises(ValueError, match="X is too large in scale"):
+            getattr(model, method)(small * 1e200)
+    # 1e100 is still representable: a finite (very negative) log-likelihood
+    assert np.isfinite(model.score(small * 1e100))
+
+
 def test_a_failed_fit_changes_nothing(small):
     model = MixtureFA(2, 1, random_state=0).fit(small)
     before = {k: np.copy(v) for k, v in vars(model).items() if k.endswith("_")}
@@ -382,3 +392,19 @@ def test_the_functions_name_bad_parameters(change, match):
         mfa_log_likelihood(np.zeros((2, 6)), **params)
     with pytest.raises(ValueError, match="The parameters have d=6 features but the data have 5"):
         mfa_posterior(np.zeros((2, 5)), *random_mixture(np.random.default_rng(7))[1:])
+
+
+@pytest.mark.parametrize("noise", ["diagonal", "isotropic"])
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tol=0: never converges
+def test_iterations_run_no_checks(noise, checker_calls):
+    # X and the parameters are checked once, at the boundary: ten times the iterations, the same
+    # checks (the iterations call unchecked kernels)
+    X, _ = make_lgm_data(300, 6, 2, random_state=0)
+    counts = {}
+    for n in (3, 30):
+        def fit():
+            model = MixtureFA(2, 2, noise=noise, max_iter=n, tol=0.0, random_state=0).fit(X)
+            assert model.n_iter_ == n
+        counts[n] = checker_calls(fit)
+    assert counts[3], "the spy saw no checker at all: it would pass whatever EM did"
+    assert counts[30] == counts[3]
