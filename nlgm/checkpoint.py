@@ -6,6 +6,7 @@ that must not change between the runs (the data's shape, the scheme, the split).
 """
 import os
 import pickle
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,11 +38,13 @@ def checkpoint_path(checkpoint):
         ) from None
     if path.is_dir():
         raise ValueError(f"checkpoint {path} is a folder; pass a file path.")
-    probe = path.with_name(path.name + ".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a probe of its own: under torchrun every process checks the same folder at once, and a
+        # shared name (or write's temporary file) would be written and removed under another's feet
+        handle, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(handle)
+        os.unlink(probe)
     except OSError as err:
         # mkdir under a regular file reports "File exists"; name the file instead
         blocker = next((p for p in path.parents if p.exists()), None)

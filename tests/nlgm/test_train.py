@@ -284,13 +284,44 @@ def test_a_checkpoint_that_cannot_be_written_is_named_before_training(digits, tm
         fit(model, digits, epochs=1, progress=False, checkpoint=tmp_path)
 
 
+def test_checking_the_checkpoints_folder_touches_no_one_elses_file(tmp_path):
+    # Under torchrun every process checks the checkpoint's folder at the same moment. The check used
+    # to write and remove c.pt.tmp, the name of the checkpoint's own temporary file: one process
+    # removed it under another's feet (a flaky "cannot be written (No such file or directory)" that
+    # killed the run), and a checkpoint being written by rank 0 would have been truncated.
+    import threading
+
+    from nlgm.checkpoint import checkpoint_path
+
+    path = tmp_path / "c.pt"
+    (tmp_path / "c.pt.tmp").write_bytes(b"rank 0's checkpoint, half written")
+    assert checkpoint_path(path) == path
+    assert (tmp_path / "c.pt.tmp").read_bytes() == b"rank 0's checkpoint, half written"
+    errors = []
+
+    def probe_often():
+        for _ in range(300):
+            try:
+                checkpoint_path(path)
+            except ValueError as err:
+                errors.append(err)
+
+    threads = [threading.Thread(target=probe_often) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt.tmp"]  # no probe left behind
+
+
 def test_a_checkpoint_in_a_folder_that_refuses_writing_is_named(digits, tmp_path, monkeypatch):
     # A read-only folder, as the file system reports it to any user (root included, which
     # ignores permission bits): the probe write fails.
-    def refused(self, data):
-        raise PermissionError(13, "Permission denied", str(self))
+    def refused(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
 
-    monkeypatch.setattr(nlgm.checkpoint.Path, "write_bytes", refused)
+    monkeypatch.setattr(nlgm.checkpoint.tempfile, "mkstemp", refused)
     model = small()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"c.pt cannot be written \(Permission denied\)"):
