@@ -315,17 +315,21 @@ def _lecture_em_step(X, A, D):
 
 def _lecture_breaks(start):
     """Whether 30 of the lecture's steps from ``start`` drive a noise variance to zero or below, or lower the
-    likelihood: what EM's guarantee rules out."""
+    likelihood: what EM's guarantee rules out. None where its steps degenerate before either shows (a
+    singular posterior or M-step: about one run in 300 drew such a start), so the start is not used."""
     X, A, D = start
     previous = log_likelihood(X, A, D).sum()
-    for _ in range(30):
-        A, D = _lecture_em_step(X, A, D)
-        if not (np.all(np.isfinite(D)) and D.min() > 0):
-            return True
-        current = log_likelihood(X, A, D).sum()
-        if current < previous - 1e-9:
-            return True
-        previous = current
+    try:
+        for _ in range(30):
+            A, D = _lecture_em_step(X, A, D)
+            if not (np.all(np.isfinite(D)) and D.min() > 0):
+                return True
+            current = log_likelihood(X, A, D).sum()
+            if current < previous - 1e-9:
+                return True
+            previous = current
+    except (ValueError, np.linalg.LinAlgError):
+        return None
     return False
 
 
@@ -337,7 +341,9 @@ def _monotone_starts(count=10, broken=4):
     for attempt in range(400):
         scale = 1.0 + attempt % 3
         start = _em_case(40 + attempt, N=100, d=6, K=2, scale=scale)
-        (breaking if _lecture_breaks(start) else other).append((attempt, scale, start))
+        breaks = _lecture_breaks(start)
+        if breaks is not None:
+            (breaking if breaks else other).append((attempt, scale, start))
         if len(breaking) >= broken and len(breaking) + len(other) >= count:
             n_breaking = max(broken, count - len(other))
             return breaking[:n_breaking] + other[:count - n_breaking]
