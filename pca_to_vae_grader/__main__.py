@@ -19,13 +19,22 @@ from pca_to_vae_grader.course import Course
 
 
 def grade_command(page, submission, *, results=None, extra=()):
-    """Run the page's tests on ``submission`` in the sandbox (pytest, in this process); return pytest's exit code."""
+    """Run the page's tests on ``submission`` in the sandbox (pytest, in this process, its configuration pinned:
+    :func:`pca_to_vae_grader.pages.pinned_environment`); return pytest's exit code."""
+    import os
+
     import pytest
 
-    tests = pages.page(page).tests
-    args = [str(tests), "-q", "-p", "no:cacheprovider", "--rootdir", str(tests.parent), "-o", "addopts=",
-            "--submission", str(submission), *(["--results", str(results)] if results else []), *extra]
-    return pytest.main(args)
+    args = [*pages.page(page).pytest_arguments(), "--submission", str(submission),
+            *(["--results", str(results)] if results else []), *extra]
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(pages.pinned_environment(saved))
+    try:
+        return pytest.main(args)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def main(argv=None):

@@ -24,11 +24,33 @@ class Page:
         """The file of this page's tests."""
         return TESTS / f"test_{self.name}.py"
 
+    def pytest_arguments(self):
+        """pytest's arguments that grade this page with the grader's configuration alone, as ``run_autograder``
+        does on Gradescope: no ini file (``-c`` the empty file), no ``conftest.py`` above the tests, no cache.
+        Run them with :func:`pinned_environment`."""
+        import os
+
+        folder = str(TESTS)
+        return [str(self.tests), "-q", "-c", os.devnull, "--rootdir", folder, "--confcutdir", folder,
+                "-p", "no:cacheprovider"]
+
     def exercise_of(self, test_name):
         """The function a test grades (its name starts with ``test_<function>``), or None."""
         matches = [f for f in self.exercises if test_name == f"test_{f}" or test_name.startswith(f"test_{f}_")
                    or test_name.startswith(f"test_{f}[")]
         return max(matches, key=len) if matches else None
+
+
+#: What pytest takes from the environment that a grading must not: options added to every run (a ``-k`` would
+#: drop tests from the grade), plugins named, and plugins installed in the environment, loaded by entry point
+#: (one that reorders the tests or reseeds numpy changes what they draw).
+UNPINNED = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")
+
+
+def pinned_environment(environ):
+    """``environ`` without :data:`UNPINNED`, and with plugin autoloading off (the grader's plugin is named
+    by its tests' ``conftest.py``)."""
+    return {**{k: v for k, v in environ.items() if k not in UNPINNED}, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def _page(name, title, exercises):

@@ -12,6 +12,7 @@ not be graded and why (no results, an unreadable file, several candidates, a cra
 """
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -73,13 +74,13 @@ def grade_one(student, page, submission, *, course=None, sandbox_user=None, time
     grade = Grade(student, page, Path(submission))
     with tempfile.TemporaryDirectory(prefix="rollup-") as tmp:
         results = Path(tmp) / "results.json"
-        command = [sys.executable, "-m", "pytest", str(info.tests), "-q", "-p", "no:cacheprovider",
-                   "--rootdir", str(info.tests.parent), "-o", "addopts=", "--submission", str(submission),
+        command = [sys.executable, "-m", "pytest", *info.pytest_arguments(), "--submission", str(submission),
                    "--results", str(results), "--time-limit", f"{time_limit:g}"]
         command += ["--course", str(course)] if course else []
         command += ["--sandbox-user", sandbox_user] if sandbox_user else []
         try:
-            process = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+            process = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp,
+                                     env=registry.pinned_environment(os.environ))
         except subprocess.TimeoutExpired:
             grade.problem = f"the grading took more than {timeout} s and was stopped"
             return grade

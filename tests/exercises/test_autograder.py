@@ -495,15 +495,33 @@ def test_the_graded_run_skips_the_notebooks_own_check():
     assert kept == ["import numpy as np", "def f(x):\n    return x"]
 
 
+def test_the_rollup_grades_with_its_own_pytest_settings_whatever_the_environment_holds(tmp_path, monkeypatch):
+    from pca_to_vae_grader.rollup import grade_one
+
+    (tmp_path / "kind.py").write_text("def pytest_collection_modifyitems(items):\n    del items[1:]\n")
+    monkeypatch.setenv("PYTHONPATH", f"{ROOT}:{tmp_path}")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-k kl_gauss -p kind")
+    monkeypatch.setenv("PYTEST_PLUGINS", "kind")
+    grade = grade_one("alice", "gaussians", HERE / "answer_keys" / "gaussians.py", timeout=240)
+    assert not grade.problem and grade.total == grade.max_score == 24, grade
+
+
 def test_a_saved_notebook_is_graded_from_a_terminal_in_any_folder(tmp_path):
+    # ... whatever pytest settings the environment holds: options added to every run (a -k would drop tests
+    # from the grade, -p loads a module of the current folder as a plugin) and plugins installed there.
     (tmp_path / "my notebook.py").write_text((HERE / "answer_keys" / "gaussians.py").read_text())
+    (tmp_path / "kind.py").write_text("def pytest_collection_modifyitems(items):\n    del items[1:]\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -k kl_gauss\n")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{ROOT}:{tmp_path}", "PYTEST_ADDOPTS": "-k kl_gauss -p kind",
+           "PYTEST_PLUGINS": "kind"}
     process = subprocess.run([sys.executable, "-m", "pca_to_vae_grader", "grade", "gaussians", "my notebook.py",
                               "--results", "r.json"], capture_output=True, text=True, cwd=tmp_path, timeout=240,
-                             env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+                             env=env)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     assert process.stdout.rstrip().splitlines()[-2] == "Score: 24 / 24"
     results = json.loads((tmp_path / "r.json").read_text())
-    assert results["score"] == 24 and results["tests"][0]["name"].startswith("Exercise 1.1 (gaussian_logpdf): ")
+    assert results["score"] == 24 and len(results["tests"]) == 15
+    assert results["tests"][0]["name"].startswith("Exercise 1.1 (gaussian_logpdf): ")
 
 
 # ---------------------------------------------------------------------------------------------
