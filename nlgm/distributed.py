@@ -11,6 +11,7 @@ the processes' group, tells a process its place, and sums the numbers they repor
 :func:`all_sum`). The processes talk through gloo on the CPU and NCCL on GPUs
 (:func:`backend`). Only the main process (rank 0) writes files (:attr:`Processes.is_main`).
 """
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -107,6 +108,13 @@ def init_process_group(device="cpu"):
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
+        # DistributedDataParallel imports torch.distributed.nn.functional (through
+        # torch._dynamo), whose functions take the group that exists when it is first
+        # imported as a default argument. Imported after the group, it would keep the
+        # group alive after close_process_group, with gloo's threads still running while
+        # the interpreter shuts down (the likely cause of a rare abort at exit, "terminate
+        # called without an active exception"); imported first, it holds no group.
+        importlib.import_module("torch.distributed.nn.functional")
         dist.init_process_group(backend(device))
     return processes(), device
 
@@ -134,6 +142,11 @@ def broadcast_object(value):
 
 
 def close_process_group():
-    """Leave the process group, if this process is in one (at the end of a run)."""
+    """Leave the process group, if this process is in one (at the end of a run).
+
+    The group's threads stop here, before the interpreter shuts down, once nothing
+    else holds the group: a :class:`~torch.nn.parallel.DistributedDataParallel`
+    (:class:`nlgm.train.DataParallelELBOAscent`) that the program still keeps holds it.
+    """
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
