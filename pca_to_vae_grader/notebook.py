@@ -41,7 +41,7 @@ import types
 
 from pca_to_vae_grader import audit, pages
 from pca_to_vae_grader.sandboxed import codec
-from pca_to_vae_grader.sandboxed.submission import _targets, _without_magics
+from pca_to_vae_grader.sandboxed.submission import bound_names, without_magics
 from pca_to_vae_grader.student import Functions, StudentFailure, outcome
 
 FEEDBACK_NOTE = ("(This check runs your functions in your own kernel, for feedback; your grade comes from the "
@@ -160,7 +160,7 @@ def kernel_cells(namespace):
     history = namespace.get("In")
     if not isinstance(history, list) or len(history) < 2:
         return []
-    cells = [_without_magics(str(source)) for source in history[1:]]
+    cells = [without_magics(str(source)) for source in history[1:]]
     statements = []  # (cell, first line, last line, names bound)
     for number, source in enumerate(cells):
         try:
@@ -169,7 +169,7 @@ def kernel_cells(namespace):
             continue
         for statement in tree.body:
             first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
-            statements.append((number, first, statement.end_lineno, _targets(statement)))
+            statements.append((number, first, statement.end_lineno, bound_names(statement)))
     rebound = set()  # the names a later statement binds
     lines = [source.split("\n") for source in cells]
     for number, first, last, names in reversed(statements):

@@ -137,7 +137,7 @@ def _notebook_cells(text, name):
 _SHELL_LINE = re.compile(r"^\s*(?:[%!]|[\w.,\s\[\]()]+=\s*[%!](?!=))")
 
 
-def _without_magics(source):
+def without_magics(source):
     """Blank out IPython magics and shell escapes (``%time``, ``!pip``, ``x = !ls``), keeping line numbers;
     a cell magic (``%%bash``) blanks its whole cell."""
     lines = source.split("\n")
@@ -197,7 +197,7 @@ def definitions(cells):
     """
     parsed, problems, own = [], [], set()
     for number, source in enumerate(cells, start=1):
-        trees, cell_problems = _parse(_without_magics(source), number)
+        trees, cell_problems = _parse(without_magics(source), number)
         problems += cell_problems
         for tree in trees:
             parsed.append((number, tree))
@@ -208,23 +208,23 @@ def definitions(cells):
             if ("get_ipython" in _names(statement) and not isinstance(statement, _KEPT[2:])  # never run at load
                     or _imports_grader(statement)):  # the notebook's own check (pca_to_vae_grader.notebook)
                 keep = False
-                tainted |= _targets(statement)
+                tainted |= bound_names(statement)
             elif isinstance(statement, _KEPT):
                 keep = True
-                tainted -= _targets(statement)
+                tainted -= bound_names(statement)
             elif isinstance(statement, _ASSIGNMENTS):
                 # An assignment runs unless it calls something and uses one of the submission's functions
                 # (a self-check's result), or reads a name that a skipped statement assigned: then its
                 # targets are skipped too. Aliases such as `step = gmm_em_step` run.
-                reads = _names(statement) - _targets(statement)
+                reads = _names(statement) - bound_names(statement)
                 calls = any(isinstance(node, ast.Call) for node in ast.walk(statement))
                 keep = not (reads & tainted or calls and reads & own)
                 if isinstance(statement, ast.AugAssign):
-                    keep = keep and not (_targets(statement) & tainted)
-                tainted = (tainted - _targets(statement)) if keep else (tainted | _targets(statement))
+                    keep = keep and not (bound_names(statement) & tainted)
+                tainted = (tainted - bound_names(statement)) if keep else (tainted | bound_names(statement))
             else:
                 keep = False
-                tainted |= _targets(statement)  # e.g. names a for loop or a with statement binds
+                tainted |= bound_names(statement)  # e.g. names a for loop or a with statement binds
             if keep:
                 statements.append((number, ast.Module(body=[statement], type_ignores=[])))
     return statements, problems
@@ -240,7 +240,7 @@ def _imports_grader(statement):
     return isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] == GRADER
 
 
-def _targets(statement):
+def bound_names(statement):
     """The names a statement binds at the top level."""
     if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return {statement.name}
