@@ -12,6 +12,8 @@
     the exercise pages, one per line (the Makefile reads them).
 """
 import argparse
+import os
+import subprocess
 import sys
 
 from pca_to_vae_grader import pages
@@ -19,22 +21,11 @@ from pca_to_vae_grader.course import Course
 
 
 def grade_command(page, submission, *, results=None, extra=()):
-    """Run the page's tests on ``submission`` in the sandbox (pytest, in this process, its configuration pinned:
-    :func:`pca_to_vae_grader.pages.pinned_environment`); return pytest's exit code."""
-    import os
-
-    import pytest
-
+    """Run the page's tests on ``submission`` in the sandbox, in a pytest process of their own whose configuration
+    is pinned (:func:`pca_to_vae_grader.pages.pinned_environment`), as the roll-up does; return pytest's exit code."""
     args = [*pages.page(page).pytest_arguments(), "--submission", str(submission),
             *(["--results", str(results)] if results else []), *extra]
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(pages.pinned_environment(saved))
-    try:
-        return pytest.main(args)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return subprocess.run([sys.executable, "-m", "pytest", *args], env=pages.pinned_environment(os.environ)).returncode
 
 
 def main(argv=None):
