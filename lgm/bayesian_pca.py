@@ -86,17 +86,28 @@ def bpca_objective(S, A, sigma2, alpha, n_samples):
     (1/N) [ sum_n log p(x_n | A, sigma^2)
             + sum_k (d/2 log(alpha_k / 2pi) - alpha_k |a_k|^2 / 2) ],
     the sum over the columns with a finite alpha_k; the log-likelihood is
-    that of :func:`lgm.linear_gaussian.posterior_statistics`.
+    that of :func:`lgm.linear_gaussian.posterior_statistics`, the prior
+    that of :func:`bpca_log_prior`.
 
     The arguments are not checked (the kernel of EM's iterations): S (d, d),
     A (d, K) finite, sigma2 > 0, alpha (K,) > 0 (inf: the column is 0).
     """
+    loglik = posterior_statistics(S, A, np.full(A.shape[0], sigma2))[3]
+    return loglik + bpca_log_prior(A, alpha) / n_samples
+
+
+def bpca_log_prior(A, alpha):
+    """The log-prior of A, sum_k (d/2 log(alpha_k / 2pi) - alpha_k |a_k|^2 / 2).
+
+    The prior term of eq-bpca-objective, summed over the columns with a
+    finite alpha_k (a column held at 0 is not in the model). Unchecked:
+    A (d, K), alpha (K,) > 0.
+    """
     d = A.shape[0]
-    on = np.isfinite(alpha)  # a column held at 0 is not in the model
+    on = np.isfinite(alpha)
     prior = 0.5 * d * (np.log(alpha[on]) - LOG_2PI) - 0.5 * alpha[on] * np.sum(
         A[:, on]**2, axis=0)
-    return (posterior_statistics(S, A, np.full(d, sigma2))[3]
-            + float(np.sum(prior)) / n_samples)
+    return float(np.sum(prior))
 
 
 class _ARDState:
@@ -112,6 +123,7 @@ class _ARDState:
         self.A, self.sigma2, self.N, self.off = A, sigma2, n_samples, off
         self.since_off = 0
         self._switch_off()
+        self._posterior = None  # posterior_statistics of (A, sigma^2), once computed
 
     def _switch_off(self):
         off = np.sum(self.A**2, axis=0) <= self.off * self.sigma2
@@ -125,11 +137,18 @@ class _ARDState:
             self.active, self.A = self.active[~off], self.A[:, ~off]
         self.alpha = ard_update(self.A)
 
+    def posterior(self, S):
+        """:func:`lgm.linear_gaussian.posterior_statistics` of (A, sigma^2 1),
+        unchecked: computed once per iteration, by the score, and used again
+        by the next E-step."""
+        if self._posterior is None:
+            self._posterior = posterior_statistics(
+                S, self.A, np.full(S.shape[0], self.sigma2))
+        return self._posterior
+
     def complete(self, S, rng):
-        """Posterior moments of z (eq-lgm-posterior, D = sigma^2 1), unchecked
-        (:func:`lgm.linear_gaussian.posterior_statistics`)."""
-        beta, Sigma, Sxz, _ = posterior_statistics(
-            S, self.A, np.full(S.shape[0], self.sigma2))
+        """Posterior moments of z (eq-lgm-posterior, D = sigma^2 1)."""
+        beta, Sigma, Sxz, _ = self.posterior(S)
         return Sxz, Sigma + beta @ Sxz
 
     def reestimate(self, S, moments):
@@ -137,9 +156,11 @@ class _ARDState:
                                           self.alpha, self.N)
         self.since_off += 1
         self._switch_off()
+        self._posterior = None
 
     def objective(self, S):
-        return bpca_objective(S, self.A, self.sigma2, self.alpha, self.N)
+        """eq-bpca-objective (:func:`bpca_objective`) from the cached E-step."""
+        return self.posterior(S)[3] + bpca_log_prior(self.A, self.alpha) / self.N
 
 
 class BayesianPCA(LinearGaussianEstimator):

@@ -12,6 +12,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from lgm import PPCA, BayesianPCA, make_lgm_data, principal_angles
 from lgm.bayesian_pca import _ARDState, ard_update, bpca_m_step, bpca_objective
 from lgm.em import ExpectedCompletion, sample_covariance
+from lgm.linear_gaussian import posterior_statistics
+from tests.lgm.calls import count_calls
 
 
 @parametrize_with_checks([BayesianPCA()])
@@ -174,3 +176,32 @@ def test_iterations_run_no_checks(checker_calls):
         counts[n] = checker_calls(fit)
     assert counts[3], "the spy saw no checker at all: it would pass whatever EM did"
     assert counts[30] == counts[3]
+
+
+def test_one_e_step_per_iteration():
+    # The score of an iteration's parameters and the next iteration's E-step need the same
+    # posterior statistics: they are computed once (the start's, then one per iteration).
+    X, _ = make_lgm_data(300, 12, 2, noise="isotropic", random_state=3)
+    for n in (3, 30):
+        fitted = []
+        calls = count_calls(lambda: fitted.append(BayesianPCA(max_iter=n, tol=0.0).fit(X)),
+                            [posterior_statistics])
+        assert fitted[0].n_iter_ == n
+        assert calls["posterior_statistics"] == n + 1
+
+
+def test_the_loops_objective_is_eq_bpca_objective():
+    # the state's score, from the E-step it keeps, is bpca_objective of its parameters, also
+    # right after columns are switched off (which changes A between the E-step and the score)
+    X, _ = make_lgm_data(300, 12, 2, noise="isotropic", random_state=3)
+    S = sample_covariance(X, X.mean(axis=0))
+    from lgm.ppca import ppca_ml
+
+    state = _ARDState(*ppca_ml(S, 11), len(X), off=1e-6)
+    widths = set()
+    for _ in range(60):
+        state.reestimate(S, state.complete(S, None))
+        widths.add(state.A.shape[1])
+        direct = bpca_objective(S, state.A, state.sigma2, state.alpha, len(X))
+        assert state.objective(S) == pytest.approx(direct, rel=1e-13, abs=0)
+    assert len(widths) > 1, "no column was switched off: the test saw only one case"
