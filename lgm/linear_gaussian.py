@@ -225,10 +225,10 @@ def posterior_log_likelihood(X, A, D):
     loglik : ndarray, shape (N,)
         Log-densities in nats.
     """
-    beta, Sigma, logdet = posterior_map_logdet(A, D)
+    _, Sigma, logdet = posterior_map_logdet(A, D)
     with np.errstate(over="ignore", invalid="ignore"):  # left to the caller
-        M = X @ beta.T  # E[z | x_n] = Sigma u_n
         U = X @ (A / D[:, None])  # rows u_n = A^T D^{-1} x_n, shape (N, K)
+        M = U @ Sigma  # E[z | x_n] = Sigma u_n (= beta x_n), O(N K^2)
         quad = np.einsum("nd,nd->n", X, X / D) - np.einsum("nk,nk->n", U, M)
     return M, Sigma, -0.5 * (X.shape[1] * LOG_2PI + logdet + quad)
 
