@@ -4,6 +4,7 @@ Each page ``book/exercises/<page>.md`` has its tests in ``tests/test_<page>.py``
 (``tests/exercises/test_autograder.py`` checks this registry against the book). A test whose name
 starts with ``test_<function>`` grades that function.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,6 @@ class Page:
         """pytest's arguments that grade this page with the grader's configuration alone, as ``run_autograder``
         does on Gradescope: no ini file (``-c`` the empty file), no ``conftest.py`` above the tests, no cache.
         Run them with :func:`pinned_environment`."""
-        import os
-
         folder = str(TESTS)
         return [str(self.tests), "-q", "-c", os.devnull, "--rootdir", folder, "--confcutdir", folder,
                 "-p", "no:cacheprovider"]
